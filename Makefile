@@ -1,0 +1,61 @@
+# kubeloop: `make demo` runs the loop locally, `make test` runs every test tier.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUN := .run
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml hack/install-python.sh
+	bash hack/install-python.sh $(VENV)
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed  ## Python environment with every extra (.venv)
+
+.PHONY: k8s-bins
+k8s-bins:  ## build (or find cached) kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok, helm
+	@hack/build-k8s.sh >/dev/null
+
+.PHONY: crds
+crds: venv  ## regenerate crds/ and the chart's crds/ from kubeloop/api
+	$(VENV)/bin/kubeloop crds crds charts/kubeloop/crds
+
+.PHONY: lint
+lint: venv  ## ruff and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: cluster-up
+cluster-up: k8s-bins  ## start the local control plane; writes .run/kubeconfig
+	@hack/cluster.sh up >/dev/null && echo "cluster up: export KUBECONFIG=$$PWD/$(RUN)/kubeconfig"
+
+.PHONY: cluster-down
+cluster-down:  ## stop and delete the local control plane
+	@hack/cluster.sh down
+
+.PHONY: test
+test: venv k8s-bins  ## every tier: unit, cluster (real kube-apiserver), and what else the machine allows
+	$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: venv  ## unit tier only (seconds, no cluster)
+	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: demo
+demo: venv cluster-up  ## local demo: cluster, operator, examples, `kubectl get kubeloop`
+	bash hack/demo.sh
+
+.PHONY: bench-operator
+bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 ModelDeployments
+	$(PY) bench/operator.py
+
+.PHONY: clean
+clean: cluster-down  ## remove the venv and run state
+	rm -rf $(VENV) $(RUN)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Create the project's virtualenv and install kubeloop with every extra, without prompts.
+set -euo pipefail
+venv="${1:-.venv}"
+python="${PYTHON:-python3}"
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/pip" install --quiet --upgrade pip
+"$venv/bin/pip" install --quiet -e '.[all]'

@@ -1,0 +1,3 @@
+"""kubeloop: Kubernetes-native MLOps — train, register, serve, watch for drift, retrain."""
+
+__version__ = "0.1.0"

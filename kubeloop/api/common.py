@@ -1,0 +1,118 @@
+"""Types shared by the three kinds: resources, scheduling, conditions, references."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+GROUP = "kubeloop.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": QUANTITY_PATTERN}],
+        }
+    ),
+]
+URI_SCHEMES = ("models:/", "s3://", "file://", "https://", "http://", "/")
+MODEL_URI_PATTERN = r"^(models:/[^/@]+(/[0-9]+|@[A-Za-z0-9_-]+)|s3://.+|file://.+|https?://.+|/.+)$"
+DATA_URI_PATTERN = r"^(s3://.+|file://.+|https?://.+|/.+)$"
+SINK_URI_PATTERN = r"^(s3://.+|file://.+|/.+)$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Name = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
+
+
+class ApiModel(BaseModel):
+    """Base of every API model: camelCase on the wire, snake_case in Python, unknown keys refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready dict as the API server stores it (camelCase, no unset optionals)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Resources(ApiModel):
+    """Compute resources of each pod; requests equal limits so pods get Guaranteed QoS."""
+
+    cpu: Quantity | None = Field(None, description="CPU cores, e.g. 2 or 500m.")
+    memory: Quantity | None = Field(None, description="Memory, e.g. 4Gi.")
+    gpus: int = Field(0, ge=0, le=16, description="GPUs per pod (requested as gpuResourceName).")
+    gpu_resource_name: str = Field(
+        "nvidia.com/gpu", min_length=1, description="Extended resource name of the GPU."
+    )
+
+
+class Toleration(ApiModel):
+    """A pod toleration, as in core/v1."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(None, ge=0)
+
+
+class KeyRef(ApiModel):
+    """A key of a Secret or ConfigMap, by reference: values never appear in a spec."""
+
+    name: Name
+    key: str = Field(min_length=1)
+    optional: bool | None = None
+
+
+class EnvSource(ApiModel):
+    secret_key_ref: KeyRef | None = None
+    config_map_key_ref: KeyRef | None = None
+
+
+class EnvVar(ApiModel):
+    """An environment variable: a literal value, or a reference to a Secret or ConfigMap key."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "!(has(self.value) && has(self.valueFrom))", "message": "set value or valueFrom, not both"}
+            ]
+        }
+    )
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    value: str | None = None
+    value_from: EnvSource | None = None
+
+
+class Scheduling(ApiModel):
+    """Where pods may run."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(ApiModel):
+    """metav1.Condition."""
+
+    type: str
+    status: ConditionStatus
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = ""
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+def conditions_field() -> Any:
+    """The `conditions` list, a map keyed by type (server-side apply merges by type)."""
+    return Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )

@@ -1,0 +1,178 @@
+"""TrainingJob: train a model on GPUs, track it in MLflow, export ONNX, register a version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from kubeloop.api.common import (
+    DATA_URI_PATTERN,
+    MODEL_URI_PATTERN,
+    ApiModel,
+    Condition,
+    EnvVar,
+    Resources,
+    Scheduling,
+    conditions_field,
+)
+
+Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "mlp", "cnn"]
+Task = Literal["classification", "regression"]
+
+
+class Dataset(ApiModel):
+    """Training data: a Parquet or CSV file or folder."""
+
+    uri: str = Field(pattern=DATA_URI_PATTERN, description="s3://, file://, https:// or an absolute path.")
+    format: Literal["parquet", "csv"] | None = Field(None, description="Default: from the file extension.")
+    target_column: str = Field("label", min_length=1, description="The column to predict.")
+
+
+class MlflowSettings(ApiModel):
+    experiment: str | None = Field(None, description="MLflow experiment; default: the namespace.")
+    tracking_uri: str | None = Field(
+        None, pattern=r"^(https?|file)://.+$", description="Default: the operator's MLflow server."
+    )
+
+
+class Registration(ApiModel):
+    """What to register in the MLflow model registry when training succeeds."""
+
+    model_name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    alias: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", description="e.g. champion")
+
+
+class RunPolicy(ApiModel):
+    """How the training Job is run, retried, bounded and cleaned up."""
+
+    backoff_limit: int = Field(0, ge=0, le=100, description="Retries of a failed pod.")
+    active_deadline_seconds: int | None = Field(None, ge=1, description="Wall-clock limit of the run.")
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, description="Delete the Job this long after.")
+    suspend: bool = Field(False, description="Create the Job suspended; resume by setting false.")
+
+
+class Builtin(ApiModel):
+    """The built-in trainer (`kubeloop train`), used when no command is given."""
+
+    algorithm: Algorithm = "gradient_boosting"
+    task: Task = "classification"
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    cross_validation_folds: int = Field(0, ge=0, le=20, description="0 disables k-fold cross-validation.")
+    seed: int = 0
+    class_balancing: bool = False
+    early_stopping_patience: int = Field(5, ge=0, le=1000, description="Epochs without improvement; 0: off.")
+
+
+class ParameterRange(ApiModel):
+    """One dimension of a search space."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.type == 'categorical' ? has(self.choices) && size(self.choices) > 0"
+                    " : has(self.low) && has(self.high) && self.low <= self.high",
+                    "message": "numeric ranges need low <= high; categorical ranges need choices",
+                }
+            ]
+        }
+    )
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[str] | None = None
+
+
+class Objective(ApiModel):
+    metric: str = Field(min_length=1, description="A metric the trainer logs, e.g. val_f1.")
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class Tuning(ApiModel):
+    """Hyperparameter search; every trial is an MLflow child run, the best one is registered."""
+
+    strategy: Literal["grid", "random", "bayesian"] = "bayesian"
+    max_trials: int = Field(20, ge=1, le=10000)
+    parallel_trials: int = Field(1, ge=1, le=64)
+    objective: Objective
+    search_space: dict[str, ParameterRange] = Field(min_length=1)
+    pruning: bool = True
+
+
+class UnfreezeStep(ApiModel):
+    epochs: int = Field(ge=1, le=10000)
+    unfreeze_layers: int = Field(ge=0, description="How many more layers, from the top, become trainable.")
+    learning_rate: float = Field(gt=0)
+
+
+class FineTune(ApiModel):
+    """Start from a base model, replace its head, train it, then unfreeze gradually."""
+
+    base_model_uri: str = Field(pattern=MODEL_URI_PATTERN)
+    head_epochs: int = Field(3, ge=0, le=10000, description="Epochs training only the new head.")
+    head_learning_rate: float = Field(1e-3, gt=0)
+    schedule: list[UnfreezeStep] = Field(default_factory=list)
+
+
+class TrainingJobSpec(Scheduling):
+    """Desired state of a TrainingJob."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.command) || has(self.dataset)",
+                    "message": "the built-in trainer needs spec.dataset (or give spec.command)",
+                },
+                {"rule": "!has(self.tuning) || !has(self.fineTune)", "message": "tuning and fineTune exclude each other"},
+            ]
+        }
+    )
+    image: str | None = Field(None, min_length=1, description="Training image; default: the built-in trainer.")
+    command: list[str] | None = Field(None, min_length=1)
+    args: list[str] | None = None
+    env: list[EnvVar] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    workers: int = Field(1, ge=1, le=64, description=">1 runs distributed PyTorch (torchrun) in an indexed Job.")
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    dataset: Dataset | None = None
+    builtin: Builtin = Field(default_factory=Builtin)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    registration: Registration | None = Field(None, alias="register", description="Register the model on success.")
+    run_policy: RunPolicy = Field(default_factory=RunPolicy)
+    tuning: Tuning | None = None
+    fine_tune: FineTune | None = None
+
+
+TrainingPhase = Literal["Pending", "Suspended", "Running", "Succeeded", "Failed"]
+
+
+class RegisteredModel(ApiModel):
+    name: str
+    version: str
+
+
+class Trial(ApiModel):
+    number: int
+    value: float
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingJobStatus(ApiModel):
+    """Observed state of a TrainingJob, derived from its Job and its pods."""
+
+    observed_generation: int | None = None
+    phase: TrainingPhase | None = None
+    job_name: str | None = None
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    mlflow_run_id: str | None = None
+    mlflow_run_url: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    best_trial: Trial | None = None
+    registered_model: RegisteredModel | None = None
+    conditions: list[Condition] = conditions_field()

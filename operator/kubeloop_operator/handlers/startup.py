@@ -1,0 +1,43 @@
+"""Operator start-up: every kopf setting in one place, metrics endpoint, optional CRDs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+import prometheus_client
+
+from kubeloop_operator.runtime import RUNTIME
+from kubeloop_operator.settings import OperatorSettings
+
+SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+
+
+def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
+    settings.peering.standalone = True
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubeloop.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="kubeloop.io", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = "kubeloop.io/finalizer"
+    settings.execution.max_workers = ours.worker_threads
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    settings.batching.worker_limit = 1000
+
+
+@kopf.on.startup()
+def start(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    ours = OperatorSettings()
+    RUNTIME.settings = ours
+    configure(settings, ours)
+    if ours.metrics_port:
+        prometheus_client.start_http_server(ours.metrics_port)
+    kube = RUNTIME.client()
+    RUNTIME.service_monitors = (
+        ours.service_monitors if ours.service_monitors is not None else kube.crd_exists(SERVICE_MONITOR_CRD)
+    )
+    logger.info(f"kubeloop operator started; ServiceMonitors {'on' if RUNTIME.service_monitors else 'off'}")

@@ -1,0 +1,107 @@
+"""Building blocks every renderer shares: names, labels, ownership, secure pod defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeloop.api.common import EnvVar, Resources, Scheduling
+
+Manifest = dict[str, Any]
+MANAGED_BY = {"app.kubernetes.io/managed-by": "kubeloop"}
+GPU_TOLERATION_KEY = "nvidia.com/gpu"
+
+
+class Owner:
+    """The parent resource: what every child needs to know about it."""
+
+    def __init__(self, kind: str, api_version: str, name: str, namespace: str, uid: str, generation: int = 1):
+        self.kind, self.api_version, self.name = kind, api_version, name
+        self.namespace, self.uid, self.generation = namespace, uid, generation
+
+    @classmethod
+    def from_body(cls, body: Any) -> Owner:
+        meta = body["metadata"]
+        return cls(
+            body["kind"], body["apiVersion"], meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
+        )
+
+    def labels(self) -> dict[str, str]:
+        return {**MANAGED_BY, f"kubeloop.io/{self.kind.lower()}": self.name}
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    def metadata(self, name: str, extra_labels: dict[str, str] | None = None) -> dict[str, Any]:
+        return {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": {**self.labels(), **(extra_labels or {})},
+            "annotations": {"kubeloop.io/generation": str(self.generation)},
+            "ownerReferences": [self.reference()],
+        }
+
+
+def restricted_container_security() -> dict[str, Any]:
+    """The restricted Pod Security Standard, container part."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def restricted_pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def resource_requirements(resources: Resources) -> dict[str, Any]:
+    """Requests equal limits (Guaranteed QoS); GPUs are limits, as extended resources must be."""
+    amounts: dict[str, Any] = {}
+    if resources.cpu is not None:
+        amounts["cpu"] = str(resources.cpu)
+    if resources.memory is not None:
+        amounts["memory"] = str(resources.memory)
+    if resources.gpus:
+        amounts[resources.gpu_resource_name] = str(resources.gpus)
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def scheduling(spec: Scheduling, resources: Resources | None = None) -> dict[str, Any]:
+    """Node selector and tolerations; GPU pods tolerate the usual GPU taint unless told otherwise."""
+    tolerations = [t.wire() for t in spec.tolerations]
+    if resources is not None and resources.gpus and not any(
+        t.get("key") == resources.gpu_resource_name for t in tolerations
+    ):
+        tolerations.append({"key": resources.gpu_resource_name, "operator": "Exists", "effect": "NoSchedule"})
+    out: dict[str, Any] = {}
+    if spec.node_selector:
+        out["nodeSelector"] = dict(spec.node_selector)
+    if tolerations:
+        out["tolerations"] = tolerations
+    return out
+
+
+def env_list(literal: dict[str, str], user: list[EnvVar]) -> list[dict[str, Any]]:
+    """Our variables first, the user's after: a user's variable of the same name wins."""
+    mine = [{"name": k, "value": v} for k, v in literal.items() if k not in {e.name for e in user}]
+    return mine + [e.wire() for e in user]
+
+
+def writable_tmp() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A read-only root filesystem still needs a scratch /tmp: (volumes, mounts)."""
+    return [{"name": "tmp", "emptyDir": {}}], [{"name": "tmp", "mountPath": "/tmp"}]

@@ -1,0 +1,94 @@
+"""DriftMonitor -> CronJob running `kubeloop drift check` against the target's payload log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubeloop.api.deployment import PayloadLogging
+from kubeloop.api.drift import DriftCheckConfig, DriftMonitorSpec
+from kubeloop_operator.render.common import (
+    Manifest,
+    Owner,
+    resource_requirements,
+    restricted_container_security,
+    restricted_pod_security,
+    scheduling,
+    writable_tmp,
+)
+from kubeloop_operator.render.names import child_name
+from kubeloop_operator.render.serving import payload_volume
+from kubeloop_operator.settings import OperatorSettings
+
+CHECK_DEADLINE_SECONDS = 3600
+
+
+def cronjob_name(owner: Owner) -> str:
+    return child_name(owner.name, "check", limit=52)  # CronJob names get an 11-character Job suffix
+
+
+def report_uri(owner: Owner, spec: DriftMonitorSpec, payload: PayloadLogging) -> str:
+    base = spec.report_uri or f"{payload.sink_uri.rstrip('/')}/_reports"
+    return f"{base.rstrip('/')}/{owner.namespace}/{owner.name}"
+
+
+def check_args(owner: Owner, spec: DriftMonitorSpec, payload: PayloadLogging) -> list[str]:
+    """The command line of one check; the config is exactly the DriftCheckConfig part of the spec."""
+    config = DriftCheckConfig.model_validate(spec.model_dump(include=set(DriftCheckConfig.model_fields)))
+    args = ["kubeloop", "drift", "check", "--reference", spec.reference.uri]
+    args += ["--payload-log", payload.sink_uri, "--model", spec.target.model_deployment]
+    if spec.window.last_rows is not None:
+        args += ["--last-rows", str(spec.window.last_rows)]
+    else:
+        args += ["--window-duration", spec.window.duration or "24h"]
+    args += ["--config", json.dumps(config.wire(), separators=(",", ":"), sort_keys=True)]
+    args += ["--report-uri", report_uri(owner, spec, payload), "--termination-log", "/dev/termination-log"]
+    return args
+
+
+def render_cronjob(owner: Owner, spec: DriftMonitorSpec, payload: PayloadLogging, settings: OperatorSettings) -> Manifest:
+    volumes, mounts = writable_tmp()
+    extra_volumes, extra_mounts = payload_volume(payload)
+    container: dict[str, Any] = {
+        "name": "check",
+        "image": spec.image or settings.drift_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": check_args(owner, spec, payload),
+        "securityContext": restricted_container_security(),
+        "volumeMounts": mounts + extra_mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    requirements = resource_requirements(spec.resources)
+    if requirements:
+        container["resources"] = requirements
+    pod_labels = {**owner.labels(), "kubeloop.io/component": "drift-check"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": owner.metadata(cronjob_name(owner)),
+        "spec": {
+            "schedule": spec.schedule,
+            "suspend": spec.suspend,
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "backoffLimit": 0,
+                    "activeDeadlineSeconds": CHECK_DEADLINE_SECONDS,
+                    "template": {
+                        "metadata": {"labels": pod_labels},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "securityContext": restricted_pod_security(),
+                            "automountServiceAccountToken": False,
+                            "containers": [container],
+                            "volumes": volumes + extra_volumes,
+                            **scheduling(spec, spec.resources),
+                        },
+                    },
+                },
+            },
+        },
+    }

@@ -1,0 +1,236 @@
+"""ModelDeployment -> Deployment(s), Service, HorizontalPodAutoscaler, PodDisruptionBudget, ServiceMonitor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeloop.api.deployment import ModelDeploymentSpec, ModelSource, PayloadLogging, ResolvedModel
+from kubeloop_operator.render.common import (
+    Manifest,
+    Owner,
+    env_list,
+    resource_requirements,
+    restricted_container_security,
+    restricted_pod_security,
+    scheduling,
+    writable_tmp,
+)
+from kubeloop_operator.render.names import child_name
+from kubeloop_operator.settings import OperatorSettings
+
+HTTP_PORT = 8080
+SERVICE_PORT = 80
+PAYLOAD_VOLUME = "payload-log"
+
+
+def canary_replicas(stable_min: int, percent: int) -> int:
+    """Replicas of the canary so that its share of pods behind the Service approximates `percent`."""
+    if percent <= 0:
+        return 0
+    if percent >= 100:
+        return stable_min
+    return max(1, round(stable_min * percent / (100 - percent)))
+
+
+def stable_replicas(stable_min: int, percent: int) -> int:
+    """All traffic on the canary (100%) leaves the stable track at zero replicas."""
+    return 0 if percent >= 100 else stable_min
+
+
+def sink_path(payload: PayloadLogging) -> str | None:
+    """The local directory of a file sink (where a PVC is mounted), None for object stores."""
+    uri = payload.sink_uri
+    if uri.startswith("s3://"):
+        return None
+    return uri.removeprefix("file://")
+
+
+def payload_volume(payload: PayloadLogging | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    if payload is None or payload.persistent_volume_claim is None or sink_path(payload) is None:
+        return [], []
+    volume = {"name": PAYLOAD_VOLUME, "persistentVolumeClaim": {"claimName": payload.persistent_volume_claim}}
+    return [volume], [{"name": PAYLOAD_VOLUME, "mountPath": sink_path(payload)}]
+
+
+def served_uri(source: ModelSource, resolved: ResolvedModel | None) -> str:
+    """Serve the exact registry version the alias pointed at when we resolved it, so pods agree."""
+    return resolved.uri if resolved is not None else source.uri
+
+
+def server_env(
+    owner: Owner, spec: ModelDeploymentSpec, source: ModelSource, resolved: ResolvedModel | None
+) -> dict[str, str]:
+    env = {
+        "KUBELOOP_SERVING_MODEL_URI": served_uri(source, resolved),
+        "KUBELOOP_SERVING_MODEL_NAME": owner.name,
+        "KUBELOOP_SERVING_PORT": str(HTTP_PORT),
+        "KUBELOOP_SERVING_MAX_BATCH_SIZE": str(spec.batching.max_batch_size),
+        "KUBELOOP_SERVING_MAX_BATCH_WAIT_MS": str(spec.batching.max_wait_ms),
+    }
+    if resolved is not None and resolved.version is not None:
+        env["KUBELOOP_SERVING_MODEL_VERSION"] = resolved.version
+    if source.sha256:
+        env["KUBELOOP_SERVING_MODEL_SHA256"] = source.sha256
+    if spec.payload_logging is not None:
+        env["KUBELOOP_SERVING_PAYLOAD_LOG_URI"] = spec.payload_logging.sink_uri
+        env["KUBELOOP_SERVING_PAYLOAD_LOG_SAMPLE_RATE"] = str(spec.payload_logging.sample_rate)
+    return env
+
+
+def probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
+
+
+def server_container(env: dict[str, str], spec: ModelDeploymentSpec, settings: OperatorSettings) -> dict[str, Any]:
+    volumes_mounts = writable_tmp()[1] + payload_volume(spec.payload_logging)[1]
+    container: dict[str, Any] = {
+        "name": "server",
+        "image": spec.image or settings.serving_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": ["kubeloop", "serve"],
+        "env": env_list(env, spec.env),
+        "ports": [{"name": "http", "containerPort": HTTP_PORT}],
+        "startupProbe": probe("/v2/health/ready", 2, 150),
+        "readinessProbe": probe("/v2/health/ready", 5, 2),
+        "livenessProbe": probe("/v2/health/live", 10, 3),
+        "securityContext": restricted_container_security(),
+        "volumeMounts": volumes_mounts,
+    }
+    requirements = resource_requirements(spec.resources)
+    if requirements:
+        container["resources"] = requirements
+    return container
+
+
+def render_server(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    settings: OperatorSettings,
+    track: str,
+    replicas: int,
+    source: ModelSource,
+    resolved: ResolvedModel | None,
+) -> Manifest:
+    name = owner.name if track == "stable" else child_name(owner.name, track)
+    selector = {**owner.labels(), "kubeloop.io/track": track}
+    version = resolved.version if resolved and resolved.version else ""
+    volumes = writable_tmp()[0] + payload_volume(spec.payload_logging)[0]
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+        "template": {
+            "metadata": {
+                "labels": {**selector, "kubeloop.io/component": "server"},
+                "annotations": {"kubeloop.io/model-uri": served_uri(source, resolved), "kubeloop.io/model-version": version},
+            },
+            "spec": {
+                "securityContext": restricted_pod_security(),
+                "automountServiceAccountToken": False,
+                "terminationGracePeriodSeconds": 30,
+                "containers": [server_container(server_env(owner, spec, source, resolved), spec, settings)],
+                "volumes": volumes,
+                **scheduling(spec, spec.resources),
+            },
+        },
+    }
+    if track != "stable" or replicas == 0:  # otherwise the stable track's replicas belong to the HPA
+        deployment_spec["replicas"] = replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": owner.metadata(name, {"kubeloop.io/track": track}),
+        "spec": deployment_spec,
+    }
+
+
+def render_service(owner: Owner) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": owner.metadata(owner.name),
+        "spec": {
+            "selector": owner.labels(),
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}],
+        },
+    }
+
+
+def render_autoscaler(owner: Owner, spec: ModelDeploymentSpec, min_replicas: int) -> Manifest:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": owner.metadata(owner.name),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner.name},
+            "minReplicas": min_replicas,
+            "maxReplicas": max(min_replicas, spec.replicas.max),
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": spec.autoscaling.target_cpu_utilization},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_disruption_budget(owner: Owner) -> Manifest:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": owner.metadata(owner.name),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": owner.labels()}},
+    }
+
+
+def render_service_monitor(owner: Owner) -> Manifest:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": owner.metadata(owner.name),
+        "spec": {
+            "selector": {"matchLabels": owner.labels()},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+        },
+    }
+
+
+def render_serving(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    settings: OperatorSettings,
+    resolved: ResolvedModel | None = None,
+    canary_resolved: ResolvedModel | None = None,
+    service_monitor: bool = False,
+) -> list[Manifest]:
+    """Every child of a ModelDeployment. The stable track scales with the HPA; the canary is fixed."""
+    percent = spec.canary.traffic_percent if spec.canary else 0
+    stable_min = stable_replicas(spec.replicas.min, percent)
+    children = [
+        render_server(owner, spec, settings, "stable", stable_min, spec.model, resolved),
+        render_service(owner),
+        render_disruption_budget(owner),
+    ]
+    if stable_min > 0:
+        children.append(render_autoscaler(owner, spec, stable_min))
+    if spec.canary is not None and percent > 0:
+        replicas = canary_replicas(spec.replicas.min, percent)
+        children.append(render_server(owner, spec, settings, "canary", replicas, spec.canary.model, canary_resolved))
+    if service_monitor:
+        children.append(render_service_monitor(owner))
+    return children
+
+
+def service_url(owner: Owner, cluster_domain: str) -> str:
+    return f"http://{owner.name}.{owner.namespace}.svc.{cluster_domain}/v2/models/{owner.name}"
+
+
+def expected_replicas(spec: ModelDeploymentSpec) -> int:
+    """Ready replicas at which a ModelDeployment is fully Ready (the minimum of each track)."""
+    percent = spec.canary.traffic_percent if spec.canary else 0
+    return stable_replicas(spec.replicas.min, percent) + canary_replicas(spec.replicas.min, percent)
+
+

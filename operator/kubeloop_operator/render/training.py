@@ -1,0 +1,136 @@
+"""TrainingJob -> batch/v1 Job (+ a headless Service for distributed rendezvous)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubeloop.api.training import TrainingJobSpec
+from kubeloop_operator.render.common import (
+    Manifest,
+    Owner,
+    env_list,
+    resource_requirements,
+    restricted_container_security,
+    restricted_pod_security,
+    scheduling,
+    writable_tmp,
+)
+from kubeloop_operator.render.names import child_name
+from kubeloop_operator.settings import OperatorSettings
+
+RENDEZVOUS_PORT = 29500
+COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+BUILTIN_COMMAND = ["kubeloop", "train"]
+
+
+def job_name(owner: Owner) -> str:
+    return child_name(owner.name, "", limit=52)  # Job names become pod-name prefixes and labels
+
+
+def training_env(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> dict[str, str]:
+    """What every training pod is told: who it trains for, where MLflow is, the spec itself."""
+    return {
+        "KUBELOOP_TRAINING_SPEC": json.dumps(spec.wire(), separators=(",", ":"), sort_keys=True),
+        "KUBELOOP_TRAININGJOB_NAME": owner.name,
+        "KUBELOOP_TRAININGJOB_NAMESPACE": owner.namespace,
+        "KUBELOOP_TRAININGJOB_UID": owner.uid,
+        "MLFLOW_TRACKING_URI": spec.mlflow.tracking_uri or settings.mlflow_tracking_uri,
+        "MLFLOW_EXPERIMENT_NAME": spec.mlflow.experiment or owner.namespace,
+        "MLFLOW_RUN_NAME": owner.name,
+    }
+
+
+def rendezvous_env(owner: Owner, workers: int) -> list[dict[str, Any]]:
+    """torch.distributed env:// rendezvous: rank 0's stable DNS name behind the headless Service."""
+    job = job_name(owner)
+    return [
+        {"name": "MASTER_ADDR", "value": f"{job}-0.{job}.{owner.namespace}.svc"},
+        {"name": "MASTER_PORT", "value": str(RENDEZVOUS_PORT)},
+        {"name": "WORLD_SIZE", "value": str(workers)},
+        {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
+        {"name": "LOCAL_RANK", "value": "0"},
+    ]
+
+
+def pod_spec(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> dict[str, Any]:
+    volumes, mounts = writable_tmp()
+    env = env_list(training_env(owner, spec, settings), spec.env)
+    if spec.workers > 1:
+        env = rendezvous_env(owner, spec.workers) + env
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    container: dict[str, Any] = {
+        "name": "trainer",
+        "image": spec.image or settings.trainer_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": spec.command or BUILTIN_COMMAND,
+        "env": env,
+        "securityContext": restricted_container_security(),
+        "volumeMounts": mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if spec.args:
+        container["args"] = spec.args
+    if spec.workers > 1:
+        container["ports"] = [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT}]
+    requirements = resource_requirements(spec.resources)
+    if requirements:
+        container["resources"] = requirements
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": restricted_pod_security(),
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "volumes": volumes,
+        **scheduling(spec, spec.resources),
+    }
+    if spec.workers > 1:
+        pod["subdomain"] = job_name(owner)
+    return pod
+
+
+def render_job(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> Manifest:
+    policy = spec.run_policy
+    job_spec: dict[str, Any] = {
+        "backoffLimit": policy.backoff_limit,
+        "suspend": policy.suspend,
+        "template": {
+            "metadata": {"labels": {**owner.labels(), "kubeloop.io/component": "trainer"}},
+            "spec": pod_spec(owner, spec, settings),
+        },
+    }
+    if policy.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = policy.active_deadline_seconds
+    if policy.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = policy.ttl_seconds_after_finished
+    if spec.workers > 1:
+        job_spec |= {"completionMode": "Indexed", "completions": spec.workers, "parallelism": spec.workers}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": owner.metadata(job_name(owner)),
+        "spec": job_spec,
+    }
+
+
+def render_rendezvous_service(owner: Owner) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": owner.metadata(job_name(owner)),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": owner.labels(),
+            "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT, "targetPort": RENDEZVOUS_PORT}],
+        },
+    }
+
+
+def render_training(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> list[Manifest]:
+    """Every child of a TrainingJob."""
+    children = [render_job(owner, spec, settings)]
+    if spec.workers > 1:
+        children.append(render_rendezvous_service(owner))
+    return children

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import pytest
+
+from kubeloop_operator.render.common import Owner
+from kubeloop_operator.settings import OperatorSettings
+
+
+@pytest.fixture
+def settings() -> OperatorSettings:
+    return OperatorSettings()
+
+
+def owner_of(kind: str, name: str = "demo", generation: int = 1) -> Owner:
+    return Owner(kind, "kubeloop.io/v1alpha1", name, "team-a", "uid-123", generation)
