@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from kubeloop.api.common import GROUP, VERSION
 from kubeloop.api.deployment import ModelDeploymentSpec, ModelDeploymentStatus
@@ -83,8 +85,23 @@ def structural(schema: Any) -> Any:
     return out
 
 
+class DefaultsFromFactories(GenerateJsonSchema):
+    """Nested objects built by a default factory get that object as their schema default, so the
+    API server fills in every nested default even when the user leaves the whole object out."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        factory = schema.get("default_factory")
+        if factory is None or schema.get("default_factory_takes_data"):
+            return super().default_schema(schema)
+        value = factory()  # type: ignore[call-arg]
+        if not isinstance(value, BaseModel):
+            return self.generate_inner(schema["schema"])
+        dumped = value.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return {**self.generate_inner(schema["schema"]), "default": dumped}
+
+
 def schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    raw = model.model_json_schema(by_alias=True, mode="validation")
+    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=DefaultsFromFactories)
     defs = raw.pop("$defs", {})
     result: dict[str, Any] = structural(_resolve(raw, defs))
     return result

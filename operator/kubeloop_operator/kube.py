@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
+import kopf
 import kubernetes
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from kubeloop.api.common import GROUP, VERSION
+
+CONFLICT_RETRIES = 10
 
 # kind -> (API path prefix, plural). Only the kinds the operator creates or reads.
 KINDS: dict[str, tuple[str, str]] = {
@@ -56,14 +61,24 @@ class Kube:
                 self._client = ApiClient()
             return self._client
 
-    def _call(self, method: str, url: str, body: Any = None, query: list[tuple[str, Any]] | None = None,
-              content_type: str = "application/json") -> Any:
-        result = self.client.call_api(
-            url, method, query_params=query or [], body=body,
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True,
+    def _call(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        query: list[tuple[str, Any]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        client = self.client
+        method, full_url, headers, payload, _ = client.param_serialize(
+            method, url, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
         )
-        return result
+        response = client.call_api(method, full_url, header_params=headers, body=payload, _request_timeout=60)
+        response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+        return json.loads(response.data) if response.data else None
 
     def apply(self, manifest: dict[str, Any]) -> Any:
         """Server-side apply with our one field manager: idempotent, and it takes back drifted fields."""
@@ -105,8 +120,33 @@ class Kube:
                 return None
             raise
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        body = {"status": status}
+    def update_status(
+        self, kind: str, namespace: str, name: str, derive: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Read, derive, write with optimistic concurrency: a write based on a stale read is retried,
+        so concurrent handlers never undo each other. Returns (before, written); None: no change."""
+        for _ in range(CONFLICT_RETRIES):
+            current = self.get(kind, namespace, name)
+            if current is None or current["metadata"].get("deletionTimestamp"):
+                return None
+            before = current.get("status") or {}
+            status = derive(current)
+            if status is None or all(before.get(k) == v for k, v in status.items()):
+                return None
+            try:
+                self.patch_status(kind, namespace, name, status, current["metadata"]["resourceVersion"])
+                return before, status
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+        raise kopf.TemporaryError(f"status of {kind} {namespace}/{name} kept conflicting", delay=1)
+
+    def patch_status(
+        self, kind: str, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> None:
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         try:
             self._call("PATCH", path(kind, namespace, name, "status"), body, content_type="application/merge-patch+json")
         except ApiException as error:

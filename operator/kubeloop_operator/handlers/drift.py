@@ -102,23 +102,30 @@ def trigger_retrain(body: Any, spec: DriftMonitorSpec, status: dict[str, Any]) -
 
 @kopf.on.event("batch", "v1", "jobs", labels={"kubeloop.io/driftmonitor": kopf.PRESENT})  # type: ignore[arg-type]
 def drift_check_changed(body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
+    """A finished check Job becomes status, metrics and (maybe) a retrain, exactly once per Job."""
     if finished(body) is None:
         return
     kube = RUNTIME.client()
-    monitor = kube.get("DriftMonitor", namespace, labels["kubeloop.io/driftmonitor"])
-    if monitor is None or monitor["metadata"].get("deletionTimestamp"):
+    check = dict(body)
+    name = labels["kubeloop.io/driftmonitor"]
+    summary = job_summary(kube.list("Pod", namespace, {"job-name": check["metadata"]["name"]}))
+    seen: dict[str, Any] = {}
+
+    def derive(monitor: dict[str, Any]) -> dict[str, Any] | None:
+        current = dict(monitor.get("status") or {})
+        if current.get("lastCheckJob") == check["metadata"]["name"]:
+            return None
+        seen["monitor"] = monitor
+        status = apply_check(current, check, summary, monitor["metadata"].get("generation", 1))
+        spec = DriftMonitorSpec.model_validate(dict(monitor["spec"]))
+        return trigger_retrain(monitor, spec, status)
+
+    changed = kube.update_status("DriftMonitor", namespace, name, derive)
+    if changed is None:
         return
-    current = dict(monitor.get("status") or {})
-    if current.get("lastCheckJob") == body["metadata"]["name"]:
-        return
-    spec = DriftMonitorSpec.model_validate(dict(monitor["spec"]))
-    pods = kube.list("Pod", namespace, {"job-name": body["metadata"]["name"]})
-    summary = job_summary(pods)
-    status = apply_check(current, dict(body), summary, monitor["metadata"].get("generation", 1))
-    result = "succeeded" if summary is not None and finished(body) == "Complete" else "failed"
-    metrics.DRIFT_CHECKS.labels(namespace, monitor["metadata"]["name"], result).inc()
-    status = trigger_retrain(monitor, spec, status)
-    kube.patch_status("DriftMonitor", namespace, monitor["metadata"]["name"], status)
-    metrics.record_drift(namespace, monitor["metadata"]["name"], status)
-    if status.get("datasetDrift") and result == "succeeded":
-        kopf.warn(monitor, reason="DriftDetected", message=f"drift share {status['driftShare']:.2f}")
+    status = changed[1]
+    succeeded = summary is not None and finished(check) == "Complete"
+    metrics.DRIFT_CHECKS.labels(namespace, name, "succeeded" if succeeded else "failed").inc()
+    metrics.record_drift(namespace, name, status)
+    if succeeded and status.get("datasetDrift"):
+        kopf.warn(seen["monitor"], reason="DriftDetected", message=f"drift share {status['driftShare']:.2f}")

@@ -30,30 +30,37 @@ def wire(model: ResolvedModel | None, uri: str) -> dict[str, Any]:
     return (model or ResolvedModel(uri=uri)).wire()
 
 
-def refresh_status(body: Any, problem: tuple[str, str] | None = None) -> dict[str, Any]:
+def refresh_status(namespace: str, name: str, problem: tuple[str, str] | None = None) -> None:
+    """Derive status from the Deployments now; announce Ready transitions as Events."""
     kube = RUNTIME.client()
-    owner = Owner.from_body(body)
-    spec = ModelDeploymentSpec.model_validate(dict(body["spec"]))
-    current = dict(body.get("status") or {})
-    deployments = kube.list("Deployment", owner.namespace, owner.labels())
-    status = derive_serving_status(
-        current,
-        deployments,
-        owner.generation,
-        expected_replicas(spec),
-        service_url(owner, RUNTIME.settings.cluster_domain),
-        model=current.get("model"),
-        canary_model=current.get("canaryModel") if spec.canary else None,
-        problem=problem,
-    )
-    if status != {k: current.get(k) for k in status}:
-        kube.patch_status("ModelDeployment", owner.namespace, owner.name, status)
-        ready_before = next((c["status"] for c in current.get("conditions") or [] if c["type"] == "Ready"), None)
-        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-        if ready["status"] != ready_before:
-            (kopf.info if ready["status"] == "True" else kopf.warn)(body, reason=ready["reason"], message=ready["message"])
-    metrics.SERVING_READY_REPLICAS.labels(owner.namespace, owner.name).set(status["readyReplicas"])
-    return status
+    seen: dict[str, Any] = {}
+
+    def derive(current: dict[str, Any]) -> dict[str, Any]:
+        seen["body"] = current
+        owner = Owner.from_body(current)
+        spec = ModelDeploymentSpec.model_validate(dict(current["spec"]))
+        status = dict(current.get("status") or {})
+        return derive_serving_status(
+            status,
+            kube.list("Deployment", owner.namespace, owner.labels()),
+            owner.generation,
+            expected_replicas(spec),
+            service_url(owner, RUNTIME.settings.cluster_domain),
+            model=status.get("model"),
+            canary_model=status.get("canaryModel") if spec.canary else None,
+            problem=problem,
+        )
+
+    changed = kube.update_status("ModelDeployment", namespace, name, derive)
+    if changed is None:
+        return
+    before, after = changed
+    metrics.SERVING_READY_REPLICAS.labels(namespace, name).set(after["readyReplicas"])
+    ready_before = next((c["status"] for c in before.get("conditions") or [] if c["type"] == "Ready"), None)
+    ready = next(c for c in after["conditions"] if c["type"] == "Ready")
+    if ready["status"] != ready_before:
+        post = kopf.warn if ready_before == "True" else kopf.info  # losing readiness is the warning
+        post(seen["body"], reason=ready["reason"], message=ready["message"])
 
 
 def reconcile(body: Any, spec: ModelDeploymentSpec) -> tuple[ResolvedModel | None, ResolvedModel | None]:
@@ -63,7 +70,7 @@ def reconcile(body: Any, spec: ModelDeploymentSpec) -> tuple[ResolvedModel | Non
     try:
         resolved, canary = resolve_models(spec)
     except RegistryError as error:
-        refresh_status(body, problem=("ModelNotResolved", str(error)))
+        refresh_status(owner.namespace, owner.name, problem=("ModelNotResolved", str(error)))
         raise kopf.TemporaryError(str(error), delay=15) from error
     children = render_serving(owner, spec, RUNTIME.settings, resolved, canary, RUNTIME.service_monitors)
     for child in children:
@@ -85,10 +92,8 @@ def reconcile(body: Any, spec: ModelDeploymentSpec) -> tuple[ResolvedModel | Non
 def reconcile_model_deployment(body: kopf.Body, **_: Any) -> None:
     with metrics.RECONCILE_SECONDS.labels("ModelDeployment").time():
         spec = parse_spec(ModelDeploymentSpec, body["spec"])
-        resolved, canary = reconcile(body, spec)
-        fresh = RUNTIME.client().get("ModelDeployment", body["metadata"]["namespace"], body["metadata"]["name"])
-        if fresh is not None:
-            refresh_status(fresh)
+        reconcile(body, spec)
+        refresh_status(body["metadata"]["namespace"], body["metadata"]["name"])
     metrics.RECONCILES.labels("ModelDeployment", "ok").inc()
 
 
@@ -112,13 +117,9 @@ def follow_registry(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
             kopf.info(body, reason="ModelVersionChanged", message=f"{before} -> {after}: rolling out")
             metrics.SERVING_MODEL_VERSION_CHANGES.labels(body["metadata"]["namespace"], body["metadata"]["name"]).inc()
             reconcile(body, spec)
-    fresh = RUNTIME.client().get("ModelDeployment", body["metadata"]["namespace"], body["metadata"]["name"])
-    if fresh is not None:
-        refresh_status(fresh)
+    refresh_status(body["metadata"]["namespace"], body["metadata"]["name"])
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"kubeloop.io/modeldeployment": kopf.PRESENT})  # type: ignore[arg-type]
 def server_deployment_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
-    parent = RUNTIME.client().get("ModelDeployment", namespace, labels["kubeloop.io/modeldeployment"])
-    if parent is not None and parent["metadata"].get("deletionTimestamp") is None:
-        refresh_status(parent)
+    refresh_status(namespace, labels["kubeloop.io/modeldeployment"])

@@ -16,6 +16,7 @@ from kubeloop_operator.runtime import RETRY, RUNTIME, parse_spec
 from kubeloop_operator.status.training import derive_training_status
 
 PLURAL = "trainingjobs"
+FINAL = ("Succeeded", "Failed")
 
 
 def apply_job(manifest: dict[str, Any], logger: Any) -> None:
@@ -32,19 +33,29 @@ def apply_job(manifest: dict[str, Any], logger: Any) -> None:
         raise kopf.TemporaryError("waiting for the previous Job to be deleted", delay=3) from error
 
 
-def refresh_status(body: Any, spec: TrainingJobSpec | None = None) -> dict[str, Any]:
+def refresh_status(namespace: str, name: str) -> dict[str, Any] | None:
+    """Derive status from the Job and its pods now; announce phase transitions. Returns the new status."""
     kube = RUNTIME.client()
-    owner = Owner.from_body(body)
-    spec = spec or TrainingJobSpec.model_validate(dict(body["spec"]))
-    job = kube.get("Job", owner.namespace, job_name(owner))
-    pods = kube.list("Pod", owner.namespace, {"job-name": job_name(owner)}) if job else []
-    current = dict(body.get("status") or {})
-    ui = RUNTIME.settings.mlflow_ui_url or spec.mlflow.tracking_uri or RUNTIME.settings.mlflow_tracking_uri
-    status = derive_training_status(current, job, pods, owner.generation, spec.run_policy.suspend, ui)
-    if status != {k: current.get(k) for k in status}:
-        kube.patch_status("TrainingJob", owner.namespace, owner.name, status)
-        announce(body, current.get("phase"), status)
-    return status
+    seen: dict[str, Any] = {}
+
+    def derive(current: dict[str, Any]) -> dict[str, Any]:
+        seen["body"] = current
+        owner = Owner.from_body(current)
+        spec = TrainingJobSpec.model_validate(dict(current["spec"]))
+        job = kube.get("Job", owner.namespace, job_name(owner))
+        pods = kube.list("Pod", owner.namespace, {"job-name": job_name(owner)}) if job else []
+        ui = RUNTIME.settings.mlflow_ui_url or spec.mlflow.tracking_uri or RUNTIME.settings.mlflow_tracking_uri
+        status = dict(current.get("status") or {})
+        return derive_training_status(status, job, pods, owner.generation, spec.run_policy.suspend, ui)
+
+    changed = kube.update_status("TrainingJob", namespace, name, derive)
+    if changed is None:
+        return None
+    before, after = changed
+    announce(seen["body"], before.get("phase"), after)
+    if after["phase"] in FINAL and before.get("phase") not in FINAL:
+        record_duration(namespace, after)
+    return after
 
 
 def announce(body: Any, before: str | None, status: dict[str, Any]) -> None:
@@ -78,18 +89,13 @@ def reconcile_training_job(body: kopf.Body, logger: kopf.Logger, **_: Any) -> No
         keep = {job_name(owner)} if spec.workers > 1 else set()
         kube.prune("Service", owner.namespace, owner.labels(), keep)
         metrics.TRAINING_GPUS.labels(owner.namespace, owner.name).set(spec.resources.gpus * spec.workers)
-        refresh_status(body, spec)
+        refresh_status(owner.namespace, owner.name)
     metrics.RECONCILES.labels("TrainingJob", "ok").inc()
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={"kubeloop.io/trainingjob": kopf.PRESENT})  # type: ignore[arg-type]
-def training_job_changed(body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
-    parent = RUNTIME.client().get("TrainingJob", namespace, labels["kubeloop.io/trainingjob"])
-    if parent is not None and parent["metadata"].get("deletionTimestamp") is None:
-        before = (parent.get("status") or {}).get("phase")
-        status = refresh_status(parent)
-        if status["phase"] in ("Succeeded", "Failed") and before not in ("Succeeded", "Failed"):
-            record_duration(namespace, status)
+def training_job_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+    refresh_status(namespace, labels["kubeloop.io/trainingjob"])
 
 
 def record_duration(namespace: str, status: dict[str, Any]) -> None:

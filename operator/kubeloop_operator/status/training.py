@@ -40,7 +40,7 @@ def pod_failure_reason(pods: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def phase_of(job: dict[str, Any] | None, suspended: bool) -> str:
+def phase_of(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: bool) -> str:
     if job is None:
         return "Pending"
     if job_condition(job, "Complete") or job_condition(job, "SuccessCriteriaMet"):
@@ -49,7 +49,8 @@ def phase_of(job: dict[str, Any] | None, suspended: bool) -> str:
         return "Failed"
     if suspended or job_condition(job, "Suspended"):
         return "Suspended"
-    return "Running" if job.get("status", {}).get("active") else "Pending"
+    running = any(p.get("status", {}).get("phase") == "Running" for p in pods)
+    return "Running" if job.get("status", {}).get("active") and running else "Pending"
 
 
 def failure(job: dict[str, Any], pods: list[dict[str, Any]], summary: TrainingSummary | None) -> tuple[str, str]:
@@ -70,7 +71,7 @@ def derive_training_status(
     mlflow_ui_url: str,
 ) -> dict[str, Any]:
     """The whole status object from what is observed now; `current` only keeps condition history."""
-    phase = phase_of(job, suspended)
+    phase = phase_of(job, pods, suspended)
     summary = pod_summary(pods)
     status: dict[str, Any] = {"observedGeneration": generation, "phase": phase}
     if job is not None:

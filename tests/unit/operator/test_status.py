@@ -36,7 +36,9 @@ def test_condition_transition_time_moves_only_on_change() -> None:
 
 def test_training_phases() -> None:
     assert derive_training_status({}, None, [], 1, False, "http://m")["phase"] == "Pending"
-    assert derive_training_status({}, job(active=1), [], 1, False, "http://m")["phase"] == "Running"
+    assert derive_training_status({}, job(active=1), [], 1, False, "http://m")["phase"] == "Pending"
+    running = [{"metadata": {"name": "p"}, "status": {"phase": "Running"}}]
+    assert derive_training_status({}, job(active=1), running, 1, False, "http://m")["phase"] == "Running"
     assert derive_training_status({}, job(), [], 1, True, "http://m")["phase"] == "Suspended"
 
 
