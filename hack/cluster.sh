@@ -25,6 +25,8 @@ up() {
       --etcd-binary "$bin/etcd" \
       --config "$root/hack/kwok-stages.yaml" \
       --disable-qps-limits \
+      --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/16 \
+      --extra-args kwok-controller=cidr=10.244.0.0/16 \
       --kubeconfig "$kubeconfig" --wait 2m >&2
   fi
   "$kwokctl" --name "$name" get kubeconfig > "$kubeconfig"

@@ -81,7 +81,10 @@ class EnvVar(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "!(has(self.value) && has(self.valueFrom))", "message": "set value or valueFrom, not both"}
+                {
+                    "rule": "!(has(self.value) && has(self.valueFrom))",
+                    "message": "set value or valueFrom, not both",
+                }
             ]
         }
     )

@@ -108,7 +108,11 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _condition_column(name: str, condition: str) -> dict[str, Any]:
-    return {"name": name, "type": "string", "jsonPath": f'.status.conditions[?(@.type=="{condition}")].status'}
+    return {
+        "name": name,
+        "type": "string",
+        "jsonPath": f'.status.conditions[?(@.type=="{condition}")].status',
+    }
 
 
 KINDS: dict[str, dict[str, Any]] = {

@@ -30,7 +30,9 @@ class ModelSource(ApiModel):
 class Replicas(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "x-kubernetes-validations": [{"rule": "self.min <= self.max", "message": "replicas.min must be <= replicas.max"}]
+            "x-kubernetes-validations": [
+                {"rule": "self.min <= self.max", "message": "replicas.min must be <= replicas.max"}
+            ]
         }
     )
     min: int = Field(1, ge=1, le=1000)
@@ -77,7 +79,9 @@ class ModelDeploymentSpec(Scheduling):
     payload_logging: PayloadLogging | None = None
     canary: Canary | None = None
     env: list[EnvVar] = Field(default_factory=list)
-    registry_poll_seconds: int = Field(60, ge=5, le=86400, description="How often models:/ aliases are re-resolved.")
+    registry_poll_seconds: int = Field(
+        60, ge=5, le=86400, description="How often models:/ aliases are re-resolved."
+    )
 
 
 class ResolvedModel(ApiModel):

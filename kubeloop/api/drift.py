@@ -43,15 +43,22 @@ class DriftCheckConfig(ApiModel):
     tests: list[FeatureTest] = Field(
         default_factory=list, description="Overrides; others use a default test chosen by type and size."
     )
-    drift_share: float = Field(0.5, gt=0, le=1, description="Dataset drift when this share of features drifts.")
-    features: list[str] | None = Field(None, description="Columns to check; default: the reference's columns.")
+    drift_share: float = Field(
+        0.5, gt=0, le=1, description="Dataset drift when this share of features drifts."
+    )
+    features: list[str] | None = Field(
+        None, description="Columns to check; default: the reference's columns."
+    )
 
 
 class Window(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "has(self.duration) != has(self.lastRows)", "message": "set exactly one of duration, lastRows"}
+                {
+                    "rule": "has(self.duration) != has(self.lastRows)",
+                    "message": "set exactly one of duration, lastRows",
+                }
             ]
         }
     )
@@ -64,7 +71,9 @@ class Target(ApiModel):
 
 
 class Reference(ApiModel):
-    uri: str = Field(pattern=DATA_URI_PATTERN, description="Reference data (Parquet/CSV), e.g. training data.")
+    uri: str = Field(
+        pattern=DATA_URI_PATTERN, description="Reference data (Parquet/CSV), e.g. training data."
+    )
 
 
 class TrainingJobTemplate(ApiModel):
@@ -84,7 +93,9 @@ class DriftAction(ApiModel):
         }
     )
     type: Literal["Alert", "Retrain"] = "Alert"
-    cooldown_seconds: int = Field(3600, ge=0, le=30 * 86400, description="No second retrain within this time.")
+    cooldown_seconds: int = Field(
+        3600, ge=0, le=30 * 86400, description="No second retrain within this time."
+    )
     training_job_template: TrainingJobTemplate | None = None
 
 
@@ -96,7 +107,9 @@ class DriftMonitorSpec(DriftCheckConfig, Scheduling):
     schedule: str = Field("0 * * * *", pattern=CRON_PATTERN, description="Cron schedule of the check.")
     window: Window = Field(default_factory=lambda: Window(duration="24h"))
     report_uri: str | None = Field(
-        None, pattern=SINK_URI_PATTERN, description="Where HTML/JSON reports go; default: beside the payload log."
+        None,
+        pattern=SINK_URI_PATTERN,
+        description="Where HTML/JSON reports go; default: beside the payload log.",
     )
     image: str | None = Field(None, min_length=1)
     resources: Resources = Field(default_factory=Resources)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,10 @@ def encode(summary: DriftSummary | TrainingSummary) -> str:
     trimmed = summary.model_copy()
     if isinstance(trimmed, DriftSummary):
         trimmed.features = sorted(trimmed.features, key=lambda f: (not f.drifted, -f.score))
-        while trimmed.features and len(trimmed.model_dump_json(by_alias=True).encode()) > TERMINATION_MESSAGE_LIMIT:
+        while (
+            trimmed.features
+            and len(trimmed.model_dump_json(by_alias=True).encode()) > TERMINATION_MESSAGE_LIMIT
+        ):
             trimmed.features = trimmed.features[:-1]
     else:
         trimmed.metrics = dict(sorted(trimmed.metrics.items())[:20])
@@ -56,18 +61,16 @@ def encode(summary: DriftSummary | TrainingSummary) -> str:
     return trimmed.model_dump_json(by_alias=True, exclude_none=True)
 
 
-def write_termination_message(summary: DriftSummary | TrainingSummary, path: str = TERMINATION_MESSAGE_PATH) -> None:
+def write_termination_message(
+    summary: DriftSummary | TrainingSummary, path: str = TERMINATION_MESSAGE_PATH
+) -> None:
     """Best effort: outside Kubernetes the path may not be writable, and that is fine."""
-    try:
+    with contextlib.suppress(OSError):
         Path(path).write_text(encode(summary))
-    except OSError:
-        pass
 
 
 def decode(text: str) -> DriftSummary | TrainingSummary | None:
     """The summary a pod left, or None when the message is not one of ours."""
-    import json
-
     try:
         data: Any = json.loads(text)
     except ValueError:

@@ -128,21 +128,30 @@ class TrainingJobSpec(Scheduling):
                     "rule": "has(self.command) || has(self.dataset)",
                     "message": "the built-in trainer needs spec.dataset (or give spec.command)",
                 },
-                {"rule": "!has(self.tuning) || !has(self.fineTune)", "message": "tuning and fineTune exclude each other"},
+                {
+                    "rule": "!has(self.tuning) || !has(self.fineTune)",
+                    "message": "tuning and fineTune exclude each other",
+                },
             ]
         }
     )
-    image: str | None = Field(None, min_length=1, description="Training image; default: the built-in trainer.")
+    image: str | None = Field(
+        None, min_length=1, description="Training image; default: the built-in trainer."
+    )
     command: list[str] | None = Field(None, min_length=1)
     args: list[str] | None = None
     env: list[EnvVar] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
-    workers: int = Field(1, ge=1, le=64, description=">1 runs distributed PyTorch (torchrun) in an indexed Job.")
+    workers: int = Field(
+        1, ge=1, le=64, description=">1 runs distributed PyTorch (torchrun) in an indexed Job."
+    )
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     dataset: Dataset | None = None
     builtin: Builtin = Field(default_factory=Builtin)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
-    registration: Registration | None = Field(None, alias="register", description="Register the model on success.")
+    registration: Registration | None = Field(
+        None, alias="register", description="Register the model on success."
+    )
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
     tuning: Tuning | None = None
     fine_tune: FineTune | None = None

@@ -7,8 +7,12 @@ import argparse
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubeloop operator", description="Reconcile kubeloop.io resources.")
-    parser.add_argument("--namespace", "-n", action="append", default=[], help="watch only these (repeatable)")
-    parser.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", help="kopf liveness endpoint URL")
+    parser.add_argument(
+        "--namespace", "-n", action="append", default=[], help="watch only these (repeatable)"
+    )
+    parser.add_argument(
+        "--liveness", default="http://0.0.0.0:8081/healthz", help="kopf liveness endpoint URL"
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
 

@@ -55,9 +55,9 @@ class Kube:
         with self._lock:
             if self._client is None:
                 try:
-                    kubernetes.config.load_incluster_config()
+                    kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
                 except kubernetes.config.ConfigException:
-                    kubernetes.config.load_kube_config()
+                    kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
                 self._client = ApiClient()
             return self._client
 
@@ -72,10 +72,15 @@ class Kube:
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         client = self.client
         method, full_url, headers, payload, _ = client.param_serialize(
-            method, url, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
+            method,
+            url,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
         )
         response = client.call_api(method, full_url, header_params=headers, body=payload, _request_timeout=60)
-        response.read()
+        response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)
         return json.loads(response.data) if response.data else None
@@ -96,7 +101,7 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+    def list_labeled(self, kind: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
         result = self._call("GET", path(kind, namespace), query=[("labelSelector", selector)])
         items: list[dict[str, Any]] = result.get("items", [])
@@ -113,7 +118,9 @@ class Kube:
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create, or None when it already exists (a name that encodes intent makes this idempotent)."""
         try:
-            result: dict[str, Any] = self._call("POST", path(manifest["kind"], manifest["metadata"]["namespace"]), manifest)
+            result: dict[str, Any] = self._call(
+                "POST", path(manifest["kind"], manifest["metadata"]["namespace"]), manifest
+            )
             return result
         except ApiException as error:
             if error.status == 409:
@@ -142,13 +149,23 @@ class Kube:
         raise kopf.TemporaryError(f"status of {kind} {namespace}/{name} kept conflicting", delay=1)
 
     def patch_status(
-        self, kind: str, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None = None,
     ) -> None:
         body: dict[str, Any] = {"status": status}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            self._call("PATCH", path(kind, namespace, name, "status"), body, content_type="application/merge-patch+json")
+            self._call(
+                "PATCH",
+                path(kind, namespace, name, "status"),
+                body,
+                content_type="application/merge-patch+json",
+            )
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
@@ -165,7 +182,7 @@ class Kube:
     def prune(self, kind: str, namespace: str, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Delete our children of `kind` that the renderer no longer wants; returns their names."""
         gone = []
-        for item in self.list(kind, namespace, labels):
+        for item in self.list_labeled(kind, namespace, labels):
             name = item["metadata"]["name"]
             if name not in keep:
                 self.delete(kind, namespace, name)

@@ -18,7 +18,9 @@ class OperatorSettings(BaseSettings):
     mlflow_tracking_uri: str = Field(
         "http://mlflow.kubeloop-system.svc:5000", description="MLflow server injected into training pods."
     )
-    mlflow_ui_url: str | None = Field(None, description="Base URL users open for MLflow links; default: tracking URI.")
+    mlflow_ui_url: str | None = Field(
+        None, description="Base URL users open for MLflow links; default: tracking URI."
+    )
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty: all.")
     field_manager: str = Field("kubeloop-operator", description="Server-side apply field manager.")
     metrics_port: int = Field(9090, description="Port of the operator's Prometheus metrics.")

@@ -9,13 +9,21 @@ API = "kubeloop.io/v1alpha1"
 
 
 def training_job(name: str = "train", **spec: Any) -> dict[str, Any]:
-    base = {"dataset": {"uri": "s3://data/train.parquet"}, "register": {"modelName": "churn", "alias": "challenger"}}
+    base = {
+        "dataset": {"uri": "s3://data/train.parquet"},
+        "register": {"modelName": "churn", "alias": "challenger"},
+    }
     return {"apiVersion": API, "kind": "TrainingJob", "metadata": {"name": name}, "spec": {**base, **spec}}
 
 
 def model_deployment(name: str = "serve", **spec: Any) -> dict[str, Any]:
     base = {"model": {"uri": "models:/churn/1"}, "payloadLogging": {"sinkUri": "s3://payloads"}}
-    return {"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": name}, "spec": {**base, **spec}}
+    return {
+        "apiVersion": API,
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {**base, **spec},
+    }
 
 
 def drift_monitor(name: str = "watch", target: str = "serve", **spec: Any) -> dict[str, Any]:

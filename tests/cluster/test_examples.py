@@ -21,13 +21,30 @@ def condition(obj: dict[str, Any] | None, type_: str) -> str | None:
 def test_examples_become_ready(operator: OperatorProcess, namespace: str) -> None:
     kubectl = operator.cluster.kubectl
     kubectl.run("apply", "-n", namespace, "-f", str(EXAMPLES))
-    wait_for(lambda: condition(kubectl.get("modeldeployment", "churn", namespace), "Ready") == "True", 90, what="churn Ready")
-    wait_for(lambda: condition(kubectl.get("driftmonitor", "churn-drift", namespace), "Ready") == "True", 90, what="drift monitor Ready")
+    wait_for(
+        lambda: condition(kubectl.get("modeldeployment", "churn", namespace), "Ready") == "True",
+        90,
+        what="churn Ready",
+    )
+    wait_for(
+        lambda: condition(kubectl.get("driftmonitor", "churn-drift", namespace), "Ready") == "True",
+        90,
+        what="drift monitor Ready",
+    )
     for name in ("churn-gbm", "churn-mlp-ddp"):
         wait_for(
-            lambda n=name: ((kubectl.get("trainingjob", n, namespace) or {}).get("status") or {}).get("phase") == "Running",  # type: ignore[misc]
-            90, what=f"{name} Running",
+            lambda n=name: (
+                ((kubectl.get("trainingjob", n, namespace) or {}).get("status") or {}).get("phase")
+                == "Running"
+            ),  # type: ignore[misc]
+            90,
+            what=f"{name} Running",
         )
     listing = kubectl.run("get", "kubeloop", "-n", namespace).stdout
-    for name in ("churn-gbm", "churn-mlp-ddp", "modeldeployment.kubeloop.io/churn", "driftmonitor.kubeloop.io/churn-drift"):
+    for name in (
+        "churn-gbm",
+        "churn-mlp-ddp",
+        "modeldeployment.kubeloop.io/churn",
+        "driftmonitor.kubeloop.io/churn-drift",
+    ):
         assert name in listing

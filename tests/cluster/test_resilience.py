@@ -1,4 +1,4 @@
-"""The operator is killed mid-reconcile and restarted: everything converges, nothing is duplicated or orphaned."""
+"""Killed mid-reconcile and restarted, the operator converges: nothing duplicated, nothing orphaned."""
 
 from __future__ import annotations
 
@@ -27,31 +27,44 @@ def chaos_namespace(crds: Cluster) -> Iterator[str]:
 
 
 def all_ready(cluster: Cluster, namespace: str) -> bool:
-    items = cluster.kubectl.list("modeldeployments", namespace)
+    items = cluster.kubectl.items("modeldeployments", namespace)
     ready = [
-        m for m in items
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in (m.get("status") or {}).get("conditions") or [])
+        m
+        for m in items
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (m.get("status") or {}).get("conditions") or []
+        )
         and m["status"].get("observedGeneration") == m["metadata"]["generation"]
     ]
     return len(items) == BATCH and len(ready) == BATCH
 
 
 def owned_counts(cluster: Cluster, namespace: str, kind: str, label: str) -> Counter[str]:
-    return Counter(item["metadata"]["labels"][label] for item in cluster.kubectl.list(kind, namespace, label))
+    return Counter(
+        item["metadata"]["labels"][label] for item in cluster.kubectl.items(kind, namespace, label)
+    )
 
 
-def test_killed_mid_batch_converges_without_duplicates(crds: Cluster, chaos_namespace: str, tmp_path: Path) -> None:
+def test_killed_mid_batch_converges_without_duplicates(
+    crds: Cluster, chaos_namespace: str, tmp_path: Path
+) -> None:
     ns = chaos_namespace
     docs = [model_deployment(f"m{i:02d}") for i in range(BATCH)] + [training_job(f"t{i}") for i in range(5)]
     docs.append(drift_monitor("watch", target="m00"))
     first = OperatorProcess(crds, "kl-chaos-*", tmp_path / "first.log").start()
     crds.kubectl.apply({"apiVersion": "v1", "kind": "List", "items": docs}, ns)
-    wait_for(lambda: len(crds.kubectl.list("deployments", ns)) >= 3, 60, what="reconciling under way")
+    wait_for(lambda: len(crds.kubectl.items("deployments", ns)) >= 3, 60, what="reconciling under way")
     first.kill(signal.SIGKILL)
-    partial = len(crds.kubectl.list("deployments", ns))
+    partial = len(crds.kubectl.items("deployments", ns))
     second = OperatorProcess(crds, "kl-chaos-*", tmp_path / "second.log").start()
     try:
-        wait_for(lambda: all_ready(crds, ns), 180, interval=1, what=f"all {BATCH} Ready after restart (had {partial})")
+        wait_for(
+            lambda: all_ready(crds, ns),
+            180,
+            interval=1,
+            what=f"all {BATCH} Ready after restart (had {partial})",
+        )
         for kind in ("deployments", "services", "hpa", "pdb"):
             counts = owned_counts(crds, ns, kind, "kubeloop.io/modeldeployment")
             assert set(counts) == {f"m{i:02d}" for i in range(BATCH)}, kind
@@ -69,8 +82,16 @@ def test_killed_mid_batch_converges_without_duplicates(crds: Cluster, chaos_name
 
         wait_for(rolled, 60, what="edited spec rolled (observedGeneration follows)")
 
-        crds.kubectl.run("delete", "modeldeployments,trainingjobs,driftmonitors", "--all", "-n", ns, "--wait=true", "--timeout=120s")
+        crds.kubectl.run(
+            "delete",
+            "modeldeployments,trainingjobs,driftmonitors",
+            "--all",
+            "-n",
+            ns,
+            "--wait=true",
+            "--timeout=120s",
+        )
         for kind in ("deployments", "services", "hpa", "pdb", "jobs", "cronjobs", "pods"):
-            wait_for(lambda k=kind: crds.kubectl.list(k, ns, "app.kubernetes.io/managed-by=kubeloop") == [], 120, interval=1, what=f"no orphaned {kind}")  # type: ignore[misc]
+            crds.kubectl.wait_count(kind, ns, "app.kubernetes.io/managed-by=kubeloop", 0, 120)
     finally:
         second.kill(signal.SIGTERM)

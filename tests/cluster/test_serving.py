@@ -15,13 +15,15 @@ pytestmark = pytest.mark.cluster
 def ready(kubectl: Kubectl, namespace: str, name: str, generation: int = 1) -> dict[str, Any] | None:
     obj = kubectl.get("modeldeployment", name, namespace) or {}
     status = obj.get("status") or {}
-    condition = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+    condition: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
     fresh = status.get("observedGeneration") == generation
     return status if condition.get("status") == "True" and fresh else None
 
 
 def env(deployment: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e.get("value", "") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    return {
+        e["name"]: e.get("value", "") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
 
 
 def test_children_ready_and_status(operator: OperatorProcess, namespace: str) -> None:
@@ -36,7 +38,7 @@ def test_children_ready_and_status(operator: OperatorProcess, namespace: str) ->
     assert kubectl.get("pdb", "churn", namespace)
     service = kubectl.get("service", "churn", namespace)
     assert service and service["spec"]["ports"][0]["port"] == 80
-    pods = kubectl.list("pods", namespace, "kubeloop.io/modeldeployment=churn")
+    pods = kubectl.items("pods", namespace, "kubeloop.io/modeldeployment=churn")
     assert all(p["spec"]["securityContext"]["runAsNonRoot"] for p in pods)
     listed = kubectl.run("get", "kubeloop", "-n", namespace).stdout
     assert "modeldeployment.kubeloop.io/churn" in listed and "True" in listed
@@ -46,7 +48,9 @@ def test_canary_added_then_removed(operator: OperatorProcess, namespace: str) ->
     kubectl = operator.cluster.kubectl
     kubectl.apply(model_deployment("ab"), namespace)
     wait_for(lambda: ready(kubectl, namespace, "ab"), 60, what="Ready")
-    kubectl.apply(model_deployment("ab", canary={"model": {"uri": "models:/churn/2"}, "trafficPercent": 50}), namespace)
+    kubectl.apply(
+        model_deployment("ab", canary={"model": {"uri": "models:/churn/2"}, "trafficPercent": 50}), namespace
+    )
     status = wait_for(lambda: ready(kubectl, namespace, "ab", 2), 60, what="Ready with canary")
     assert status["canaryModel"]["version"] == "2" and status["readyReplicas"] == 2
     canary = kubectl.get("deployment", "ab-canary", namespace)
@@ -60,22 +64,35 @@ def test_spec_edit_rolls_the_pods(operator: OperatorProcess, namespace: str) -> 
     kubectl = operator.cluster.kubectl
     kubectl.apply(model_deployment("roll"), namespace)
     wait_for(lambda: ready(kubectl, namespace, "roll"), 60, what="Ready")
-    kubectl.apply(model_deployment("roll", model={"uri": "models:/churn/5"}, batching={"maxBatchSize": 8}), namespace)
+    kubectl.apply(
+        model_deployment("roll", model={"uri": "models:/churn/5"}, batching={"maxBatchSize": 8}), namespace
+    )
     status = wait_for(lambda: ready(kubectl, namespace, "roll", 2), 60, what="Ready at generation 2")
     assert status["model"]["version"] == "5"
     deployment = kubectl.get("deployment", "roll", namespace)
     assert deployment is not None
     assert env(deployment)["KUBELOOP_SERVING_MODEL_URI"] == "models:/churn/5"
     assert env(deployment)["KUBELOOP_SERVING_MAX_BATCH_SIZE"] == "8"
+
     def rolled() -> list[dict[str, Any]] | None:
-        pods = [p for p in kubectl.list("pods", namespace, "kubeloop.io/modeldeployment=roll") if not p["metadata"].get("deletionTimestamp")]
+        pods = [
+            p
+            for p in kubectl.items("pods", namespace, "kubeloop.io/modeldeployment=roll")
+            if not p["metadata"].get("deletionTimestamp")
+        ]
         return pods if pods and all(env_pod_uri(p) == "models:/churn/5" for p in pods) else None
 
     assert wait_for(rolled, 60, what="pods rolled to the new model")
 
 
 def env_pod_uri(pod: dict[str, Any]) -> str:
-    return next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "KUBELOOP_SERVING_MODEL_URI")
+    return str(
+        next(
+            e["value"]
+            for e in pod["spec"]["containers"][0]["env"]
+            if e["name"] == "KUBELOOP_SERVING_MODEL_URI"
+        )
+    )
 
 
 def test_deleting_the_parent_leaves_no_orphans(operator: OperatorProcess, namespace: str) -> None:
@@ -85,4 +102,4 @@ def test_deleting_the_parent_leaves_no_orphans(operator: OperatorProcess, namesp
     kubectl.run("delete", "modeldeployment", "gone", "-n", namespace, "--wait=true")
     selector = "kubeloop.io/modeldeployment=gone"
     for kind in ("deployment", "service", "hpa", "pdb", "pods"):
-        wait_for(lambda k=kind: kubectl.list(k, namespace, selector) == [], 60, what=f"{kind} garbage-collected")  # type: ignore[misc]
+        kubectl.wait_count(kind, namespace, selector, 0)

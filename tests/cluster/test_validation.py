@@ -17,31 +17,100 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("zero workers", with_change(training_job(), "workers", 0), "spec.workers"),
     ("negative GPUs", with_change(training_job(), "resources.gpus", -1), "spec.resources.gpus"),
     ("malformed memory", with_change(training_job(), "resources.memory", "lots"), "spec.resources.memory"),
-    ("negative backoff", with_change(training_job(), "runPolicy.backoffLimit", -3), "spec.runPolicy.backoffLimit"),
+    (
+        "negative backoff",
+        with_change(training_job(), "runPolicy.backoffLimit", -3),
+        "spec.runPolicy.backoffLimit",
+    ),
     ("dataset URI scheme", with_change(training_job(), "dataset.uri", "ftp://x/y.csv"), "spec.dataset.uri"),
-    ("unknown algorithm", with_change(training_job(), "builtin.algorithm", "xgboost9000"), "spec.builtin.algorithm"),
+    (
+        "unknown algorithm",
+        with_change(training_job(), "builtin.algorithm", "xgboost9000"),
+        "spec.builtin.algorithm",
+    ),
     (
         "search range low > high",
-        with_change(training_job(), "tuning", {"objective": {"metric": "val_f1"}, "searchSpace": {"lr": {"type": "float", "low": 1, "high": 0.1}}}),
+        with_change(
+            training_job(),
+            "tuning",
+            {
+                "objective": {"metric": "val_f1"},
+                "searchSpace": {"lr": {"type": "float", "low": 1, "high": 0.1}},
+            },
+        ),
         "numeric ranges need low <= high",
     ),
     ("no dataset for the built-in trainer", {**training_job(), "spec": {"workers": 1}}, "needs spec.dataset"),
-    ("env value and valueFrom", with_change(training_job(), "env", [{"name": "A", "value": "1", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]), "set value or valueFrom, not both"),
-    ("negative replicas", with_change(model_deployment(), "replicas", {"min": -1, "max": 3}), "spec.replicas.min"),
-    ("min > max replicas", with_change(model_deployment(), "replicas", {"min": 5, "max": 2}), "replicas.min must be <= replicas.max"),
-    ("model URI scheme", with_change(model_deployment(), "model.uri", "gs://bucket/model.onnx"), "spec.model.uri"),
+    (
+        "env value and valueFrom",
+        with_change(
+            training_job(),
+            "env",
+            [{"name": "A", "value": "1", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        ),
+        "set value or valueFrom, not both",
+    ),
+    (
+        "negative replicas",
+        with_change(model_deployment(), "replicas", {"min": -1, "max": 3}),
+        "spec.replicas.min",
+    ),
+    (
+        "min > max replicas",
+        with_change(model_deployment(), "replicas", {"min": 5, "max": 2}),
+        "replicas.min must be <= replicas.max",
+    ),
+    (
+        "model URI scheme",
+        with_change(model_deployment(), "model.uri", "gs://bucket/model.onnx"),
+        "spec.model.uri",
+    ),
     ("bad sha256", with_change(model_deployment(), "model.sha256", "abc"), "spec.model.sha256"),
-    ("canary above 100%", with_change(model_deployment(), "canary", {"model": {"uri": "models:/churn/2"}, "trafficPercent": 150}), "spec.canary.trafficPercent"),
-    ("sample rate above 1", with_change(model_deployment(), "payloadLogging.sampleRate", 1.5), "spec.payloadLogging.sampleRate"),
-    ("batch size 0", with_change(model_deployment(), "batching.maxBatchSize", 0), "spec.batching.maxBatchSize"),
+    (
+        "canary above 100%",
+        with_change(
+            model_deployment(), "canary", {"model": {"uri": "models:/churn/2"}, "trafficPercent": 150}
+        ),
+        "spec.canary.trafficPercent",
+    ),
+    (
+        "sample rate above 1",
+        with_change(model_deployment(), "payloadLogging.sampleRate", 1.5),
+        "spec.payloadLogging.sampleRate",
+    ),
+    (
+        "batch size 0",
+        with_change(model_deployment(), "batching.maxBatchSize", 0),
+        "spec.batching.maxBatchSize",
+    ),
     ("no model", {**model_deployment(), "spec": {"replicas": {"min": 1, "max": 2}}}, "spec.model"),
-    ("unknown test name", with_change(drift_monitor(), "tests", [{"feature": "age", "test": "magic"}]), "spec.tests[0].test"),
+    (
+        "unknown test name",
+        with_change(drift_monitor(), "tests", [{"feature": "age", "test": "magic"}]),
+        "spec.tests[0].test",
+    ),
     ("bad cron", with_change(drift_monitor(), "schedule", "every hour"), "spec.schedule"),
     ("drift share above 1", with_change(drift_monitor(), "driftShare", 2), "spec.driftShare"),
-    ("window with both", with_change(drift_monitor(), "window", {"duration": "1h", "lastRows": 10}), "exactly one of duration, lastRows"),
-    ("bad window duration", with_change(drift_monitor(), "window", {"duration": "1 week"}), "spec.window.duration"),
-    ("retrain without template", with_change(drift_monitor(), "action", {"type": "Retrain"}), "action Retrain needs trainingJobTemplate"),
-    ("target not a DNS name", with_change(drift_monitor(), "target", {"modelDeployment": "Not_A_Name"}), "spec.target.modelDeployment"),
+    (
+        "window with both",
+        with_change(drift_monitor(), "window", {"duration": "1h", "lastRows": 10}),
+        "exactly one of duration, lastRows",
+    ),
+    (
+        "bad window duration",
+        with_change(drift_monitor(), "window", {"duration": "1 week"}),
+        "spec.window.duration",
+    ),
+    (
+        "retrain without template",
+        with_change(drift_monitor(), "action", {"type": "Retrain"}),
+        "action Retrain needs trainingJobTemplate",
+    ),
+    (
+        "target not a DNS name",
+        with_change(drift_monitor(), "target", {"modelDeployment": "Not_A_Name"}),
+        "spec.target.modelDeployment",
+    ),
     ("unknown field", with_change(model_deployment(), "replicaz", 3), "replicaz"),
 ]
 
@@ -54,7 +123,9 @@ def test_refused_by_the_api_server(crds: Cluster, case: str, manifest: dict[str,
 
 
 def server_dry_run(cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
-    out = cluster.kubectl.run("apply", "-n", "default", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(manifest))
+    out = cluster.kubectl.run(
+        "apply", "-n", "default", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(manifest)
+    )
     stored: dict[str, Any] = json.loads(out.stdout)
     return stored
 

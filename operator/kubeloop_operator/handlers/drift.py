@@ -26,14 +26,18 @@ def target_payload_log(owner: Owner, spec: DriftMonitorSpec) -> PayloadLogging:
     """The payload log of the target ModelDeployment; a temporary error until it exists and logs."""
     target = RUNTIME.client().get("ModelDeployment", owner.namespace, spec.target.model_deployment)
     if target is None:
-        raise NotReady("TargetNotFound", f"ModelDeployment {spec.target.model_deployment} does not exist")
+        raise NotReadyError(
+            "TargetNotFound", f"ModelDeployment {spec.target.model_deployment} does not exist"
+        )
     payload = ModelDeploymentSpec.model_validate(dict(target["spec"])).payload_logging
     if payload is None:
-        raise NotReady("PayloadLoggingOff", f"ModelDeployment {spec.target.model_deployment} has no payloadLogging")
+        raise NotReadyError(
+            "PayloadLoggingOff", f"ModelDeployment {spec.target.model_deployment} has no payloadLogging"
+        )
     return payload
 
 
-class NotReady(Exception):
+class NotReadyError(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason, self.message = reason, message
@@ -42,9 +46,13 @@ class NotReady(Exception):
 def set_ready(body: Any, ready: bool, reason: str, message: str) -> None:
     status = dict(body.get("status") or {})
     generation = body["metadata"].get("generation", 1)
-    conditions = set_condition(list(status.get("conditions") or []), "Ready", ready, reason, message, generation)
+    conditions = set_condition(
+        list(status.get("conditions") or []), "Ready", ready, reason, message, generation
+    )
     patch = {"conditions": conditions, "observedGeneration": generation}
-    RUNTIME.client().patch_status("DriftMonitor", body["metadata"]["namespace"], body["metadata"]["name"], patch)
+    RUNTIME.client().patch_status(
+        "DriftMonitor", body["metadata"]["namespace"], body["metadata"]["name"], patch
+    )
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)  # type: ignore[arg-type]
@@ -56,12 +64,17 @@ def reconcile_drift_monitor(body: kopf.Body, **_: Any) -> None:
         owner = Owner.from_body(body)
         try:
             payload = target_payload_log(owner, spec)
-        except NotReady as problem:
+        except NotReadyError as problem:
             set_ready(body, False, problem.reason, problem.message)
             raise kopf.TemporaryError(problem.message, delay=15) from problem
         cronjob = render_cronjob(owner, spec, payload, RUNTIME.settings)
         RUNTIME.client().apply(cronjob)
-        set_ready(body, True, "Scheduled", f"checks run on schedule {spec.schedule!r} as CronJob {cronjob['metadata']['name']}")
+        set_ready(
+            body,
+            True,
+            "Scheduled",
+            f"checks run on schedule {spec.schedule!r} as CronJob {cronjob['metadata']['name']}",
+        )
     metrics.RECONCILES.labels("DriftMonitor", "ok").inc()
 
 
@@ -89,7 +102,9 @@ def trigger_retrain(body: Any, spec: DriftMonitorSpec, status: dict[str, Any]) -
             "name": name,
             "namespace": owner.namespace,
             "labels": {**template.labels, **owner.labels()},
-            "annotations": {"kubeloop.io/triggered-by": f"DriftMonitor/{owner.name}/{status['lastCheckJob']}"},
+            "annotations": {
+                "kubeloop.io/triggered-by": f"DriftMonitor/{owner.name}/{status['lastCheckJob']}"
+            },
             "ownerReferences": [owner.reference()],
         },
         "spec": template.spec.wire(),
@@ -103,12 +118,12 @@ def trigger_retrain(body: Any, spec: DriftMonitorSpec, status: dict[str, Any]) -
 @kopf.on.event("batch", "v1", "jobs", labels={"kubeloop.io/driftmonitor": kopf.PRESENT})  # type: ignore[arg-type]
 def drift_check_changed(body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
     """A finished check Job becomes status, metrics and (maybe) a retrain, exactly once per Job."""
-    if finished(body) is None:
+    if finished(dict(body)) is None:
         return
     kube = RUNTIME.client()
     check = dict(body)
     name = labels["kubeloop.io/driftmonitor"]
-    summary = job_summary(kube.list("Pod", namespace, {"job-name": check["metadata"]["name"]}))
+    summary = job_summary(kube.list_labeled("Pod", namespace, {"job-name": check["metadata"]["name"]}))
     seen: dict[str, Any] = {}
 
     def derive(monitor: dict[str, Any]) -> dict[str, Any] | None:

@@ -30,7 +30,9 @@ def wire(model: ResolvedModel | None, uri: str) -> dict[str, Any]:
     return (model or ResolvedModel(uri=uri)).wire()
 
 
-def refresh_status(namespace: str, name: str, problem: tuple[str, str] | None = None) -> None:
+def refresh_status(
+    namespace: str, name: str, problem: tuple[str, str] | None = None, models: dict[str, Any] | None = None
+) -> None:
     """Derive status from the Deployments now; announce Ready transitions as Events."""
     kube = RUNTIME.client()
     seen: dict[str, Any] = {}
@@ -39,10 +41,10 @@ def refresh_status(namespace: str, name: str, problem: tuple[str, str] | None = 
         seen["body"] = current
         owner = Owner.from_body(current)
         spec = ModelDeploymentSpec.model_validate(dict(current["spec"]))
-        status = dict(current.get("status") or {})
+        status = {**(current.get("status") or {}), **(models or {})}
         return derive_serving_status(
             status,
-            kube.list("Deployment", owner.namespace, owner.labels()),
+            kube.list_labeled("Deployment", owner.namespace, owner.labels()),
             owner.generation,
             expected_replicas(spec),
             service_url(owner, RUNTIME.settings.cluster_domain),
@@ -55,7 +57,7 @@ def refresh_status(namespace: str, name: str, problem: tuple[str, str] | None = 
     if changed is None:
         return
     before, after = changed
-    metrics.SERVING_READY_REPLICAS.labels(namespace, name).set(after["readyReplicas"])
+    record_replicas(namespace, name, seen["body"], after)
     ready_before = next((c["status"] for c in before.get("conditions") or [] if c["type"] == "Ready"), None)
     ready = next(c for c in after["conditions"] if c["type"] == "Ready")
     if ready["status"] != ready_before:
@@ -63,8 +65,17 @@ def refresh_status(namespace: str, name: str, problem: tuple[str, str] | None = 
         post(seen["body"], reason=ready["reason"], message=ready["message"])
 
 
-def reconcile(body: Any, spec: ModelDeploymentSpec) -> tuple[ResolvedModel | None, ResolvedModel | None]:
-    """Apply every child, prune the ones no longer wanted, record the resolved versions."""
+def record_replicas(namespace: str, name: str, body: dict[str, Any], status: dict[str, Any]) -> None:
+    spec = ModelDeploymentSpec.model_validate(dict(body["spec"]))
+    metrics.SERVING_READY_REPLICAS.labels(namespace, name).set(status["readyReplicas"])
+    metrics.SERVING_REPLICAS.labels(namespace, name).set(status["replicas"])
+    metrics.SERVING_MIN_REPLICAS.labels(namespace, name).set(spec.replicas.min)
+    metrics.SERVING_MAX_REPLICAS.labels(namespace, name).set(spec.replicas.max)
+    metrics.SERVING_TARGET_CPU.labels(namespace, name).set(spec.autoscaling.target_cpu_utilization / 100)
+
+
+def reconcile(body: Any, spec: ModelDeploymentSpec, prune: bool = True) -> None:
+    """Apply every child, prune the ones no longer wanted, write status with the resolved versions."""
     owner = Owner.from_body(body)
     kube = RUNTIME.client()
     try:
@@ -75,36 +86,37 @@ def reconcile(body: Any, spec: ModelDeploymentSpec) -> tuple[ResolvedModel | Non
     children = render_serving(owner, spec, RUNTIME.settings, resolved, canary, RUNTIME.service_monitors)
     for child in children:
         kube.apply(child)
-    for kind in OPTIONAL_KINDS:
+    for kind in OPTIONAL_KINDS if prune else ():
         if kind == "ServiceMonitor" and not RUNTIME.service_monitors:
             continue
-        kube.prune(kind, owner.namespace, owner.labels(), {c["metadata"]["name"] for c in children if c["kind"] == kind})
-    status_models = {"model": wire(resolved, spec.model.uri)}
+        wanted = {c["metadata"]["name"] for c in children if c["kind"] == kind}
+        kube.prune(kind, owner.namespace, owner.labels(), wanted)
+    models = {"model": wire(resolved, spec.model.uri)}
     if spec.canary:
-        status_models["canaryModel"] = wire(canary, spec.canary.model.uri)
-    kube.patch_status("ModelDeployment", owner.namespace, owner.name, status_models)
-    return resolved, canary
+        models["canaryModel"] = wire(canary, spec.canary.model.uri)
+    refresh_status(owner.namespace, owner.name, models=models)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)  # type: ignore[arg-type]
 @kopf.on.create(GROUP, VERSION, PLURAL, **RETRY)  # type: ignore[arg-type]
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)  # type: ignore[arg-type]
-def reconcile_model_deployment(body: kopf.Body, **_: Any) -> None:
+def reconcile_model_deployment(body: kopf.Body, reason: kopf.Reason, **_: Any) -> None:
     with metrics.RECONCILE_SECONDS.labels("ModelDeployment").time():
         spec = parse_spec(ModelDeploymentSpec, body["spec"])
-        reconcile(body, spec)
-        refresh_status(body["metadata"]["namespace"], body["metadata"]["name"])
+        reconcile(body, spec, prune=reason != kopf.Reason.CREATE)  # a new resource has nothing to prune
     metrics.RECONCILES.labels("ModelDeployment", "ok").inc()
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=10, initial_delay=10, idle=5, **RETRY)  # type: ignore[arg-type]
+@kopf.timer(GROUP, VERSION, PLURAL, interval=15, initial_delay=15, idle=10, **RETRY)  # type: ignore[arg-type]
 def follow_registry(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Re-resolve `models:/name@alias`; when the alias moved, roll the servers to the new version."""
+    """Re-resolve `models:/name@alias`; when the alias moved, roll the servers to the new version.
+    Also a slow resync of status, in case a child's watch event was missed."""
     spec = ModelDeploymentSpec.model_validate(dict(body["spec"]))
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    now = time.monotonic()
     uses_alias = "@" in spec.model.uri or (spec.canary is not None and "@" in spec.canary.model.uri)
-    due = time.monotonic() - memo.get("resolved_at", 0.0) >= spec.registry_poll_seconds
-    if uses_alias and due:
-        memo["resolved_at"] = time.monotonic()
+    if uses_alias and now - memo.get("resolved_at", 0.0) >= spec.registry_poll_seconds:
+        memo["resolved_at"] = now
         status = body.get("status") or {}
         try:
             resolved, canary = resolve_models(spec)
@@ -115,11 +127,35 @@ def follow_registry(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         after = resolved.version if resolved else None, canary.version if canary else None
         if before != after:
             kopf.info(body, reason="ModelVersionChanged", message=f"{before} -> {after}: rolling out")
-            metrics.SERVING_MODEL_VERSION_CHANGES.labels(body["metadata"]["namespace"], body["metadata"]["name"]).inc()
+            metrics.SERVING_MODEL_VERSION_CHANGES.labels(namespace, name).inc()
             reconcile(body, spec)
-    refresh_status(body["metadata"]["namespace"], body["metadata"]["name"])
+            return
+    if now - memo.get("synced_at", 0.0) >= RUNTIME.settings.resync_seconds:
+        memo["synced_at"] = now
+        refresh_status(namespace, name)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"kubeloop.io/modeldeployment": kopf.PRESENT})  # type: ignore[arg-type]
-def server_deployment_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+def server_deployment_changed(
+    body: kopf.Body, event: kopf.RawEvent, namespace: str, labels: kopf.Labels, **_: Any
+) -> None:
+    """Only rollout progress matters: a Deployment update that changes none of it is skipped."""
+    key = body["metadata"]["uid"]
+    progress = rollout_progress(dict(body))
+    if event.get("type") == "DELETED":
+        SEEN_PROGRESS.pop(key, None)
+    elif SEEN_PROGRESS.get(key) == progress:
+        return
     refresh_status(namespace, labels["kubeloop.io/modeldeployment"])
+    if event.get("type") != "DELETED":
+        SEEN_PROGRESS[key] = progress
+
+
+SEEN_PROGRESS: dict[str, tuple[Any, ...]] = {}
+
+
+def rollout_progress(deployment: dict[str, Any]) -> tuple[Any, ...]:
+    status = deployment.get("status") or {}
+    meta = deployment["metadata"]
+    fields = ("observedGeneration", "replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
+    return (meta.get("generation"), meta.get("deletionTimestamp"), *(status.get(f) for f in fields))

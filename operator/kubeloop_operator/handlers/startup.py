@@ -23,6 +23,7 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.persistence.finalizer = "kubeloop.io/finalizer"
     settings.execution.max_workers = ours.worker_threads
     settings.posting.level = logging.INFO
+    settings.posting.loggers = False  # Events are our explicit transitions, not kopf's per-handler log lines
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -43,8 +44,10 @@ def refresh_status(namespace: str, name: str) -> dict[str, Any] | None:
         owner = Owner.from_body(current)
         spec = TrainingJobSpec.model_validate(dict(current["spec"]))
         job = kube.get("Job", owner.namespace, job_name(owner))
-        pods = kube.list("Pod", owner.namespace, {"job-name": job_name(owner)}) if job else []
-        ui = RUNTIME.settings.mlflow_ui_url or spec.mlflow.tracking_uri or RUNTIME.settings.mlflow_tracking_uri
+        pods = kube.list_labeled("Pod", owner.namespace, {"job-name": job_name(owner)}) if job else []
+        ui = (
+            RUNTIME.settings.mlflow_ui_url or spec.mlflow.tracking_uri or RUNTIME.settings.mlflow_tracking_uri
+        )
         status = dict(current.get("status") or {})
         return derive_training_status(status, job, pods, owner.generation, spec.run_policy.suspend, ui)
 
@@ -99,8 +102,6 @@ def training_job_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
 
 
 def record_duration(namespace: str, status: dict[str, Any]) -> None:
-    from datetime import datetime
-
     start, end = status.get("startTime"), status.get("completionTime")
     if start and end:
         seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()

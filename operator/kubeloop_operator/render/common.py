@@ -22,7 +22,12 @@ class Owner:
     def from_body(cls, body: Any) -> Owner:
         meta = body["metadata"]
         return cls(
-            body["kind"], body["apiVersion"], meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
+            body["kind"],
+            body["apiVersion"],
+            meta["name"],
+            meta["namespace"],
+            meta["uid"],
+            meta.get("generation", 1),
         )
 
     def labels(self) -> dict[str, str]:
@@ -84,8 +89,10 @@ def resource_requirements(resources: Resources) -> dict[str, Any]:
 def scheduling(spec: Scheduling, resources: Resources | None = None) -> dict[str, Any]:
     """Node selector and tolerations; GPU pods tolerate the usual GPU taint unless told otherwise."""
     tolerations = [t.wire() for t in spec.tolerations]
-    if resources is not None and resources.gpus and not any(
-        t.get("key") == resources.gpu_resource_name for t in tolerations
+    if (
+        resources is not None
+        and resources.gpus
+        and not any(t.get("key") == resources.gpu_resource_name for t in tolerations)
     ):
         tolerations.append({"key": resources.gpu_resource_name, "operator": "Exists", "effect": "NoSchedule"})
     out: dict[str, Any] = {}

@@ -46,7 +46,9 @@ def check_args(owner: Owner, spec: DriftMonitorSpec, payload: PayloadLogging) ->
     return args
 
 
-def render_cronjob(owner: Owner, spec: DriftMonitorSpec, payload: PayloadLogging, settings: OperatorSettings) -> Manifest:
+def render_cronjob(
+    owner: Owner, spec: DriftMonitorSpec, payload: PayloadLogging, settings: OperatorSettings
+) -> Manifest:
     volumes, mounts = writable_tmp()
     extra_volumes, extra_mounts = payload_volume(payload)
     container: dict[str, Any] = {

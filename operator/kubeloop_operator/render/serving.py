@@ -81,7 +81,9 @@ def probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
 
 
-def server_container(env: dict[str, str], spec: ModelDeploymentSpec, settings: OperatorSettings) -> dict[str, Any]:
+def server_container(
+    env: dict[str, str], spec: ModelDeploymentSpec, settings: OperatorSettings
+) -> dict[str, Any]:
     volumes_mounts = writable_tmp()[1] + payload_volume(spec.payload_logging)[1]
     container: dict[str, Any] = {
         "name": "server",
@@ -121,7 +123,10 @@ def render_server(
         "template": {
             "metadata": {
                 "labels": {**selector, "kubeloop.io/component": "server"},
-                "annotations": {"kubeloop.io/model-uri": served_uri(source, resolved), "kubeloop.io/model-version": version},
+                "annotations": {
+                    "kubeloop.io/model-uri": served_uri(source, resolved),
+                    "kubeloop.io/model-version": version,
+                },
             },
             "spec": {
                 "securityContext": restricted_pod_security(),
@@ -169,7 +174,10 @@ def render_autoscaler(owner: Owner, spec: ModelDeploymentSpec, min_replicas: int
                     "type": "Resource",
                     "resource": {
                         "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": spec.autoscaling.target_cpu_utilization},
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": spec.autoscaling.target_cpu_utilization,
+                        },
                     },
                 }
             ],
@@ -218,7 +226,9 @@ def render_serving(
         children.append(render_autoscaler(owner, spec, stable_min))
     if spec.canary is not None and percent > 0:
         replicas = canary_replicas(spec.replicas.min, percent)
-        children.append(render_server(owner, spec, settings, "canary", replicas, spec.canary.model, canary_resolved))
+        children.append(
+            render_server(owner, spec, settings, "canary", replicas, spec.canary.model, canary_resolved)
+        )
     if service_monitor:
         children.append(render_service_monitor(owner))
     return children
@@ -232,5 +242,3 @@ def expected_replicas(spec: ModelDeploymentSpec) -> int:
     """Ready replicas at which a ModelDeployment is fully Ready (the minimum of each track)."""
     percent = spec.canary.traffic_percent if spec.canary else 0
     return stable_replicas(spec.replicas.min, percent) + canary_replicas(spec.replicas.min, percent)
-
-

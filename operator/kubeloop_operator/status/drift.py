@@ -28,7 +28,11 @@ def job_summary(pods: list[dict[str, Any]]) -> DriftSummary | None:
 
 def latest_finished(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
     done = [j for j in jobs if finished(j)]
-    return max(done, key=lambda j: j.get("status", {}).get("completionTime") or j["metadata"]["creationTimestamp"], default=None)
+    return max(
+        done,
+        key=lambda j: j.get("status", {}).get("completionTime") or j["metadata"]["creationTimestamp"],
+        default=None,
+    )
 
 
 def apply_check(
@@ -40,7 +44,9 @@ def apply_check(
         return dict(current)
     status = dict(current)
     status["lastCheckJob"] = name
-    status["lastCheckTime"] = job.get("status", {}).get("completionTime") or job["metadata"]["creationTimestamp"]
+    status["lastCheckTime"] = (
+        job.get("status", {}).get("completionTime") or job["metadata"]["creationTimestamp"]
+    )
     conditions: Conditions = list(current.get("conditions") or [])
     if finished(job) == "Complete" and summary is not None:
         status["checksSucceeded"] = int(current.get("checksSucceeded", 0)) + 1
@@ -58,7 +64,9 @@ def apply_check(
             else "no feature drifted"
         )
         reason = "DatasetDrift" if summary.dataset_drift else "NoDatasetDrift"
-        conditions = set_condition(conditions, "DriftDetected", summary.dataset_drift, reason, message, generation)
+        conditions = set_condition(
+            conditions, "DriftDetected", summary.dataset_drift, reason, message, generation
+        )
     else:
         status["checksFailed"] = int(current.get("checksFailed", 0)) + 1
         conditions = set_condition(
@@ -68,7 +76,9 @@ def apply_check(
     return status
 
 
-def should_retrain(status: dict[str, Any], now_epoch: float, last_triggered_epoch: float | None, cooldown: int) -> bool:
+def should_retrain(
+    status: dict[str, Any], now_epoch: float, last_triggered_epoch: float | None, cooldown: int
+) -> bool:
     """One retrain per drift episode: only on dataset drift, and never inside the cooldown."""
     if not status.get("datasetDrift"):
         return False

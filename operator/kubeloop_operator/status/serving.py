@@ -35,9 +35,13 @@ def derive_serving_status(
     if problem is not None:
         conditions = set_condition(conditions, "Ready", False, problem[0], problem[1], generation)
     elif not deployments:
-        conditions = set_condition(conditions, "Ready", False, "Pending", "no inference server exists yet", generation)
+        conditions = set_condition(
+            conditions, "Ready", False, "Pending", "no inference server exists yet", generation
+        )
     elif all(rolled_out(d) for d in deployments) and ready >= expected:
-        conditions = set_condition(conditions, "Ready", True, "Available", f"{ready} replicas ready", generation)
+        conditions = set_condition(
+            conditions, "Ready", True, "Available", f"{ready} replicas ready", generation
+        )
     else:
         message = f"{ready}/{max(expected, replicas)} replicas ready"
         conditions = set_condition(conditions, "Ready", False, "RollingOut", message, generation)

@@ -53,7 +53,9 @@ def phase_of(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: 
     return "Running" if job.get("status", {}).get("active") and running else "Pending"
 
 
-def failure(job: dict[str, Any], pods: list[dict[str, Any]], summary: TrainingSummary | None) -> tuple[str, str]:
+def failure(
+    job: dict[str, Any], pods: list[dict[str, Any]], summary: TrainingSummary | None
+) -> tuple[str, str]:
     """(reason, message) of a failed run, most specific first: trainer, kubelet, Job controller."""
     failed = job_condition(job, "Failed") or job_condition(job, "FailureTarget") or {}
     if summary is not None and summary.failure_reason:
@@ -63,11 +65,17 @@ def failure(job: dict[str, Any], pods: list[dict[str, Any]], summary: TrainingSu
     kubelet = pod_failure_reason(pods)
     if kubelet == "OOMKilled":
         return "OOMKilled", "a training container ran out of memory; raise spec.resources.memory"
-    return str(failed.get("reason") or kubelet or "Failed"), str(failed.get("message") or "the training Job failed")
+    return str(failed.get("reason") or kubelet or "Failed"), str(
+        failed.get("message") or "the training Job failed"
+    )
 
 
 def derive_training_status(
-    current: dict[str, Any], job: dict[str, Any] | None, pods: list[dict[str, Any]], generation: int, suspended: bool,
+    current: dict[str, Any],
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    generation: int,
+    suspended: bool,
     mlflow_ui_url: str,
 ) -> dict[str, Any]:
     """The whole status object from what is observed now; `current` only keeps condition history."""
@@ -80,18 +88,26 @@ def derive_training_status(
             if job.get("status", {}).get(field):
                 status[field] = job["status"][field]
     if summary is not None:
-        status |= summary.model_dump(by_alias=True, exclude_none=True, exclude={"kind", "failure_reason", "message"})
+        status |= summary.model_dump(
+            by_alias=True, exclude_none=True, exclude={"kind", "failure_reason", "message"}
+        )
         if summary.mlflow_run_id and not summary.mlflow_run_url:
             status["mlflowRunUrl"] = f"{mlflow_ui_url.rstrip('/')}/#/runs/{summary.mlflow_run_id}"
     conditions: Conditions = list(current.get("conditions") or [])
     if phase == "Succeeded":
         registered = summary.registered_model if summary else None
-        message = f"registered {registered.name} version {registered.version}" if registered else "training completed"
+        message = (
+            f"registered {registered.name} version {registered.version}"
+            if registered
+            else "training completed"
+        )
         conditions = set_condition(conditions, "Succeeded", True, "Completed", message, generation)
     elif phase == "Failed" and job is not None:
         reason, message = failure(job, pods, summary)
         conditions = set_condition(conditions, "Succeeded", False, reason, message, generation)
     else:
-        conditions = set_condition(conditions, "Succeeded", None, phase, f"training is {phase.lower()}", generation)
+        conditions = set_condition(
+            conditions, "Succeeded", None, phase, f"training is {phase.lower()}", generation
+        )
     status["conditions"] = conditions
     return status

@@ -33,8 +33,10 @@ def test_every_node_is_structural(kind: str) -> None:
     schema = crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     for path, node in walk(schema):
         assert "$ref" not in node and "title" not in node, path
-        assert "type" in node or node.get("x-kubernetes-int-or-string") or node.get(
-            "x-kubernetes-preserve-unknown-fields"
+        assert (
+            "type" in node
+            or node.get("x-kubernetes-int-or-string")
+            or node.get("x-kubernetes-preserve-unknown-fields")
         ), f"{kind}{path} has no type"
         assert node.get("default", 0) is not None, f"{kind}{path} defaults to null"
         assert node.get("additionalProperties") is not False, path
@@ -43,9 +45,17 @@ def test_every_node_is_structural(kind: str) -> None:
 @pytest.mark.parametrize(
     ("kind", "short", "status_fields"),
     [
-        ("TrainingJob", "tj", {"phase", "mlflowRunId", "registeredModel", "conditions", "observedGeneration"}),
+        (
+            "TrainingJob",
+            "tj",
+            {"phase", "mlflowRunId", "registeredModel", "conditions", "observedGeneration"},
+        ),
         ("ModelDeployment", "mdep", {"readyReplicas", "model", "url", "conditions", "observedGeneration"}),
-        ("DriftMonitor", "dm", {"driftShare", "features", "reportUri", "conditions", "lastTriggeredTrainingJob"}),
+        (
+            "DriftMonitor",
+            "dm",
+            {"driftShare", "features", "reportUri", "conditions", "lastTriggeredTrainingJob"},
+        ),
     ],
 )
 def test_names_status_and_columns(kind: str, short: str, status_fields: set[str]) -> None:

@@ -25,7 +25,11 @@ def arg(args: list[str], flag: str) -> str:
 
 
 def test_cronjob_runs_the_check_against_the_payload_log(settings: OperatorSettings) -> None:
-    md = spec(schedule="*/15 * * * *", window={"lastRows": 5000}, tests=[{"feature": "age", "test": "ks", "threshold": 0.01}])
+    md = spec(
+        schedule="*/15 * * * *",
+        window={"lastRows": 5000},
+        tests=[{"feature": "age", "test": "ks", "threshold": 0.01}],
+    )
     cronjob = render_cronjob(owner_of("DriftMonitor", "mon"), md, PAYLOAD, settings)
     assert cronjob["metadata"]["name"] == "mon-check"
     assert cronjob["spec"]["schedule"] == "*/15 * * * *"
@@ -46,4 +50,7 @@ def test_labels_let_the_operator_find_check_jobs(settings: OperatorSettings) -> 
     cronjob = render_cronjob(owner_of("DriftMonitor", "mon"), spec(), settings=settings, payload=PAYLOAD)
     labels = cronjob["spec"]["jobTemplate"]["metadata"]["labels"]
     assert labels["kubeloop.io/driftmonitor"] == "mon"
-    assert "--window-duration" in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert (
+        "--window-duration"
+        in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    )

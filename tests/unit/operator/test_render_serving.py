@@ -28,7 +28,9 @@ def env_of(deployment: dict[str, Any]) -> dict[str, str]:
 
 
 def test_children_and_autoscaling(settings: OperatorSettings) -> None:
-    kinds = by_kind(render_serving(owner_of("ModelDeployment"), spec(replicas={"min": 2, "max": 5}), settings))
+    kinds = by_kind(
+        render_serving(owner_of("ModelDeployment"), spec(replicas={"min": 2, "max": 5}), settings)
+    )
     assert set(kinds) == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
     hpa = kinds["HorizontalPodAutoscaler"][0]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
@@ -50,7 +52,11 @@ def test_batching_payload_logging_and_pvc(settings: OperatorSettings) -> None:
         owner_of("ModelDeployment"),
         spec(
             batching={"maxBatchSize": 64, "maxWaitMs": 5},
-            payloadLogging={"sinkUri": "file:///var/payloads", "sampleRate": 0.25, "persistentVolumeClaim": "logs"},
+            payloadLogging={
+                "sinkUri": "file:///var/payloads",
+                "sampleRate": 0.25,
+                "persistentVolumeClaim": "logs",
+            },
         ),
         settings,
     )
@@ -65,13 +71,17 @@ def test_batching_payload_logging_and_pvc(settings: OperatorSettings) -> None:
     assert {"name": "payload-log", "mountPath": "/var/payloads"} in pod["containers"][0]["volumeMounts"]
 
 
-@pytest.mark.parametrize(("stable", "percent", "canary"), [(1, 10, 1), (4, 20, 1), (9, 10, 1), (3, 50, 3), (2, 0, 0)])
+@pytest.mark.parametrize(
+    ("stable", "percent", "canary"), [(1, 10, 1), (4, 20, 1), (9, 10, 1), (3, 50, 3), (2, 0, 0)]
+)
 def test_canary_replica_share(stable: int, percent: int, canary: int) -> None:
     assert canary_replicas(stable, percent) == canary
 
 
 def test_canary_track(settings: OperatorSettings) -> None:
-    md = spec(replicas={"min": 4, "max": 8}, canary={"model": {"uri": "models:/churn/9"}, "trafficPercent": 20})
+    md = spec(
+        replicas={"min": 4, "max": 8}, canary={"model": {"uri": "models:/churn/9"}, "trafficPercent": 20}
+    )
     deployments = by_kind(render_serving(owner_of("ModelDeployment", "churn"), md, settings))["Deployment"]
     stable, canary = deployments
     assert canary["metadata"]["name"] == "churn-canary"

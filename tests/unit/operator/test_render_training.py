@@ -26,7 +26,12 @@ def test_single_worker_job_with_gpu_toleration_and_run_policy(settings: Operator
         owner_of("TrainingJob"),
         spec(
             resources={"cpu": 2, "memory": "4Gi", "gpus": 2},
-            runPolicy={"backoffLimit": 3, "activeDeadlineSeconds": 600, "ttlSecondsAfterFinished": 60, "suspend": True},
+            runPolicy={
+                "backoffLimit": 3,
+                "activeDeadlineSeconds": 600,
+                "ttlSecondsAfterFinished": 60,
+                "suspend": True,
+            },
             nodeSelector={"pool": "a100"},
         ),
         settings,
@@ -53,7 +58,9 @@ def test_mlflow_and_spec_are_injected(settings: OperatorSettings) -> None:
     assert env["MLFLOW_EXPERIMENT_NAME"] == "exp"
     assert env["MLFLOW_RUN_NAME"] == "churn"
     assert env["KUBELOOP_TRAININGJOB_UID"] == "uid-123"
-    assert TrainingJobSpec.model_validate(json.loads(env["KUBELOOP_TRAINING_SPEC"])).mlflow.experiment == "exp"
+    assert (
+        TrainingJobSpec.model_validate(json.loads(env["KUBELOOP_TRAINING_SPEC"])).mlflow.experiment == "exp"
+    )
 
 
 def test_user_env_overrides_ours_and_secrets_stay_references(settings: OperatorSettings) -> None:
@@ -79,10 +86,14 @@ def test_distributed_renders_indexed_job_and_headless_service(settings: Operator
     assert env["MASTER_ADDR"] == "ddp-0.ddp.team-a.svc"
     assert env["MASTER_PORT"] == "29500"
     assert env["WORLD_SIZE"] == "3"
-    assert env["RANK"] == {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
+    assert env["RANK"] == {
+        "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
+    }
     assert service["spec"]["clusterIP"] == "None"
     assert service["spec"]["publishNotReadyAddresses"] is True
-    assert set(service["spec"]["selector"].items()) <= set(job["spec"]["template"]["metadata"]["labels"].items())
+    assert set(service["spec"]["selector"].items()) <= set(
+        job["spec"]["template"]["metadata"]["labels"].items()
+    )
 
 
 def test_every_pod_is_restricted(settings: OperatorSettings) -> None:
@@ -96,8 +107,12 @@ def test_every_pod_is_restricted(settings: OperatorSettings) -> None:
 
 
 def test_builtin_trainer_is_the_default_command(settings: OperatorSettings) -> None:
-    container = render_training(owner_of("TrainingJob"), spec(), settings)[0]["spec"]["template"]["spec"]["containers"][0]
+    container = render_training(owner_of("TrainingJob"), spec(), settings)[0]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
     assert container["command"] == ["kubeloop", "train"]
     assert container["image"] == settings.trainer_image
-    custom = render_training(owner_of("TrainingJob"), spec(image="me/train:1", command=["python", "t.py"]), settings)
+    custom = render_training(
+        owner_of("TrainingJob"), spec(image="me/train:1", command=["python", "t.py"]), settings
+    )
     assert custom[0]["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "t.py"]

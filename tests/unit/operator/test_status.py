@@ -18,12 +18,18 @@ pytestmark = pytest.mark.unit
 
 
 def job(conditions: list[dict[str, str]] | None = None, **status: Any) -> dict[str, Any]:
-    return {"metadata": {"name": "j", "creationTimestamp": "2026-01-01T00:00:00Z"}, "status": {"conditions": conditions or [], **status}}
+    return {
+        "metadata": {"name": "j", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "status": {"conditions": conditions or [], **status},
+    }
 
 
 def terminated_pod(message: str, code: int = 0, reason: str = "Completed") -> dict[str, Any]:
     state = {"terminated": {"exitCode": code, "reason": reason, "message": message}}
-    return {"metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:01Z"}, "status": {"containerStatuses": [{"state": state}]}}
+    return {
+        "metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:01Z"},
+        "status": {"containerStatuses": [{"state": state}]},
+    }
 
 
 def test_condition_transition_time_moves_only_on_change() -> None:
@@ -44,7 +50,9 @@ def test_training_phases() -> None:
 
 def test_training_success_reads_the_summary() -> None:
     summary = TrainingSummary(
-        mlflow_run_id="abc", metrics={"val_f1": 0.91}, registered_model=RegisteredModel(name="churn", version="4")
+        mlflow_run_id="abc",
+        metrics={"val_f1": 0.91},
+        registered_model=RegisteredModel(name="churn", version="4"),
     )
     done = job([{"type": "Complete", "status": "True"}], startTime="s", completionTime="c")
     status = derive_training_status({}, done, [terminated_pod(encode(summary))], 2, False, "http://mlflow")
@@ -63,7 +71,15 @@ def test_training_success_reads_the_summary() -> None:
     [
         ([terminated_pod("", 137, "OOMKilled")], "BackoffLimitExceeded", "OOMKilled"),
         ([], "DeadlineExceeded", "DeadlineExceeded"),
-        ([terminated_pod(encode(TrainingSummary(failure_reason="BadData", message="no column y")), 1, "Error")], "BackoffLimitExceeded", "BadData"),
+        (
+            [
+                terminated_pod(
+                    encode(TrainingSummary(failure_reason="BadData", message="no column y")), 1, "Error"
+                )
+            ],
+            "BackoffLimitExceeded",
+            "BadData",
+        ),
     ],
 )
 def test_training_failure_reasons(pods: list[dict[str, Any]], job_reason: str, reason: str) -> None:
@@ -78,8 +94,13 @@ def deployment(replicas: int, ready: int, generation: int = 1, observed: int = 1
     return {
         "metadata": {"generation": generation},
         "spec": {"replicas": replicas},
-        "status": {"observedGeneration": observed, "replicas": replicas, "readyReplicas": ready,
-                   "updatedReplicas": ready, "availableReplicas": ready},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": replicas,
+            "readyReplicas": ready,
+            "updatedReplicas": ready,
+            "availableReplicas": ready,
+        },
     }
 
 
@@ -95,9 +116,17 @@ def test_serving_ready_needs_rollout_and_replicas() -> None:
 
 
 def drift_summary(drifted: bool) -> DriftSummary:
-    features = [FeatureResult(name="age", test="psi", score=0.4 if drifted else 0.01, threshold=0.2, drifted=drifted)]
-    return DriftSummary(drift_share=1.0 if drifted else 0.0, dataset_drift=drifted, features=features,
-                        rows_reference=100, rows_current=50, report_uri="s3://r/report.html")
+    features = [
+        FeatureResult(name="age", test="psi", score=0.4 if drifted else 0.01, threshold=0.2, drifted=drifted)
+    ]
+    return DriftSummary(
+        drift_share=1.0 if drifted else 0.0,
+        dataset_drift=drifted,
+        features=features,
+        rows_reference=100,
+        rows_current=50,
+        report_uri="s3://r/report.html",
+    )
 
 
 def test_drift_check_is_applied_once() -> None:
@@ -125,8 +154,13 @@ def test_retrain_cooldown() -> None:
 
 
 def test_summary_fits_a_termination_message() -> None:
-    features = [FeatureResult(name=f"feature_{i:03d}", test="psi", score=i / 100, threshold=0.2, drifted=i % 2 == 0) for i in range(200)]
-    summary = DriftSummary(drift_share=0.5, dataset_drift=True, features=features, rows_reference=1, rows_current=1)
+    features = [
+        FeatureResult(name=f"feature_{i:03d}", test="psi", score=i / 100, threshold=0.2, drifted=i % 2 == 0)
+        for i in range(200)
+    ]
+    summary = DriftSummary(
+        drift_share=0.5, dataset_drift=True, features=features, rows_reference=1, rows_current=1
+    )
     text = encode(summary)
     assert len(text.encode()) <= 4096
     decoded = decode(text)

@@ -1,0 +1,184 @@
+"""Operator throughput: time to bring N ModelDeployments to Ready, against creating their children directly.
+
+Peer: the same Deployment/Service/HPA/PDB manifests (from the operator's own pure renderer) applied
+straight to the API server with server-side apply from a pool of threads as large as the operator's:
+the floor the API server, controllers and kwok set on this machine; the ratio says what the operator adds.
+Prints JSON. Needs the local cluster (make cluster-up) with the CRDs applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kubeloop.api.deployment import ModelDeploymentSpec
+from kubeloop_operator.kube import Kube
+from kubeloop_operator.render.common import Owner
+from kubeloop_operator.render.serving import render_serving
+from kubeloop_operator.settings import OperatorSettings
+from tests.fixtures.cluster import free_port
+
+SPEC = {"model": {"uri": "models:/churn/1"}, "replicas": {"min": 1, "max": 3}}
+
+
+def progress(message: str) -> None:
+    print(f"[bench-operator] {message}", file=sys.stderr, flush=True)
+
+
+def wait_until(count: Callable[[], int], target: int, label: str, timeout: float) -> float:
+    start, last = time.monotonic(), -1
+    while time.monotonic() - start < timeout:
+        done = count()
+        if done != last:
+            progress(f"{label}: {done}/{target}")
+            last = done
+        if done >= target:
+            return time.monotonic()
+        time.sleep(0.25)
+    raise TimeoutError(f"{label}: only {last}/{target} after {timeout}s")
+
+
+def ready_deployments(kube: Kube, namespace: str) -> int:
+    items = kube._call("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]
+    return sum(1 for d in items if (d.get("status") or {}).get("readyReplicas", 0) >= 1)
+
+
+def ready_model_deployments(kube: Kube, namespace: str) -> int:
+    items = kube._call("GET", f"/apis/kubeloop.io/v1alpha1/namespaces/{namespace}/modeldeployments")["items"]
+    return sum(
+        1
+        for m in items
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (m.get("status") or {}).get("conditions") or []
+        )
+    )
+
+
+def create_namespace(kube: Kube, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kube._call(
+        "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    )
+    return name
+
+
+def delete_namespace(kube: Kube, name: str) -> None:
+    kube._call("DELETE", f"/api/v1/namespaces/{name}")
+
+
+def direct(kube: Kube, n: int, threads: int, timeout: float) -> float:
+    namespace = create_namespace(kube, "bench-direct")
+    settings, spec = OperatorSettings(), ModelDeploymentSpec.model_validate(SPEC)
+
+    def create(i: int) -> None:
+        # A parent object per resource (what the user's ModelDeployment is on the operator's side).
+        parent = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"m{i:04d}", "namespace": namespace},
+        }
+        uid = kube._call("POST", f"/api/v1/namespaces/{namespace}/configmaps", parent)["metadata"]["uid"]
+        owner = Owner("ConfigMap", "v1", f"m{i:04d}", namespace, uid)
+        for child in render_serving(owner, spec, settings):
+            kube.apply(child)
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(create, range(n)))
+    end = wait_until(lambda: ready_deployments(kube, namespace), n, "direct: ready Deployments", timeout)
+    delete_namespace(kube, namespace)
+    return end - start
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def with_operator(kube: Kube, n: int, threads: int, timeout: float, kubeconfig: str) -> tuple[float, float]:
+    namespace = create_namespace(kube, "bench-op")
+    env = {
+        **os.environ,
+        "KUBECONFIG": kubeconfig,
+        "KUBELOOP_OPERATOR_METRICS_PORT": str(free_port()),
+        "KUBELOOP_OPERATOR_WORKER_THREADS": str(threads),
+    }
+    log = open(ROOT / ".run/bench-operator.log", "wb")  # noqa: SIM115
+    operator = subprocess.Popen(
+        [sys.executable, "-m", "kubeloop", "operator", "-n", namespace, "--liveness", ""],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        time.sleep(3)  # let it start watching; not counted
+
+        def create(i: int) -> None:
+            body = {
+                "apiVersion": "kubeloop.io/v1alpha1",
+                "kind": "ModelDeployment",
+                "metadata": {"name": f"m{i:04d}", "namespace": namespace},
+                "spec": SPEC,
+            }
+            kube._call("POST", f"/apis/kubeloop.io/v1alpha1/namespaces/{namespace}/modeldeployments", body)
+
+        start = time.monotonic()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(create, range(n)))
+        end = wait_until(
+            lambda: ready_model_deployments(kube, namespace), n, "operator: Ready ModelDeployments", timeout
+        )
+        rss = peak_rss_mib(operator.pid)
+    finally:
+        operator.terminate()
+        operator.wait(timeout=30)
+        delete_namespace(kube, namespace)
+    return end - start, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=OperatorSettings().worker_threads)
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args()
+    kubeconfig = os.environ.get("KUBECONFIG", str(ROOT / ".run/kubeconfig"))
+    os.environ["KUBECONFIG"] = kubeconfig
+    kube = Kube("bench-direct")
+    direct_seconds = direct(kube, args.n, args.threads, args.timeout)
+    operator_seconds, rss = with_operator(kube, args.n, args.threads, args.timeout, kubeconfig)
+    print(
+        json.dumps(
+            {
+                "benchmark": "operator",
+                "n_model_deployments": args.n,
+                "children_per_resource": 4,
+                "threads": args.threads,
+                "direct_api_seconds": round(direct_seconds, 2),
+                "operator_seconds": round(operator_seconds, 2),
+                "operator_over_direct_ratio": round(operator_seconds / direct_seconds, 2),
+                "operator_ready_per_second": round(args.n / operator_seconds, 1),
+                "operator_peak_rss_mib": round(rss, 1),
+                "peer": "same rendered children applied directly (server-side apply), same thread count",
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
