@@ -1,3 +1,33 @@
-"""Tiers are markers: unit (no cluster), cluster (real kube-apiserver), e2e (real kubelet)."""
+"""Tiers are markers: unit (no cluster), cluster (real kube-apiserver + operator process), e2e (real kubelet)."""
 
-pytest_plugins = ["tests.fixtures.cluster"]
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+pytest_plugins = ["tests.fixtures.cluster", "tests.fixtures.mlflow_server"]
+TIERS = ("unit", "cluster", "e2e")
+OUTCOMES: Counter[tuple[str, str]] = Counter()
+
+
+def tier_of(item: pytest.Item) -> str:
+    return next((t for t in TIERS if item.get_closest_marker(t)), "unmarked")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        OUTCOMES[(tier_of(item), report.outcome)] += 1
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say per tier what ran, so a skipped cluster tier can never hide in a green total."""
+    terminalreporter.section("tests per tier")
+    for tier in (*TIERS, "unmarked"):
+        counts = {o: OUTCOMES[(tier, o)] for o in ("passed", "failed", "skipped") if OUTCOMES[(tier, o)]}
+        if counts:
+            terminalreporter.write_line(f"{tier:>8}: " + ", ".join(f"{n} {o}" for o, n in counts.items()))

@@ -30,7 +30,7 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.batching.worker_limit = 1000
 
 
-@kopf.on.startup()
+@kopf.on.startup(retries=10, backoff=3, timeout=120)
 def start(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
     ours = OperatorSettings()
     RUNTIME.settings = ours
