@@ -1,4 +1,4 @@
-"""Tiers are markers: unit (no cluster), cluster (real kube-apiserver + operator process), e2e (real kubelet)."""
+"""Tiers are markers: unit (no cluster), cluster (real kube-apiserver + operator), e2e (real kubelet)."""
 
 from __future__ import annotations
 
