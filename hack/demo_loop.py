@@ -1,4 +1,4 @@
-"""The data plane of the loop, for real, on this machine: train -> register -> serve -> traffic -> drift check.
+"""The data plane of the loop, for real, here: train -> register -> serve -> traffic -> drift check.
 
 Simulated nodes (kwok) run no containers, so `make demo` runs the same commands the pods would run as local
 processes: a real MLflow server, `kubeloop train` (registers churn@champion), `kubeloop serve
