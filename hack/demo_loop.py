@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,7 +51,7 @@ def churn_data(rows: int, shift: float, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def post(url: str, body: dict[str, object]) -> dict[str, object]:
+def post(url: str, body: Any) -> dict[str, object]:
     request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         result: dict[str, object] = json.load(response)
