@@ -128,10 +128,10 @@ def drift_check_changed(body: kopf.Body, namespace: str, labels: kopf.Labels, **
 
     def derive(monitor: dict[str, Any]) -> dict[str, Any] | None:
         current = dict(monitor.get("status") or {})
-        if current.get("lastCheckJob") == check["metadata"]["name"]:
-            return None
         seen["monitor"] = monitor
         status = apply_check(current, check, summary, monitor["metadata"].get("generation", 1))
+        if status == current:
+            return None
         spec = DriftMonitorSpec.model_validate(dict(monitor["spec"]))
         return trigger_retrain(monitor, spec, status)
 

@@ -26,27 +26,31 @@ def job_summary(pods: list[dict[str, Any]]) -> DriftSummary | None:
     return None
 
 
-def latest_finished(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    done = [j for j in jobs if finished(j)]
-    return max(
-        done,
-        key=lambda j: j.get("status", {}).get("completionTime") or j["metadata"]["creationTimestamp"],
-        default=None,
+def check_time(job: dict[str, Any]) -> str:
+    """When a check finished (RFC 3339 in UTC, so comparable as text)."""
+    status = job.get("status", {})
+    ended = [
+        c.get("lastTransitionTime")
+        for c in status.get("conditions") or []
+        if c.get("type") in ("Complete", "Failed")
+    ]
+    return str(
+        status.get("completionTime") or next(iter(ended), None) or job["metadata"]["creationTimestamp"]
     )
 
 
 def apply_check(
     current: dict[str, Any], job: dict[str, Any], summary: DriftSummary | None, generation: int
 ) -> dict[str, Any]:
-    """Status after one finished check Job; applying the same Job twice changes nothing."""
+    """Status after one finished check Job. Applying the same Job twice, or a Job older than the last
+    one applied (as when a restarted operator sees every finished Job again), changes nothing."""
     name = job["metadata"]["name"]
-    if current.get("lastCheckJob") == name:
+    finished_at = check_time(job)
+    if current.get("lastCheckJob") == name or finished_at < (current.get("lastCheckTime") or ""):
         return dict(current)
     status = dict(current)
     status["lastCheckJob"] = name
-    status["lastCheckTime"] = (
-        job.get("status", {}).get("completionTime") or job["metadata"]["creationTimestamp"]
-    )
+    status["lastCheckTime"] = finished_at
     conditions: Conditions = list(current.get("conditions") or [])
     if finished(job) == "Complete" and summary is not None:
         status["checksSucceeded"] = int(current.get("checksSucceeded", 0)) + 1

@@ -138,6 +138,14 @@ def test_drift_check_is_applied_once() -> None:
     assert apply_check(once, check, drift_summary(True), 1) == once
 
 
+def test_an_older_check_seen_late_is_ignored() -> None:
+    newer = job([{"type": "Complete", "status": "True"}], completionTime="2026-01-01T02:00:00Z")
+    older = job([{"type": "Complete", "status": "True"}], completionTime="2026-01-01T01:00:00Z")
+    older["metadata"]["name"] = "older"
+    status = apply_check({}, newer, drift_summary(True), 1)
+    assert apply_check(status, older, drift_summary(False), 1) == status
+
+
 def test_failed_check_counts_and_keeps_last_verdict() -> None:
     before = apply_check({}, job([{"type": "Complete", "status": "True"}]), drift_summary(False), 1)
     failed = job([{"type": "Failed", "status": "True"}])
