@@ -54,7 +54,7 @@ demo: venv cluster-up  ## local demo: cluster, operator, examples, `kubectl get 
 
 .PHONY: bench-operator
 bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 ModelDeployments
-	$(PY) bench/operator.py
+	$(PY) bench/operator_throughput.py
 
 .PHONY: clean
 clean: cluster-down  ## remove the venv and run state

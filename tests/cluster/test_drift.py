@@ -103,13 +103,14 @@ def test_failed_check_is_counted(operator: OperatorProcess, namespace: str) -> N
     kubectl.apply(model_deployment("serve"), namespace)
     kubectl.apply(drift_monitor(), namespace)
     wait_for(lambda: kubectl.get("cronjob", "watch-check", namespace), 60, what="the CronJob")
-    run_check(kubectl, namespace, "check-bad", "", code=4)
+    run_check(kubectl, namespace, "check-bad", "drift check failed: window is empty", code=4)
     status = wait_for(
         lambda: (s := status_of(kubectl, namespace)).get("checksFailed") == 1 and s,
         60,
         what="failed check counted",
     )
-    assert next(c for c in status["conditions"] if c["type"] == "DriftDetected")["reason"] == "CheckFailed"
+    condition = next(c for c in status["conditions"] if c["type"] == "DriftDetected")
+    assert condition["reason"] == "CheckFailed" and "window is empty" in condition["message"]
     assert kubectl.items("trainingjobs", namespace) == []
 
 

@@ -17,7 +17,13 @@ from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.drift import render_cronjob
 from kubeloop_operator.render.names import child_name
 from kubeloop_operator.runtime import RETRY, RUNTIME, parse_spec
-from kubeloop_operator.status.drift import apply_check, finished, job_summary, should_retrain
+from kubeloop_operator.status.drift import (
+    apply_check,
+    finished,
+    job_summary,
+    should_retrain,
+    termination_messages,
+)
 
 PLURAL = "driftmonitors"
 
@@ -123,13 +129,15 @@ def drift_check_changed(body: kopf.Body, namespace: str, labels: kopf.Labels, **
     kube = RUNTIME.client()
     check = dict(body)
     name = labels["kubeloop.io/driftmonitor"]
-    summary = job_summary(kube.list_labeled("Pod", namespace, {"job-name": check["metadata"]["name"]}))
+    pods = kube.list_labeled("Pod", namespace, {"job-name": check["metadata"]["name"]})
+    summary = job_summary(pods)
+    failure = next(iter(termination_messages(pods)), None) if summary is None else None
     seen: dict[str, Any] = {}
 
     def derive(monitor: dict[str, Any]) -> dict[str, Any] | None:
         current = dict(monitor.get("status") or {})
         seen["monitor"] = monitor
-        status = apply_check(current, check, summary, monitor["metadata"].get("generation", 1))
+        status = apply_check(current, check, summary, monitor["metadata"].get("generation", 1), failure)
         if status == current:
             return None
         spec = DriftMonitorSpec.model_validate(dict(monitor["spec"]))

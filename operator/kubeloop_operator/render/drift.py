@@ -42,7 +42,9 @@ def check_args(owner: Owner, spec: DriftMonitorSpec, payload: PayloadLogging) ->
     else:
         args += ["--window-duration", spec.window.duration or "24h"]
     args += ["--config", json.dumps(config.wire(), separators=(",", ":"), sort_keys=True)]
-    args += ["--report-uri", report_uri(owner, spec, payload), "--termination-log", "/dev/termination-log"]
+    reports = report_uri(owner, spec, payload)
+    args += ["--report-uri", reports, "--profile-cache", f"{reports}/reference-profile"]
+    args += ["--termination-log", "/dev/termination-log"]
     return args
 
 

@@ -16,13 +16,20 @@ def finished(job: dict[str, Any]) -> str | None:
     return None
 
 
+def termination_messages(pods: list[dict[str, Any]]) -> list[str]:
+    return [
+        message
+        for pod in pods
+        for status in pod.get("status", {}).get("containerStatuses") or []
+        if (message := (status.get("state", {}).get("terminated") or {}).get("message"))
+    ]
+
+
 def job_summary(pods: list[dict[str, Any]]) -> DriftSummary | None:
-    for pod in pods:
-        for status in pod.get("status", {}).get("containerStatuses") or []:
-            message = (status.get("state", {}).get("terminated") or {}).get("message")
-            summary = decode(message) if message else None
-            if isinstance(summary, DriftSummary):
-                return summary
+    for message in termination_messages(pods):
+        summary = decode(message)
+        if isinstance(summary, DriftSummary):
+            return summary
     return None
 
 
@@ -40,7 +47,11 @@ def check_time(job: dict[str, Any]) -> str:
 
 
 def apply_check(
-    current: dict[str, Any], job: dict[str, Any], summary: DriftSummary | None, generation: int
+    current: dict[str, Any],
+    job: dict[str, Any],
+    summary: DriftSummary | None,
+    generation: int,
+    failure: str | None = None,
 ) -> dict[str, Any]:
     """Status after one finished check Job. Applying the same Job twice, or a Job older than the last
     one applied (as when a restarted operator sees every finished Job again), changes nothing."""
@@ -74,7 +85,12 @@ def apply_check(
     else:
         status["checksFailed"] = int(current.get("checksFailed", 0)) + 1
         conditions = set_condition(
-            conditions, "DriftDetected", None, "CheckFailed", f"drift check {name} failed", generation
+            conditions,
+            "DriftDetected",
+            None,
+            "CheckFailed",
+            f"drift check {name} failed: {failure or 'no summary'}"[:1024],
+            generation,
         )
     status["conditions"] = conditions
     return status
