@@ -1,0 +1,87 @@
+"""Start the benchmarked servers pinned to the same CPUs, wait until ready, stop them after."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """How to start one server; ``port_via`` says where its port goes (env or argv "PORT")."""
+
+    label: str
+    command: list[str]
+    env: dict[str, str]
+    port_via: str
+
+    def argv(self, port: int) -> list[str]:
+        return [str(port) if part == "PORT" else part for part in self.command]
+
+    def environment(self, port: int) -> dict[str, str]:
+        extra = {"KUBELOOP_SERVING_PORT": str(port), "KUBELOOP_SERVING_HOST": "127.0.0.1"}
+        return {**os.environ, **self.env, **(extra if self.port_via == "PORT_ENV" else {})}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+@contextlib.contextmanager
+def running_servers(
+    specs: Sequence[ServerSpec], cpus: str, cwd: Path, log_dir: Path
+) -> Iterator[dict[str, str]]:
+    """Every server pinned with ``taskset -c cpus``; yields label -> base URL once all are ready.
+
+    Each server's output goes to ``log_dir/{label}.log``.
+    """
+    processes: list[subprocess.Popen[bytes]] = []
+    urls: dict[str, str] = {}
+    try:
+        for spec in specs:
+            port = free_port()
+            command = ["taskset", "-c", cpus, *spec.argv(port)]
+            with (log_dir / f"{spec.label}.log").open("wb") as log:
+                process = subprocess.Popen(
+                    command, cwd=cwd, env=spec.environment(port), stdout=log, stderr=subprocess.STDOUT
+                )
+            processes.append(process)
+            urls[spec.label] = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        for spec, process in zip(specs, processes, strict=True):
+            while not is_ready(urls[spec.label]):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log_text = (log_dir / f"{spec.label}.log").read_text()[-2000:]
+                    raise RuntimeError(
+                        f"{spec.label} did not become ready (exit {process.poll()}):\n{log_text}"
+                    )
+                time.sleep(0.2)
+        yield urls
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()

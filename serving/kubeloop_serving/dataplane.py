@@ -1,0 +1,233 @@
+"""The data plane: what every OIP endpoint does, independent of HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+from kubeloop_serving.batcher import AdaptiveBatcher, SerialRunner
+from kubeloop_serving.datatypes import Tensors
+from kubeloop_serving.errors import (
+    InferenceFailedError,
+    InvalidRequestError,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    ServingError,
+)
+from kubeloop_serving.loading import LoadedModel, load_model
+from kubeloop_serving.metrics import ServingMetrics
+from kubeloop_serving.model import OnnxModel
+from kubeloop_serving.payload import PayloadLogger
+from kubeloop_serving.payload_table import FeatureNaming, PayloadRecord
+from kubeloop_serving.request import decode_request, validate_against
+from kubeloop_serving.response import EncodedResponse, choose_outputs, encode_response
+from kubeloop_serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+SERVER_NAME = "kubeloop"
+PLATFORM = "onnxruntime_onnx"
+EXTENSIONS = ("binary_tensor_data",)
+FatalHandler = Callable[[BaseException], None]
+
+
+def server_version() -> str:
+    """The installed kubeloop version."""
+    try:
+        return metadata.version("kubeloop")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def onnxruntime_runner(model: OnnxModel) -> Callable[[Tensors], Tensors]:
+    """``model.run`` with onnxruntime's errors mapped: rejected input is 400, anything else 500."""
+
+    def run(inputs: Tensors) -> Tensors:
+        try:
+            return model.run(inputs)
+        except InvalidArgument as error:
+            raise InvalidRequestError(f"onnxruntime rejected the input: {error}") from None
+        except Exception as error:
+            raise InferenceFailedError(f"inference failed: {error}") from None
+
+    return run
+
+
+class DataPlane:
+    """Serves one model: metadata, readiness and inference with batching, metrics and payload logs."""
+
+    def __init__(self, settings: ServingSettings, metrics: ServingMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.name = settings.served_model_name
+        self._loaded: LoadedModel | None = None
+        self._runner: AdaptiveBatcher | SerialRunner | None = None
+        self._payload_log: PayloadLogger | None = None
+        self._stopping = False
+        self._inflight = metrics.inflight.labels(self.name)
+        self._request_counters: dict[int, Any] = {}
+        self._output_names: list[str] = []
+
+    async def load(self, on_fatal: FatalHandler) -> None:
+        """Load in a worker thread, then start batching and payload logging; on failure call ``on_fatal``."""
+        try:
+            loaded = await asyncio.to_thread(load_model, self.settings)
+        except ModelLoadError as error:
+            log.error("refusing to become ready: %s", error)
+            on_fatal(error)
+            return
+        except Exception as error:
+            log.exception("refusing to become ready: unexpected error while loading the model")
+            on_fatal(error)
+            return
+        self._start(loaded)
+
+    def _start(self, loaded: LoadedModel) -> None:
+        labels = (self.name, loaded.version)
+        self.metrics.model_load.labels(*labels).set(loaded.load_seconds)
+        self.metrics.model_info.labels(*labels, loaded.uri_scheme).set(1)
+        self._duration = self.metrics.request_duration.labels(*labels)
+        observe_batch = self.metrics.batch_size.labels(*labels).observe
+        run = onnxruntime_runner(loaded.model)
+        if loaded.model.signature.batchable and self.settings.max_batch_size > 1:
+            wait_s = self.settings.max_batch_wait_ms / 1000
+            self._runner = AdaptiveBatcher(run, self.settings.max_batch_size, wait_s, observe_batch)
+        else:
+            self._runner = SerialRunner(run, observe_batch)
+        self._runner.start()
+        self._output_names = [spec.name for spec in loaded.model.signature.outputs]
+        self._payload_log = self._start_payload_log(loaded)
+        log.info("batching %s", "on" if isinstance(self._runner, AdaptiveBatcher) else "off")
+        self._loaded = loaded
+
+    def _start_payload_log(self, loaded: LoadedModel) -> PayloadLogger | None:
+        settings = self.settings
+        if settings.payload_log_uri is None or not settings.payload_logging_enabled:
+            return None
+        signature = loaded.model.signature
+        first_input = signature.inputs[0].name if signature.inputs else None
+        payload_log = PayloadLogger(
+            settings.payload_log_uri,
+            self.name,
+            FeatureNaming(first_input, signature.feature_names or ()),
+            queue_size=settings.payload_log_queue_size,
+            flush_rows=settings.payload_log_flush_rows,
+            flush_seconds=settings.payload_log_flush_seconds,
+            on_written=self.metrics.payload_rows.labels(self.name).inc,
+            on_dropped=self.metrics.payload_dropped.labels(self.name).inc,
+        )
+        payload_log.start()
+        return payload_log
+
+    async def close(self) -> None:
+        """Finish queued inferences, then write the payload log (called after HTTP has drained)."""
+        self._stopping = True
+        if self._runner is not None:
+            await self._runner.close()
+        if self._payload_log is not None:
+            await asyncio.to_thread(self._payload_log.close, max(self.settings.drain_seconds, 5.0))
+
+    def arriving(self) -> contextlib.AbstractContextManager[None]:
+        """Wrap the reading of a request's body: a forming batch may wait briefly for it."""
+        runner = self._runner
+        return runner.arriving() if runner is not None else contextlib.nullcontext()
+
+    @property
+    def ready(self) -> bool:
+        """Model loaded, warmed up, and not shutting down."""
+        return self._loaded is not None and not self._stopping
+
+    def server_metadata(self) -> dict[str, Any]:
+        """OIP server metadata."""
+        return {"name": SERVER_NAME, "version": server_version(), "extensions": list(EXTENSIONS)}
+
+    def model_ready(self, name: str, version: str | None) -> dict[str, Any]:
+        """OIP model readiness; ModelNotReadyError while loading."""
+        self._served(name, version)
+        return {"name": name, "ready": True}
+
+    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        """OIP model metadata, read from the ONNX graph (-1 marks dynamic dimensions)."""
+        loaded = self._served(name, version)
+        signature = loaded.model.signature
+        return {
+            "name": self.name,
+            "versions": [loaded.version],
+            "platform": PLATFORM,
+            "inputs": [spec.metadata() for spec in signature.inputs],
+            "outputs": [spec.metadata() for spec in signature.outputs],
+        }
+
+    def _served(self, name: str, version: str | None) -> LoadedModel:
+        if name != self.name:
+            raise ModelNotFoundError(f"model {name!r} is not served here; this server serves {self.name!r}")
+        loaded = self._loaded
+        if loaded is None or self._stopping:
+            raise ModelNotReadyError(f"model {name!r} is not ready")
+        if version is not None and version != loaded.version:
+            raise ModelNotFoundError(f"model {name!r} has no version {version!r}; served: {loaded.version!r}")
+        return loaded
+
+    async def infer(
+        self, name: str, version: str | None, body: bytes, header_length: int | None
+    ) -> EncodedResponse:
+        """Decode, validate, run (batched) and encode one inference request, counting it."""
+        loaded = self._served(name, version)
+        started = time.perf_counter()
+        self._inflight.inc()
+        code = 500
+        try:
+            response = await self._infer(loaded, body, header_length)
+            code = 200
+            return response
+        except ServingError as error:
+            code = error.status_code
+            raise
+        finally:
+            self._inflight.dec()
+            self._duration.observe(time.perf_counter() - started)
+            self._count(code, loaded.version)
+
+    async def _infer(self, loaded: LoadedModel, body: bytes, header_length: int | None) -> EncodedResponse:
+        runner = self._runner
+        if runner is None:
+            raise ModelNotReadyError(f"model {self.name!r} is not ready")
+        received_ms = time.time_ns() // 1_000_000
+        request = decode_request(body, header_length)
+        signature = loaded.model.signature
+        validate_against(request, signature)
+        rows = next(iter(request.inputs.values())).shape[0] if signature.batchable else 1
+        outputs = await runner.infer(request.inputs, rows)
+        requested = (
+            [(out.name, out.binary) for out in request.outputs] if request.outputs is not None else None
+        )
+        choices = choose_outputs(self._output_names, requested, request.binary_output)
+        response = encode_response(self.name, loaded.version, request.id, outputs, choices)
+        self._log_payload(received_ms, request.id, loaded.version, request.inputs, outputs)
+        return response
+
+    def _count(self, code: int, version: str) -> None:
+        counter = self._request_counters.get(code)
+        if counter is None:
+            counter = self._request_counters[code] = self.metrics.requests.labels(
+                self.name, version, str(code)
+            )
+        counter.inc()
+
+    def _log_payload(
+        self, received_ms: int, request_id: str | None, version: str, inputs: Tensors, outputs: Tensors
+    ) -> None:
+        payload_log = self._payload_log
+        if payload_log is None or random.random() >= self.settings.payload_log_sample_rate:
+            return
+        record_id = request_id if request_id is not None else uuid.uuid4().hex
+        payload_log.submit(PayloadRecord(received_ms, record_id, version, inputs, outputs))

@@ -1,0 +1,41 @@
+"""One error root carrying its HTTP status; the app maps every subclass with one handler."""
+
+from __future__ import annotations
+
+
+class ServingError(Exception):
+    """Root of every error the server reports to a client as ``{"error": "..."}``."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequestError(ServingError):
+    """The request is malformed or does not match the model's inputs."""
+
+    status_code = 400
+
+
+class ModelNotFoundError(ServingError):
+    """No model of that name (or version) is served here."""
+
+    status_code = 404
+
+
+class ModelNotReadyError(ServingError):
+    """The model is known but still loading, or the server is shutting down."""
+
+    status_code = 503
+
+
+class InferenceFailedError(ServingError):
+    """onnxruntime failed on input that passed validation, for a reason not caused by the input."""
+
+    status_code = 500
+
+
+class ModelLoadError(Exception):
+    """The model could not be fetched, verified or loaded; the server refuses to become ready."""

@@ -1,0 +1,126 @@
+"""The inference endpoint as a plain ASGI layer in front of FastAPI.
+
+``POST /v2/models/{name}[/versions/{version}]/infer`` is the hot path: it skips FastAPI's
+router and middleware stack (about a fifth of the CPU per request in the profile of a small
+model) and goes straight to the data plane. Every other request goes to the FastAPI app.
+Errors use the same ``{"error": ...}`` document as the FastAPI handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from kubeloop_serving.dataplane import DataPlane
+from kubeloop_serving.errors import InvalidRequestError
+from kubeloop_serving.rest import error_document
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_JSON = [(b"content-type", b"application/json")]
+_BINARY = [(b"content-type", b"application/octet-stream")]
+HEADER_LENGTH = b"inference-header-content-length"
+
+
+def infer_target(path: str) -> tuple[str, str | None] | None:
+    """(model, version) for an OIP infer path, else None."""
+    parts = path.split("/")
+    if len(parts) == 5 and parts[:3] == ["", "v2", "models"] and parts[4] == "infer":
+        return parts[3], None
+    if (
+        len(parts) == 7
+        and parts[:3] == ["", "v2", "models"]
+        and parts[4] == "versions"
+        and parts[6] == "infer"
+    ):
+        return parts[3], parts[5]
+    return None
+
+
+def header_value(scope: Scope, name: bytes) -> bytes | None:
+    """One request header (names are lower-case in ASGI)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def binary_header_length(scope: Scope) -> int | None:
+    """``Inference-Header-Content-Length`` as an int, if present (binary tensor extension)."""
+    raw = header_value(scope, HEADER_LENGTH)
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise InvalidRequestError(
+            f"Inference-Header-Content-Length must be a non-negative integer, got {raw!r}"
+        )
+    return int(raw)
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body; refuses (400) anything over ``limit`` bytes, before reading it when declared."""
+    declared = header_value(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise InvalidRequestError(f"request body of {int(declared)} bytes exceeds the limit of {limit}")
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise InvalidRequestError(f"request body exceeds the limit of {limit} bytes")
+        return bytes(body)
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise InvalidRequestError(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class InferenceEndpoint:
+    """ASGI app: OIP infer requests to the data plane, everything else to ``fallback`` (FastAPI)."""
+
+    def __init__(self, fallback: ASGIApp, dataplane: DataPlane, max_request_bytes: int) -> None:
+        self.fallback = fallback
+        self.dataplane = dataplane
+        self.max_request_bytes = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = infer_target(scope["path"]) if scope["type"] == "http" else None
+        if target is None:
+            await self.fallback(scope, receive, send)
+        elif scope["method"] == "POST":
+            await self.infer(scope, receive, send, target)
+        else:
+            await respond(send, 405, [*_JSON, (b"allow", b"POST")], b'{"error":"Method Not Allowed"}')
+
+    async def infer(self, scope: Scope, receive: Receive, send: Send, target: tuple[str, str | None]) -> None:
+        """Answer one inference request (errors as ``{"error": ...}``)."""
+        try:
+            header_length = binary_header_length(scope)
+            with self.dataplane.arriving():
+                body = await read_body(scope, receive, self.max_request_bytes)
+            encoded = await self.dataplane.infer(target[0], target[1], body, header_length)
+        except Exception as error:
+            status, document = error_document(error)
+            await respond(send, status, _JSON, document)
+            return
+        if encoded.header_length is None:
+            await respond(send, 200, _JSON, encoded.body)
+        else:
+            headers = [*_BINARY, (HEADER_LENGTH, str(encoded.header_length).encode())]
+            await respond(send, 200, headers, encoded.body)
+
+
+async def respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """Send a complete response."""
+    content_length = (b"content-length", str(len(body)).encode())
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, content_length]})
+    await send({"type": "http.response.body", "body": body})

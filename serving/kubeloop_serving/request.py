@@ -1,0 +1,249 @@
+"""Decode an OIP v2 inference request (JSON or the binary tensor extension) straight into NumPy."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from kubeloop_serving.datatypes import (
+    BYTES,
+    NUMPY_DTYPES,
+    Tensors,
+    accepted_json_kinds,
+    oip_datatype_of_dtype,
+)
+from kubeloop_serving.errors import InvalidRequestError
+from kubeloop_serving.model import ModelSignature
+
+_LENGTH_PREFIX = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class RequestedOutput:
+    """One entry of the request's ``outputs`` list."""
+
+    name: str
+    binary: bool
+
+
+@dataclass
+class InferenceRequest:
+    """A decoded request: inputs as NumPy arrays plus what the client wants back."""
+
+    inputs: Tensors
+    id: str | None = None
+    outputs: list[RequestedOutput] | None = None
+    binary_output: bool = False
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def decode_request(body: bytes, header_length: int | None = None) -> InferenceRequest:
+    """Parse a request body; ``header_length`` is the ``Inference-Header-Content-Length`` value."""
+    if header_length is None:
+        header, binary = body, memoryview(b"")
+    else:
+        if not 0 <= header_length <= len(body):
+            raise InvalidRequestError(f"Inference-Header-Content-Length {header_length} exceeds the body")
+        header, binary = body[:header_length], memoryview(body)[header_length:]
+    document = _load_json(header)
+    parameters = _object(document.get("parameters", {}), "parameters")
+    inputs, used = _decode_inputs(document.get("inputs"), binary)
+    if used != len(binary):
+        raise InvalidRequestError(f"{len(binary) - used} bytes of binary data are not claimed by any input")
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidRequestError("id must be a string")
+    return InferenceRequest(
+        inputs=inputs,
+        id=request_id,
+        outputs=_decode_outputs(document.get("outputs")),
+        binary_output=parameters.get("binary_data_output") is True,
+        parameters=parameters,
+    )
+
+
+def _load_json(header: bytes) -> dict[str, Any]:
+    try:
+        document = orjson.loads(header)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequestError(f"request is not valid JSON: {error}") from None
+    return _object(document, "request")
+
+
+def _object(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"{what} must be a JSON object")
+    return value
+
+
+def _decode_inputs(raw_inputs: object, binary: memoryview) -> tuple[Tensors, int]:
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise InvalidRequestError("inputs must be a non-empty list")
+    inputs: Tensors = {}
+    offset = 0
+    for raw in raw_inputs:
+        tensor = _object(raw, "each input")
+        name = tensor.get("name")
+        if not isinstance(name, str):
+            raise InvalidRequestError("each input needs a string name")
+        if name in inputs:
+            raise InvalidRequestError(f"input {name!r} appears twice")
+        datatype, shape = _datatype_and_shape(tensor, name)
+        size = _object(tensor.get("parameters", {}), f"parameters of input {name!r}").get("binary_data_size")
+        if size is None:
+            inputs[name] = decode_json_tensor(tensor.get("data"), datatype, shape, name)
+            continue
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
+            raise InvalidRequestError(f"binary_data_size of input {name!r} does not fit the binary data")
+        inputs[name] = decode_binary_tensor(binary[offset : offset + size], datatype, shape, name)
+        offset += size
+    return inputs, offset
+
+
+def _datatype_and_shape(tensor: dict[str, Any], name: str) -> tuple[str, tuple[int, ...]]:
+    datatype = tensor.get("datatype")
+    if datatype not in NUMPY_DTYPES:
+        raise InvalidRequestError(f"input {name!r} has unknown datatype {datatype!r}")
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0 for dim in shape
+    ):
+        raise InvalidRequestError(f"shape of input {name!r} must be a list of non-negative integers")
+    return datatype, tuple(shape)
+
+
+def decode_json_tensor(
+    data: object, datatype: str, shape: tuple[int, ...], name: str
+) -> np.ndarray[Any, Any]:
+    """Flat or nested JSON ``data`` as an array of ``datatype`` shaped ``shape``."""
+    if not isinstance(data, list):
+        raise InvalidRequestError(f"input {name!r} needs data (a list) or parameters.binary_data_size")
+    try:
+        array = np.asarray(data) if datatype != BYTES else np.asarray(data, dtype=object)
+        if datatype == "UINT64" and array.dtype.kind in "fO":
+            array = _uint64_beyond_int64(data, name)
+    except (ValueError, TypeError):
+        raise InvalidRequestError(f"data of input {name!r} is ragged or mixes types") from None
+    if datatype == BYTES:
+        if not all(isinstance(item, str) for item in array.flat):
+            raise InvalidRequestError(f"data of BYTES input {name!r} must be strings")
+    elif array.size and array.dtype.kind not in accepted_json_kinds(datatype):
+        raise InvalidRequestError(f"data of input {name!r} does not hold {datatype} values")
+    _check_count(array.size, shape, name)
+    return _cast(array, datatype, name).reshape(shape)
+
+
+def _uint64_beyond_int64(data: list[Any], name: str) -> np.ndarray[Any, Any]:
+    """UINT64 data above 2**63 (NumPy would infer float64 and lose precision): exact, or refused."""
+    items = np.asarray(data, dtype=object)
+    if not all(type(item) is int for item in items.flat):
+        raise InvalidRequestError(f"data of input {name!r} does not hold UINT64 values")
+    try:
+        return np.asarray(data, dtype=np.uint64)
+    except OverflowError:
+        raise InvalidRequestError(f"data of input {name!r} is out of range for UINT64") from None
+
+
+def _cast(array: np.ndarray[Any, Any], datatype: str, name: str) -> np.ndarray[Any, Any]:
+    dtype = NUMPY_DTYPES[datatype]
+    if array.dtype == dtype or datatype == BYTES:
+        return array
+    if dtype.kind in "iu" and array.size:
+        info = np.iinfo(dtype.type)  # type: ignore[type-var]
+        if array.min() < info.min or array.max() > info.max:
+            raise InvalidRequestError(f"data of input {name!r} is out of range for {datatype}")
+    return array.astype(dtype)
+
+
+def decode_binary_tensor(
+    raw: memoryview, datatype: str, shape: tuple[int, ...], name: str
+) -> np.ndarray[Any, Any]:
+    """Raw little-endian bytes (length-prefixed strings for BYTES) as an array shaped ``shape``."""
+    if datatype == BYTES:
+        return decode_binary_strings(raw, math.prod(shape), name).reshape(shape)
+    dtype = NUMPY_DTYPES[datatype]
+    if len(raw) % dtype.itemsize:
+        raise InvalidRequestError(f"binary data of input {name!r} is not a whole number of {datatype}")
+    _check_count(len(raw) // dtype.itemsize, shape, name)
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def decode_binary_strings(raw: memoryview, count: int, name: str) -> np.ndarray[Any, Any]:
+    """OIP binary BYTES: each element a 4-byte little-endian length then that many UTF-8 bytes."""
+    strings = np.empty(count, dtype=object)
+    offset = 0
+    for index in range(count):
+        if offset + 4 > len(raw):
+            raise InvalidRequestError(f"binary data of input {name!r} holds fewer than {count} strings")
+        (length,) = _LENGTH_PREFIX.unpack_from(raw, offset)
+        end = offset + 4 + length
+        if end > len(raw):
+            raise InvalidRequestError(f"binary data of input {name!r} ends inside a string")
+        try:
+            strings[index] = bytes(raw[offset + 4 : end]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequestError(f"input {name!r} holds a string that is not UTF-8") from None
+        offset = end
+    if offset != len(raw):
+        raise InvalidRequestError(f"binary data of input {name!r} holds more than {count} strings")
+    return strings
+
+
+def _check_count(count: int, shape: tuple[int, ...], name: str) -> None:
+    expected = math.prod(shape)
+    if count != expected:
+        raise InvalidRequestError(
+            f"input {name!r} has {count} elements but shape {list(shape)} needs {expected}"
+        )
+
+
+def _decode_outputs(raw_outputs: object) -> list[RequestedOutput] | None:
+    if raw_outputs is None:
+        return None
+    if not isinstance(raw_outputs, list):
+        raise InvalidRequestError("outputs must be a list")
+    requested = []
+    for raw in raw_outputs:
+        output = _object(raw, "each output")
+        name = output.get("name")
+        if not isinstance(name, str):
+            raise InvalidRequestError("each requested output needs a string name")
+        parameters = _object(output.get("parameters", {}), f"parameters of output {name!r}")
+        requested.append(RequestedOutput(name, parameters.get("binary_data") is True))
+    return requested
+
+
+def validate_against(request: InferenceRequest, signature: ModelSignature) -> None:
+    """Refuse inputs that do not match the model: names, datatypes, ranks and fixed dimensions."""
+    if request.inputs.keys() != signature.input_names:
+        _refuse_input_names(request.inputs.keys(), signature.input_names)
+    for spec in signature.inputs:
+        array = request.inputs[spec.name]
+        datatype = oip_datatype_of_dtype(array.dtype)
+        if datatype != spec.datatype:
+            raise InvalidRequestError(f"input {spec.name!r} must be {spec.datatype}, got {datatype}")
+        if len(array.shape) != len(spec.shape) or any(
+            want not in (-1, got) for want, got in zip(spec.shape, array.shape, strict=True)
+        ):
+            raise InvalidRequestError(
+                f"input {spec.name!r} must have shape {list(spec.shape)}, got {list(array.shape)}"
+            )
+    for output in request.outputs or ():
+        if output.name not in signature.output_names:
+            raise InvalidRequestError(
+                f"unknown output {output.name!r}; the model returns {sorted(signature.output_names)}"
+            )
+
+
+def _refuse_input_names(given: AbstractSet[str], expected: AbstractSet[str]) -> None:
+    unexpected = sorted(given - expected)
+    if unexpected:
+        raise InvalidRequestError(f"unexpected input {unexpected[0]!r}; the model takes {sorted(expected)}")
+    missing = sorted(expected - given)
+    raise InvalidRequestError(f"missing input {missing[0]!r}; the model takes {sorted(expected)}")

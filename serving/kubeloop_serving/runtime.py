@@ -1,0 +1,77 @@
+"""onnxruntime session tuning for serving: threads from the CPU limit, no spinning, best provider."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnxruntime as ort
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def cpu_limit_from_cpu_max(cpu_max: str) -> int | None:
+    """CPUs allowed by a cgroup v2 ``cpu.max`` line (``"200000 100000"`` -> 2), None when unlimited."""
+    fields = cpu_max.split()
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, math.ceil(quota / period))
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def container_cpu_limit(cpu_max_path: Path = CGROUP_CPU_MAX) -> int:
+    """The container's CPU limit (cgroup v2), capped by the CPUs we may run on."""
+    cpus = available_cpus()
+    try:
+        limit = cpu_limit_from_cpu_max(cpu_max_path.read_text())
+    except OSError:
+        limit = None
+    return cpus if limit is None else min(limit, cpus)
+
+
+def intra_op_threads(configured: int, cpu_limit: int) -> int:
+    """Threads for one onnxruntime session: the configured count, or the CPU limit when 0."""
+    return configured if configured > 0 else max(1, cpu_limit)
+
+
+def choose_providers(available: Sequence[str]) -> list[str]:
+    """CUDA first when onnxruntime offers it, always CPU as the fallback for unsupported ops."""
+    return [CUDA_PROVIDER, CPU_PROVIDER] if CUDA_PROVIDER in available else [CPU_PROVIDER]
+
+
+def serving_session_options(threads: int) -> ort.SessionOptions:
+    """Options for a session shared by all requests: fixed threads, no spinning, full optimisation."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def create_session(model_path: str, threads: int) -> ort.InferenceSession:
+    """One onnxruntime session for the model, on the best available provider."""
+    return ort.InferenceSession(
+        model_path,
+        sess_options=serving_session_options(threads),
+        providers=choose_providers(ort.get_available_providers()),
+    )

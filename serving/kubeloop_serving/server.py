@@ -1,0 +1,99 @@
+"""Run the app under uvicorn (uvloop + httptools when installed), one worker process."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import math
+import signal
+import threading
+from collections.abc import Iterator
+
+import uvicorn
+
+from kubeloop_serving.app import create_app
+from kubeloop_serving.infer_route import InferenceEndpoint
+from kubeloop_serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+EXIT_OK = 0
+EXIT_FAILED = 1
+DRAIN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def fastest_available(preferred: str, fallback: str) -> str:
+    """``preferred`` when that module is importable, else ``fallback``."""
+    return preferred if importlib.util.find_spec(preferred) is not None else fallback
+
+
+def uvicorn_config(settings: ServingSettings, app: InferenceEndpoint) -> uvicorn.Config:
+    """uvicorn settings for serving: one worker, no access log, graceful drain of DRAIN_SECONDS."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop=fastest_available("uvloop", "asyncio"),
+        http=fastest_available("httptools", "h11"),
+        workers=1,
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=math.ceil(settings.drain_seconds),
+        timeout_keep_alive=75,
+    )
+
+
+@contextlib.contextmanager
+def drained_signals_end_cleanly() -> Iterator[None]:
+    """Ignore the SIGTERM/SIGINT that uvicorn re-raises after its graceful drain, so we can exit 0.
+
+    uvicorn handles the signal itself (stop accepting, finish in-flight requests, run the
+    lifespan shutdown), then restores the previous handlers and raises the signal again; the
+    previous handler installed here swallows that second delivery.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in DRAIN_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class ServingServer:
+    """The app and its uvicorn server; a failed model load stops the server with a non-zero code."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self.settings = settings
+        self.fatal: BaseException | None = None
+        self.app = create_app(settings, on_fatal=self._stop_on_fatal)
+        self.uvicorn = uvicorn.Server(uvicorn_config(settings, self.app))
+
+    def _stop_on_fatal(self, error: BaseException) -> None:
+        self.fatal = error
+        self.uvicorn.should_exit = True
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (or ``request_stop``); 0 after a clean drain, 1 on failure."""
+        with drained_signals_end_cleanly():
+            self.uvicorn.run()
+        if self.fatal is not None or not self.uvicorn.started:
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown, as SIGTERM does (safe from another thread)."""
+        self.uvicorn.should_exit = True
+
+    @property
+    def port(self) -> int | None:
+        """The bound TCP port once started (useful with PORT=0)."""
+        for server in getattr(self.uvicorn, "servers", []):
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return None

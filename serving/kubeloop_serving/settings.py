@@ -1,0 +1,108 @@
+"""Typed server settings, read from ``KUBELOOP_SERVING_*`` environment variables."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "KUBELOOP_SERVING_"
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class ServingSettings(BaseSettings):
+    """Everything the inference server needs; the operator renders these as env variables."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, protected_namespaces=(), extra="ignore")
+
+    model_uri: str = Field(
+        min_length=1,
+        description="Where the ONNX model lives: a path, file://, https://, http://, s3://, "
+        "or an MLflow registry URI (models:/name/3, models:/name@alias).",
+    )
+    model_name: str | None = Field(
+        None, description="Name served under /v2/models/{name}; default: derived from MODEL_URI."
+    )
+    model_version: str | None = Field(
+        None, description='Version reported by the server; default: the registry version, else "1".'
+    )
+    model_sha256: str | None = Field(
+        None,
+        pattern=r"^[a-fA-F0-9]{64}$",
+        description="Expected sha256 of the ONNX file; on mismatch the server exits non-zero, never ready.",
+    )
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port of the REST endpoint (0 picks a free one).")
+    max_batch_size: int = Field(
+        32, ge=1, le=65536, description="Most rows merged into one onnxruntime call; 1 turns batching off."
+    )
+    max_batch_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        description="Most a request waits for company when others are already queued; never when idle.",
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, le=1024, description="onnxruntime intra-op threads; 0 = the container CPU limit."
+    )
+    payload_log_uri: str | None = Field(
+        None, description="Directory or s3:// prefix for sampled request/response Parquet; unset = off."
+    )
+    payload_log_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="Share of requests logged when PAYLOAD_LOG_URI is set."
+    )
+    payload_log_queue_size: int = Field(
+        10_000, ge=1, description="Requests waiting for the payload writer; beyond it they are dropped."
+    )
+    payload_log_flush_rows: int = Field(10_000, ge=1, description="Rows per Parquet file (at most).")
+    payload_log_flush_seconds: float = Field(
+        10.0, gt=0, description="Longest time a logged row waits before its file is written."
+    )
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get 400."
+    )
+    drain_seconds: float = Field(
+        20.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Python and uvicorn log level."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI"),
+        description="MLflow tracking server for models:/ URIs (standard unprefixed MLFLOW_TRACKING_URI).",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lowercase_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def served_model_name(self) -> str:
+        """MODEL_NAME, or a name derived from MODEL_URI."""
+        return self.model_name or model_name_from_uri(self.model_uri)
+
+    @property
+    def payload_logging_enabled(self) -> bool:
+        """Whether any request can be logged."""
+        return self.payload_log_uri is not None and self.payload_log_sample_rate > 0
+
+
+def model_name_from_uri(uri: str) -> str:
+    """``models:/fraud@prod`` -> fraud; ``s3://b/iris/model.onnx`` -> iris; ``/m/net.onnx`` -> net."""
+    if uri.startswith("models:/"):
+        registered = re.split(r"[/@]", uri.removeprefix("models:/").strip("/"), maxsplit=1)[0]
+        return _safe_name(registered)
+    path = uri.split("?", 1)[0].rstrip("/")
+    parts = [part for part in path.split("/") if part and not part.endswith(":")]
+    while parts and parts[-1] == "model.onnx":
+        parts.pop()
+    stem = parts[-1].removesuffix(".onnx") if parts else ""
+    return _safe_name(stem)
+
+
+def _safe_name(name: str) -> str:
+    return _UNSAFE_NAME_CHARS.sub("-", name).strip("-.") or "model"

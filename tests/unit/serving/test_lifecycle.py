@@ -1,0 +1,159 @@
+"""Readiness, sha256 refusal, and a graceful drain on SIGTERM, with real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http.server
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kubeloop_serving.cli import main
+from kubeloop_serving.payload import read_payload_log
+from kubeloop_serving.storage import sha256_of
+from tests.unit.serving.conftest import GATHER_TABLE, ServerProcess, serve_in_thread, wait_for
+
+pytestmark = pytest.mark.unit
+
+
+def test_sha256_mismatch_exits_non_zero_and_never_becomes_ready(
+    server_process: Callable[..., ServerProcess], tabular_path: Path
+) -> None:
+    server = server_process(model_uri=str(tabular_path), model_sha256="0" * 64)
+    assert not server.wait_ready()
+    assert server.wait_exit() == 1
+    assert "refusing to become ready: sha256 mismatch" in server.output
+    assert sha256_of(tabular_path) in server.output
+
+
+def test_matching_sha256_becomes_ready(tabular_path: Path) -> None:
+    with serve_in_thread(tabular_path, model_sha256=sha256_of(tabular_path).upper()) as server:
+        assert server.client.get("/v2/health/ready").status_code == 200
+
+
+class GatedHandler(http.server.SimpleHTTPRequestHandler):
+    gate = threading.Event()
+
+    def do_GET(self) -> None:
+        self.gate.wait(60)
+        super().do_GET()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gated_model_url(tabular_path: Path) -> Iterator[tuple[str, threading.Event]]:
+    """The tabular model over HTTP, held back until the test opens the gate."""
+    gate = threading.Event()
+    handler = type("Handler", (GatedHandler,), {"gate": gate})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(tabular_path.parent))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{tabular_path.name}", gate
+    gate.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_live_but_not_ready_until_the_model_is_loaded(gated_model_url: tuple[str, threading.Event]) -> None:
+    from kubeloop_serving.server import ServingServer
+    from kubeloop_serving.settings import ServingSettings
+
+    url, gate = gated_model_url
+    server = ServingServer(ServingSettings(model_uri=url, model_name="tab", host="127.0.0.1", port=0))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.uvicorn.started, "uvicorn to start")
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as client:
+            assert client.get("/v2/health/live").status_code == 200
+            assert client.get("/v2/health/ready").status_code == 503
+            assert client.get("/v2/models/tab/ready").status_code == 503
+            assert client.get("/v2/models/tab").status_code == 503
+            infer = client.post("/v2/models/tab/infer", json={"inputs": []})
+            assert infer.status_code == 503
+            assert "not ready" in infer.json()["error"]
+            gate.set()
+            wait_for(lambda: client.get("/v2/health/ready").status_code == 200, "the model to load")
+            assert client.get("/v2/models/tab/ready").json() == {"name": "tab", "ready": True}
+    finally:
+        server.request_stop()
+        thread.join(60)
+
+
+def test_invalid_settings_exit_with_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBELOOP_SERVING_MODEL_URI", raising=False)
+    assert main([]) == 2
+
+
+@dataclass
+class LoadResult:
+    ok_ids: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    unanswered: int = 0
+
+
+async def load_until_refused(server: ServerProcess, workers: int, sigterm_after: int) -> LoadResult:
+    """``workers`` clients send requests until refused; SIGTERM once ``sigterm_after`` got answers."""
+    result = LoadResult()
+    answered = 0
+    limits = httpx.Limits(max_connections=workers)
+
+    async def worker(number: int, client: httpx.AsyncClient) -> None:
+        nonlocal answered
+        sequence = 0
+        while True:
+            request_id = f"w{number}-{sequence}"
+            sequence += 1
+            document = {
+                "id": request_id,
+                "inputs": [
+                    {"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [number] * 4},
+                    {"name": "idx", "datatype": "INT64", "shape": [1], "data": [number % 10]},
+                ],
+            }
+            try:
+                response = await client.post("/v2/models/gather/infer", json=document)
+            except httpx.TransportError:
+                result.unanswered += 1
+                return  # refused or closed by the shutting-down server: never answered
+            answered += 1
+            if answered == sigterm_after:
+                server.process.terminate()
+            expected = (GATHER_TABLE[number % 10] + number).tolist()
+            if response.status_code == 200 and response.json()["outputs"][0]["data"] == expected:
+                result.ok_ids.append(request_id)
+            else:
+                result.failures.append(f"{response.status_code}: {response.text}")
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
+        await asyncio.gather(*(worker(number, client) for number in range(workers)))
+    return result
+
+
+def test_sigterm_under_load_loses_no_accepted_request(
+    server_process: Callable[..., ServerProcess], slow_gather_path: Path, tmp_path: Path
+) -> None:
+    sink = tmp_path / "payloads"
+    server = server_process(
+        model_uri=str(slow_gather_path),
+        model_name="gather",
+        payload_log_uri=str(sink),
+        payload_log_flush_seconds="3600",
+        log_level="warning",
+    )
+    assert server.wait_ready(), server.output
+    result = asyncio.run(load_until_refused(server, workers=32, sigterm_after=150))
+    assert server.wait_exit() == 0, server.output
+    assert result.failures == []
+    assert len(result.ok_ids) >= 150
+    assert result.unanswered == 32  # every worker ended on a refused or closed connection
+    logged = read_payload_log(str(sink), "gather").column("_request_id").to_pylist()
+    assert sorted(logged) == sorted(result.ok_ids), "the payload log was not flushed on shutdown"
