@@ -41,7 +41,7 @@ cluster-down:  ## stop and delete the local control plane
 	@hack/cluster.sh down
 
 .PHONY: test
-test: venv k8s-bins  ## every tier: unit, cluster (real kube-apiserver), and what else the machine allows
+test: venv k8s-bins lint  ## lint, then every tier that runs here: unit and cluster (real kube-apiserver)
 	$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -54,7 +54,15 @@ demo: venv cluster-up  ## local demo: cluster, operator, examples, `kubectl get 
 
 .PHONY: bench-operator
 bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 ModelDeployments
-	$(PY) bench/operator_throughput.py
+	$(PY) -m bench.operator_throughput
+
+.PHONY: bench-serving
+bench-serving: venv  ## kubeloop serve vs KServe's model server, same model, cores and load generator
+	$(PY) -m bench.serving
+
+.PHONY: bench-drift
+bench-drift: venv  ## kubeloop drift check vs Evidently's data-drift preset, 1M x 20 rows
+	$(PY) -m bench.drift
 
 .PHONY: clean
 clean: cluster-down  ## remove the venv and run state
