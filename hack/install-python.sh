@@ -6,3 +6,4 @@ python="${PYTHON:-python3}"
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip
 "$venv/bin/pip" install --quiet -e '.[all]'
+bash trainer/install-torch-cpu.sh "$venv/bin/pip"  # PyPI has no CPU-only torch: see the script

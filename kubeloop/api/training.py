@@ -40,6 +40,18 @@ class MlflowSettings(ApiModel):
 class Registration(ApiModel):
     """What to register in the MLflow model registry when training succeeds."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.alias) || (self.alias.lowerAscii() != 'latest'"
+                    " && !self.alias.matches('^[vV][0-9]+$'))",
+                    "message": "alias 'latest' and aliases like 'v1' are reserved by MLflow",
+                }
+            ]
+        }
+    )
+
     model_name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     alias: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", description="e.g. champion")
 
@@ -131,6 +143,15 @@ class TrainingJobSpec(Scheduling):
                 {
                     "rule": "!has(self.tuning) || !has(self.fineTune)",
                     "message": "tuning and fineTune exclude each other",
+                },
+                {
+                    "rule": "self.workers == 1 || has(self.command) || !has(self.builtin)"
+                    " || self.builtin.algorithm in ['mlp', 'cnn']",
+                    "message": "workers > 1 needs a PyTorch algorithm (mlp, cnn) or your own command",
+                },
+                {
+                    "rule": "self.workers == 1 || has(self.command) || !has(self.tuning)",
+                    "message": "the built-in trainer runs tuning on one worker: set workers to 1",
                 },
             ]
         }

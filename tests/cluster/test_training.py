@@ -110,7 +110,7 @@ def test_distributed_workers_get_indexed_job_and_rendezvous(
     operator: OperatorProcess, namespace: str
 ) -> None:
     kubectl = operator.cluster.kubectl
-    kubectl.apply(training_job("ddp", workers=2), namespace)
+    kubectl.apply(training_job("ddp", workers=2, builtin={"algorithm": "mlp"}), namespace)
     job = wait_for(lambda: kubectl.get("job", "ddp", namespace), 30, what="the Job")
     service = wait_for(lambda: kubectl.get("service", "ddp", namespace), 30, what="the headless Service")
     assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["parallelism"] == 2

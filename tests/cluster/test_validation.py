@@ -15,6 +15,16 @@ pytestmark = pytest.mark.cluster
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("workers as a string", with_change(training_job(), "workers", "two"), "spec.workers"),
     ("zero workers", with_change(training_job(), "workers", 0), "spec.workers"),
+    (
+        "distributed scikit-learn",
+        with_change(training_job(), "workers", 2),
+        "workers > 1 needs a PyTorch algorithm",
+    ),
+    (
+        "reserved alias",
+        with_change(training_job(), "register", {"modelName": "m", "alias": "v3"}),
+        "reserved by MLflow",
+    ),
     ("negative GPUs", with_change(training_job(), "resources.gpus", -1), "spec.resources.gpus"),
     ("malformed memory", with_change(training_job(), "resources.memory", "lots"), "spec.resources.memory"),
     (

@@ -22,6 +22,7 @@ from kubeloop_operator.settings import OperatorSettings
 RENDEZVOUS_PORT = 29500
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 BUILTIN_COMMAND = ["kubeloop", "train"]
+TERMINATION_GRACE_SECONDS = 30  # above the trainer's 20 s stop grace, so its summary gets written
 
 
 def job_name(owner: Owner) -> str:
@@ -79,6 +80,7 @@ def pod_spec(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) ->
         container["resources"] = requirements
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": restricted_pod_security(),
         "automountServiceAccountToken": False,
         "containers": [container],

@@ -43,9 +43,9 @@ def pod_failure_reason(pods: list[dict[str, Any]]) -> str | None:
 def phase_of(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: bool) -> str:
     if job is None:
         return "Pending"
-    if job_condition(job, "Complete") or job_condition(job, "SuccessCriteriaMet"):
+    if job_condition(job, "Complete"):  # not SuccessCriteriaMet: its pods may still be terminating
         return "Succeeded"
-    if job_condition(job, "Failed") or job_condition(job, "FailureTarget"):
+    if job_condition(job, "Failed"):
         return "Failed"
     if suspended or job_condition(job, "Suspended"):
         return "Suspended"
@@ -56,12 +56,13 @@ def phase_of(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: 
 def failure(
     job: dict[str, Any], pods: list[dict[str, Any]], summary: TrainingSummary | None
 ) -> tuple[str, str]:
-    """(reason, message) of a failed run, most specific first: trainer, kubelet, Job controller."""
-    failed = job_condition(job, "Failed") or job_condition(job, "FailureTarget") or {}
-    if summary is not None and summary.failure_reason:
-        return summary.failure_reason, summary.message or "the trainer reported a failure"
+    """(reason, message) of a failed run, most specific first: the deadline (a trainer only sees a
+    SIGTERM), the trainer's own verdict, the kubelet's (an OOM kill leaves no summary), the Job's."""
+    failed = job_condition(job, "Failed") or {}
     if failed.get("reason") == "DeadlineExceeded":
         return "DeadlineExceeded", failed.get("message") or "activeDeadlineSeconds passed"
+    if summary is not None and summary.failure_reason:
+        return summary.failure_reason, summary.message or "the trainer reported a failure"
     kubelet = pod_failure_reason(pods)
     if kubelet == "OOMKilled":
         return "OOMKilled", "a training container ran out of memory; raise spec.resources.memory"

@@ -1,0 +1,100 @@
+"""Read a Parquet or CSV dataset by URI (path, file://, s3://, http(s)://) and fingerprint its bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import fsspec
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from kubeloop_trainer.errors import BadDataError
+
+DataFormat = Literal["parquet", "csv"]
+EXTENSIONS: dict[str, DataFormat] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+@dataclass(frozen=True)
+class DatasetFingerprint:
+    """What was trained on: sha256 over every file's bytes (in path order) and the row count."""
+
+    uri: str
+    sha256: str
+    rows: int
+    files: int
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    table: pa.Table
+    fingerprint: DatasetFingerprint
+
+
+def format_of(path: str, declared: DataFormat | None) -> DataFormat:
+    """The declared format, else the one the file extension names."""
+    if declared is not None:
+        return declared
+    for extension, data_format in EXTENSIONS.items():
+        if path.lower().endswith(extension):
+            return data_format
+    raise BadDataError(f"cannot tell the format of {path!r} from its extension; set dataset.format")
+
+
+def parse_table(data: bytes, data_format: DataFormat, name: str) -> pa.Table:
+    """Bytes of one file as an Arrow table; unreadable bytes are BadData."""
+    try:
+        if data_format == "parquet":
+            return pq.read_table(io.BytesIO(data))
+        return pa_csv.read_csv(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise BadDataError(f"cannot read {name} as {data_format}: {error}") from error
+
+
+def fingerprint_of(uri: str, contents: list[bytes], rows: int) -> DatasetFingerprint:
+    digest = hashlib.sha256()
+    for data in contents:
+        digest.update(data)
+    return DatasetFingerprint(uri=uri, sha256=digest.hexdigest(), rows=rows, files=len(contents))
+
+
+def concat_tables(tables: list[pa.Table], uri: str) -> pa.Table:
+    try:
+        return pa.concat_tables(tables, promote_options="default")
+    except (pa.ArrowException, ValueError) as error:
+        raise BadDataError(f"the files of {uri} do not share one schema: {error}") from error
+
+
+def _files_of(fs: Any, path: str, declared: DataFormat | None) -> list[str]:
+    """The data files at ``path``: the file itself, or a folder's files of the right format."""
+    if not fs.isdir(path):
+        return [path]
+    wanted = {ext for ext, fmt in EXTENSIONS.items() if declared is None or fmt == declared}
+    found = sorted(p for p in fs.find(path) if any(p.lower().endswith(ext) for ext in wanted))
+    if not found:
+        raise BadDataError(f"no {declared or 'parquet/csv'} files under {path}")
+    return found
+
+
+def load_dataset(uri: str, declared: DataFormat | None = None) -> LoadedDataset:
+    """Read every file of the dataset at ``uri``; anything missing or unreadable is BadData."""
+    try:
+        fs, path = fsspec.core.url_to_fs(uri.removeprefix("file://") if uri.startswith("file://") else uri)
+        files = _files_of(fs, path, declared)
+        contents = [fs.cat_file(file) for file in files]
+    except FileNotFoundError as error:
+        raise BadDataError(f"dataset not found: {uri}") from error
+    except BadDataError:
+        raise
+    except Exception as error:  # any failure to fetch (network, credentials, protocol) is the data's
+        raise BadDataError(f"cannot fetch dataset {uri}: {type(error).__name__}: {error}") from error
+    tables = [
+        parse_table(data, format_of(file, declared), file) for file, data in zip(files, contents, strict=True)
+    ]
+    table = concat_tables(tables, uri)
+    if table.num_rows == 0:
+        raise BadDataError(f"dataset {uri} has no rows")
+    return LoadedDataset(table=table, fingerprint=fingerprint_of(uri, contents, table.num_rows))
