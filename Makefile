@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml hack/install-python.sh
+$(VENV)/.installed: pyproject.toml hack/install-python.sh hack/constraints.txt trainer/install-torch-cpu.sh
 	bash hack/install-python.sh $(VENV)
 	touch $@
 
@@ -22,9 +22,14 @@ venv: $(VENV)/.installed  ## Python environment with every extra (.venv)
 k8s-bins:  ## build (or find cached) kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok, helm
 	@hack/build-k8s.sh >/dev/null
 
+.PHONY: system-deps
+system-deps:  ## Debian's prometheus/promtool and kubeconform (idempotent, quiet when present)
+	@hack/install-system.sh
+
 .PHONY: crds
-crds: venv  ## regenerate crds/ and the chart's crds/ from kubeloop/api
+crds: venv k8s-bins  ## regenerate crds/, the chart's crds/ and manifests/install from kubeloop/api
 	$(VENV)/bin/kubeloop crds crds charts/kubeloop/crds
+	hack/render-install.sh
 
 .PHONY: lint
 lint: venv  ## ruff and mypy --strict
@@ -41,11 +46,11 @@ cluster-down:  ## stop and delete the local control plane
 	@hack/cluster.sh down
 
 .PHONY: test
-test: venv k8s-bins lint  ## lint, then every tier that runs here: unit and cluster (real kube-apiserver)
+test: venv k8s-bins system-deps lint  ## lint, then every tier that runs here: unit and cluster (real kube-apiserver)
 	$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: venv  ## unit tier only (seconds, no cluster)
+test-unit: venv k8s-bins system-deps  ## unit tier only (seconds, no cluster)
 	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
 
 .PHONY: demo

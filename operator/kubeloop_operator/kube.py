@@ -55,9 +55,9 @@ class Kube:
         with self._lock:
             if self._client is None:
                 try:
-                    kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+                    kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call, unused-ignore]
                 except kubernetes.config.ConfigException:
-                    kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+                    kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call, unused-ignore]
                 self._client = ApiClient()
             return self._client
 
@@ -71,6 +71,22 @@ class Kube:
     ) -> Any:
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         client = self.client
+        token = client.configuration.get_api_key_with_prefix("authorization")
+        if token:  # some client releases look the token up under another key than their loader stores it
+            headers["authorization"] = token
+        if not hasattr(client, "param_serialize"):  # kubernetes < 37: raises ApiException itself
+            raw = client.call_api(
+                url,
+                method,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+                _request_timeout=60,
+            )
+            return json.loads(raw.data) if raw.data else None
         method, full_url, headers, payload, _ = client.param_serialize(
             method,
             url,
@@ -80,7 +96,7 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         response = client.call_api(method, full_url, header_params=headers, body=payload, _request_timeout=60)
-        response.read()  # type: ignore[no-untyped-call]
+        response.read()  # type: ignore[no-untyped-call, unused-ignore]
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)
         return json.loads(response.data) if response.data else None

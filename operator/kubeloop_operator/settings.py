@@ -29,4 +29,7 @@ class OperatorSettings(BaseSettings):
         None, description="Render ServiceMonitors; default: when the Prometheus operator's CRD exists."
     )
     cluster_domain: str = Field("cluster.local", description="DNS suffix for URLs in status.")
+    scanning: bool = Field(
+        True, description="Let kopf list namespaces/CRDs; off for a namespaced install whose RBAC forbids it."
+    )
     worker_threads: int = Field(16, ge=1, description="Threads for synchronous API calls.")

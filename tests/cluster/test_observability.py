@@ -42,15 +42,6 @@ MODEL = "serve"  # the ModelDeployment's name is the served model's name (KUBELO
 MONITOR = "watch"
 FEATURES = 4
 RATE_INTERVAL = "1m"
-# Dashboard series the code defines but never produces today, with why. Their queries must stay empty
-# (like a strict xfail): the day the operator produces them, this test fails and says to drop the entry.
-KNOWN_GAPS = {
-    "kubeloop_trainingjob_duration_seconds": (
-        "never observed: Kubernetes 1.31+ Jobs first get SuccessCriteriaMet/FailureTarget, which make the "
-        "phase final before status.completionTime exists (and a failed Job never gets one), and "
-        "handlers/training.py record_duration runs only on that transition"
-    ),
-}
 
 
 # ---------------------------------------------------------------- Prometheus
@@ -318,20 +309,13 @@ def evaluate_dashboards(prometheus: Prometheus, ns: str) -> dict[str, list[Evalu
     return out
 
 
-def known_gap(result: Evaluated) -> str | None:
-    return next((metric for metric in KNOWN_GAPS if metric in result.expr), None)
-
-
 def failures(results: dict[str, list[Evaluated]]) -> list[str]:
-    """Errors, queries without series, and known gaps that are closed (have series now)."""
-    out = []
-    for result in (r for board in results.values() for r in board):
-        gap = known_gap(result)
-        if result.error or (not result.series and gap is None):
-            out.append(f"{result.where}: {result.error or 'no series'}\n    {result.expr}")
-        elif gap is not None and result.series:
-            out.append(f"{result.where}: {gap} has series now: remove it from KNOWN_GAPS\n    {result.expr}")
-    return out
+    return [
+        f"{r.where}: {r.error or 'no series'}\n    {r.expr}"
+        for board in results.values()
+        for r in board
+        if r.error or not r.series
+    ]
 
 
 def complete(prometheus: Prometheus, ns: str) -> dict[str, list[Evaluated]] | None:
@@ -398,8 +382,6 @@ def test_every_dashboard_query_returns_series_from_live_components(
                 results = evaluate_dashboards(prometheus, ns)
         assert load.answered.get(200, 0) > 0 and load.answered.get(400, 0) > 0, load.answered
         assert not failures(results), "\n".join(failures(results))
-        gaps = sorted({r.where for board in results.values() for r in board if known_gap(r)})
-        print(f"\nknown gaps (empty as expected): {gaps}\n{KNOWN_GAPS}")
 
         requests = panel(results, "serving", "Requests per second")
         assert {"200", "400"} <= {s["metric"]["code"] for s in requests}
@@ -417,6 +399,8 @@ def test_every_dashboard_query_returns_series_from_live_components(
         assert phases["Succeeded"] >= 1 and phases["Failed"] >= 1 and phases["Running"] >= 1, phases
         assert float(panel(results, "training", "GPUs held by running jobs")[0]["value"][1]) == 2.0
         assert values_of(panel(results, "training", "Failures by reason"), "reason") == {"OOMKilled": 1.0}
+        durations = values_of(panel(results, "training", "Mean run duration"), "phase")
+        assert durations["Succeeded"] > 0, durations
 
         assert values_of(panel(results, "drift", "Drift share"), "monitor") == {MONITOR: 0.5}
         assert values_of(panel(results, "drift", "Dataset drift"), "monitor") == {MONITOR: 1.0}

@@ -22,6 +22,7 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     )
     settings.persistence.finalizer = "kubeloop.io/finalizer"
     settings.execution.max_workers = ours.worker_threads
+    settings.scanning.disabled = not ours.scanning
     settings.posting.level = logging.INFO
     settings.posting.loggers = False  # Events are our explicit transitions, not kopf's per-handler log lines
     settings.watching.server_timeout = 300

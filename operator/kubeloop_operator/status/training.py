@@ -104,6 +104,9 @@ def derive_training_status(
         )
         conditions = set_condition(conditions, "Succeeded", True, "Completed", message, generation)
     elif phase == "Failed" and job is not None:
+        failed_at = (job_condition(job, "Failed") or {}).get("lastTransitionTime")
+        if failed_at:  # the Job controller sets completionTime only on success
+            status.setdefault("completionTime", failed_at)
         reason, message = failure(job, pods, summary)
         conditions = set_condition(conditions, "Succeeded", False, reason, message, generation)
     else:

@@ -83,10 +83,21 @@ def test_training_success_reads_the_summary() -> None:
     ],
 )
 def test_training_failure_reasons(pods: list[dict[str, Any]], job_reason: str, reason: str) -> None:
-    failed = job([{"type": "Failed", "status": "True", "reason": job_reason, "message": "m"}])
+    failed = job(
+        [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": job_reason,
+                "message": "m",
+                "lastTransitionTime": "2026-01-01T03:00:00Z",
+            }
+        ]
+    )
     status = derive_training_status({}, failed, pods, 1, False, "http://m")
     assert status["phase"] == "Failed"
     assert status["conditions"][0]["reason"] == reason
+    assert status["completionTime"] == "2026-01-01T03:00:00Z"
     assert status["conditions"][0]["status"] == "False"
 
 
