@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.cluster", "tests.fixtures.mlflow_server"]
+pytest_plugins = ["tests.fixtures.cluster", "tests.fixtures.mlflow_server", "tests.fixtures.s3"]
 TIERS = ("unit", "cluster", "e2e")
 OUTCOMES: Counter[tuple[str, str]] = Counter()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,6 @@ from kubeloop_serving.payload import PayloadLogger, read_payload_log
 from kubeloop_serving.payload_table import FeatureNaming, PayloadRecord
 from tests.unit.serving.conftest import (
     TABULAR_FEATURES,
-    free_port,
     serve_in_thread,
     tabular_reference,
     wait_for,
@@ -141,40 +141,23 @@ def test_a_full_queue_drops_instead_of_blocking(tmp_path: Path) -> None:
     assert dropped == [2, 3]
 
 
-def test_s3_sink(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("s3fs", reason="s3:// needs s3fs (pip install 'kubeloop[s3]')")
-    moto_server = pytest.importorskip("moto.server", reason="the S3 stand-in needs moto[server] (dev extra)")
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        for key, value in {
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(key, value)
-        import s3fs
-
-        s3fs.S3FileSystem(skip_instance_cache=True).mkdir("payloads")
-        written: list[int] = []
-        logger = PayloadLogger(
-            "s3://payloads/prod",
-            "m",
-            FeatureNaming("x", ("a", "b")),
-            queue_size=10,
-            flush_rows=100,
-            flush_seconds=60,
-            on_written=written.append,
-            on_dropped=lambda _: None,
-        )
-        logger.start()
-        logger.submit(record(3))
-        logger.close(timeout=30)
-        assert written == [3]
-        table = read_payload_log("s3://payloads/prod", "m")
-        assert table.column_names[4:] == ["a", "b", "_output.y"]
-        assert table.num_rows == 3
-    finally:
-        server.stop()
+def test_s3_sink(s3: Any) -> None:
+    s3.mkdir("payloads")
+    written: list[int] = []
+    logger = PayloadLogger(
+        "s3://payloads/prod",
+        "m",
+        FeatureNaming("x", ("a", "b")),
+        queue_size=10,
+        flush_rows=100,
+        flush_seconds=60,
+        on_written=written.append,
+        on_dropped=lambda _: None,
+    )
+    logger.start()
+    logger.submit(record(3))
+    logger.close(timeout=30)
+    assert written == [3]
+    table = read_payload_log("s3://payloads/prod", "m")
+    assert table.column_names[4:] == ["a", "b", "_output.y"]
+    assert table.num_rows == 3

@@ -6,6 +6,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,6 @@ from kubeloop_serving.storage import (
     uri_scheme,
     verify_sha256,
 )
-from tests.unit.serving.conftest import free_port
 
 pytestmark = pytest.mark.unit
 
@@ -80,31 +80,13 @@ def test_http_download(tmp_path: Path, tabular_path: Path, http_root: tuple[Path
         fetch_model(f"{url}/missing.onnx", tmp_path / "missing")
 
 
-def test_s3_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tabular_path: Path) -> None:
-    pytest.importorskip("s3fs", reason="s3:// needs s3fs (pip install 'kubeloop[s3]')")
-    moto_server = pytest.importorskip("moto.server", reason="the S3 stand-in needs moto[server] (dev extra)")
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        for key, value in {
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(key, value)
-        import s3fs
-
-        fs = s3fs.S3FileSystem(skip_instance_cache=True)
-        fs.mkdir("models")
-        fs.pipe("models/iris/model.onnx", tabular_path.read_bytes())
-        fs.clear_instance_cache()
-        by_file = fetch_model("s3://models/iris/model.onnx", tmp_path / "a")
-        by_prefix = fetch_model("s3://models/iris", tmp_path / "b")
-        assert by_file.path.read_bytes() == by_prefix.path.read_bytes() == tabular_path.read_bytes()
-    finally:
-        server.stop()
+def test_s3_download(s3: Any, tmp_path: Path, tabular_path: Path) -> None:
+    s3.mkdir("models")
+    s3.pipe("models/iris/model.onnx", tabular_path.read_bytes())
+    s3.clear_instance_cache()
+    by_file = fetch_model("s3://models/iris/model.onnx", tmp_path / "a")
+    by_prefix = fetch_model("s3://models/iris", tmp_path / "b")
+    assert by_file.path.read_bytes() == by_prefix.path.read_bytes() == tabular_path.read_bytes()
 
 
 def test_registry_uri_without_mlflow_is_a_clear_error(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -125,35 +126,20 @@ def test_shards_are_equal_sized_and_cover_every_row() -> None:
     assert not np.array_equal(shard(10, 0, 3, seed=1, epoch=3), shards[0])
 
 
-def test_dataset_from_s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_dataset_from_s3(s3: Any, tmp_path: Path) -> None:
     """s3:// through s3fs against a local S3 stand-in (moto), one file and a prefix of parts."""
-    s3fs = pytest.importorskip("s3fs", reason="s3:// needs s3fs (pip install 'kubeloop[s3]')")
-    moto_server = pytest.importorskip("moto.server", reason="the S3 stand-in needs moto[server] (dev extra)")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        for key, value in {
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(key, value)
-        fs = s3fs.S3FileSystem(skip_instance_cache=True)
-        fs.mkdir("datasets")
-        table = blobs(n_rows=60)
-        whole = write_parquet(table, tmp_path / "whole.parquet").read_bytes()
-        fs.pipe("datasets/whole.parquet", whole)
-        for part in range(2):
-            fs.pipe(
-                f"datasets/parts/p{part}.csv",
-                write_csv(table.slice(part * 30, 30), tmp_path / f"{part}.csv").read_bytes(),
-            )
-        one = load_dataset("s3://datasets/whole.parquet")
-        parts = load_dataset("s3://datasets/parts")
-        assert one.table.num_rows == parts.table.num_rows == 60
-        assert one.fingerprint.sha256 == hashlib.sha256(whole).hexdigest()
-        assert parts.fingerprint.files == 2
-    finally:
-        server.stop()
+    fs = s3
+    fs.mkdir("datasets")
+    table = blobs(n_rows=60)
+    whole = write_parquet(table, tmp_path / "whole.parquet").read_bytes()
+    fs.pipe("datasets/whole.parquet", whole)
+    for part in range(2):
+        fs.pipe(
+            f"datasets/parts/p{part}.csv",
+            write_csv(table.slice(part * 30, 30), tmp_path / f"{part}.csv").read_bytes(),
+        )
+    one = load_dataset("s3://datasets/whole.parquet")
+    parts = load_dataset("s3://datasets/parts")
+    assert one.table.num_rows == parts.table.num_rows == 60
+    assert one.fingerprint.sha256 == hashlib.sha256(whole).hexdigest()
+    assert parts.fingerprint.files == 2
