@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +12,12 @@ from typing import Any
 import fsspec
 from fsspec.core import url_to_fs
 
+from kubeloop.registry import resolve_registered_model
 from kubeloop_serving.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
-_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))/?$")
 _CHUNK = 1 << 20
 
 
@@ -30,29 +29,12 @@ class FetchedModel:
     registry_version: str | None = None
 
 
-@dataclass(frozen=True)
-class RegistryReference:
-    """``models:/name/version`` or ``models:/name@alias``."""
-
-    name: str
-    version: str | None = None
-    alias: str | None = None
-
-
 def uri_scheme(uri: str) -> str:
     """``models``, ``s3``, ``https``, ``http``, ``file`` (plain paths too), ..."""
     if uri.startswith("models:/"):
         return "models"
     scheme, separator, _ = uri.partition("://")
     return scheme.lower() if separator else "file"
-
-
-def parse_registry_uri(uri: str) -> RegistryReference:
-    """Split an MLflow registry URI; ValueError when it is not one."""
-    match = _REGISTRY_URI.match(uri)
-    if match is None:
-        raise ValueError(f"{uri!r} is not models:/name/version or models:/name@alias")
-    return RegistryReference(match["name"], match["version"], match["alias"])
 
 
 def sha256_of(path: Path) -> str:
@@ -123,23 +105,14 @@ def _download(uri: str, workdir: Path) -> Path:
 
 
 def _fetch_registry_model(uri: str, workdir: Path, tracking_uri: str | None) -> FetchedModel:
-    reference = parse_registry_uri(uri)
     mlflow = _import_mlflow()
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    client = mlflow.MlflowClient()
-    version = reference.version
-    if reference.alias is not None:
-        version = str(client.get_model_version_by_alias(reference.name, reference.alias).version)
-    elif version == "latest":
-        versions = client.search_model_versions(f"name='{reference.name}'")
-        version = str(max(int(found.version) for found in versions))
-    log.info("resolved %s to version %s of registered model %s", uri, version, reference.name)
+    registered = resolve_registered_model(uri, tracking_uri)
+    log.info("resolved %s to version %s of registered model %s", uri, registered.version, registered.name)
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{reference.name}/{version}", dst_path=str(workdir)
+        artifact_uri=registered.location, dst_path=str(workdir), tracking_uri=tracking_uri
     )
     path = Path(local)
-    return FetchedModel(path if path.is_file() else find_onnx_file(path), registry_version=version)
+    return FetchedModel(path if path.is_file() else find_onnx_file(path), registry_version=registered.version)
 
 
 def _import_mlflow() -> Any:

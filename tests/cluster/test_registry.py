@@ -17,18 +17,21 @@ pytestmark = [pytest.mark.cluster, pytest.mark.mlflow]
 
 
 def register_version(tracking_uri: str, name: str, tmp: Path, alias: str) -> str:
-    """Log a model artifact in a run, register it as a new version, point `alias` at it."""
-    import mlflow
+    """Log a model artifact in a run, register it as a new version, point `alias` at it. Uses its own
+    client only: the process-wide MLflow tracking URI and active run stay untouched for other tests."""
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("kubeloop-registry-test")
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("kubeloop-registry-test")
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment("kubeloop-registry-test")
+    )
     folder = tmp / uuid.uuid4().hex / "model"
     folder.mkdir(parents=True)
     (folder / "model.onnx").write_bytes(b"not really onnx: the operator never opens it")
-    with mlflow.start_run() as run:
-        mlflow.log_artifacts(str(folder), artifact_path="model")
-    client = MlflowClient()
+    run = client.create_run(experiment_id)
+    client.log_artifacts(run.info.run_id, str(folder), artifact_path="model")
+    client.set_terminated(run.info.run_id)
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
         client.create_registered_model(name)
     source = f"{run.info.artifact_uri}/model"

@@ -17,6 +17,7 @@ import mlflow.artifacts
 import torch
 
 from kubeloop.api.training import FineTune
+from kubeloop.registry import resolve_registered_model
 from kubeloop_trainer.errors import BadDataError, BaseModelError
 from kubeloop_trainer.hyperparameters import network_hyperparameters
 from kubeloop_trainer.model import EpochCallback, Recipe
@@ -52,8 +53,13 @@ def fetch_checkpoint(uri: str, tracking_uri: str | None) -> bytes:
     """The bytes of the base checkpoint at ``uri``."""
     try:
         if uri.startswith(MLFLOW_SCHEMES):
+            location = (
+                resolve_registered_model(uri, tracking_uri).location if uri.startswith("models:/") else uri
+            )
             with tempfile.TemporaryDirectory(prefix="kubeloop-base-") as scratch:
-                local = mlflow.artifacts.download_artifacts(uri, dst_path=scratch, tracking_uri=tracking_uri)
+                local = mlflow.artifacts.download_artifacts(
+                    location, dst_path=scratch, tracking_uri=tracking_uri
+                )
                 return _checkpoint_in(Path(local), uri)
         fs, path = fsspec.core.url_to_fs(uri.removeprefix("file://"))
         return bytes(fs.cat_file(f"{path.rstrip('/')}/{CHECKPOINT_FILE}" if fs.isdir(path) else path))

@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
+from kubeloop.registry import RegistryReference, parse_registry_uri
 from kubeloop_serving.errors import ModelLoadError
 from kubeloop_serving.storage import (
-    RegistryReference,
     fetch_model,
     find_onnx_file,
-    parse_registry_uri,
     sha256_of,
     uri_scheme,
     verify_sha256,
@@ -102,14 +101,14 @@ def test_registry_alias_resolves_to_a_version(tmp_path: Path, tabular_path: Path
         "mlflow", reason="models:/ URIs need mlflow (pip install 'kubeloop[tracking]')"
     )
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
     artifact = tmp_path / "artifact"
     artifact.mkdir()
     (artifact / "model.onnx").write_bytes(tabular_path.read_bytes())
-    experiment = mlflow.create_experiment("serving", artifact_location=(tmp_path / "runs").as_uri())
-    with mlflow.start_run(experiment_id=experiment) as run:
-        mlflow.log_artifacts(str(artifact), artifact_path="model")
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)  # process-wide MLflow state stays untouched
+    experiment = client.create_experiment("serving", artifact_location=(tmp_path / "runs").as_uri())
+    run = client.create_run(experiment)
+    client.log_artifacts(run.info.run_id, str(artifact), artifact_path="model")
+    client.set_terminated(run.info.run_id)
     client.create_registered_model("iris")
     for _ in range(2):
         client.create_model_version("iris", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)

@@ -12,6 +12,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from kubeloop.api.training import FineTune, UnfreezeStep
+from kubeloop.registry import resolve_registered_model
 from kubeloop_trainer.errors import BadDataError, BaseModelError
 from kubeloop_trainer.features import build_features
 from kubeloop_trainer.finetune import fetch_checkpoint, fine_tune_phases, fine_tune_torch
@@ -135,7 +136,9 @@ def test_fine_tune_from_registered_model(
     def weights(model_uri: str) -> State:
         folder = Path(
             download_artifacts(
-                model_uri, dst_path=str(tmp_path / model_uri.split("/")[1]), tracking_uri=pod.tracking_uri
+                resolve_registered_model(model_uri, pod.tracking_uri).location,
+                dst_path=str(tmp_path / model_uri.split("/")[1]),
+                tracking_uri=pod.tracking_uri,
             )
         )
         state = torch.load(io.BytesIO(next(folder.rglob("checkpoint.pt")).read_bytes()), weights_only=True)

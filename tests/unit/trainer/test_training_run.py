@@ -19,6 +19,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from kubeloop.api.summaries import TrainingSummary, decode
+from kubeloop.registry import resolve_registered_model
 from tests.unit.trainer.builders import blobs, linear, spec_json, write_csv, write_parquet
 from tests.unit.trainer.conftest import PodEnvironment
 
@@ -99,7 +100,9 @@ def test_served_model_loads_by_alias_with_feature_names(
 
     local = Path(
         download_artifacts(
-            "models:/served@prod", dst_path=str(tmp_path / "dl"), tracking_uri=pod.tracking_uri
+            resolve_registered_model("models:/served@prod", pod.tracking_uri).location,
+            dst_path=str(tmp_path / "dl"),
+            tracking_uri=pod.tracking_uri,
         )
     )
     model_file = next(local.rglob("model.onnx"))
