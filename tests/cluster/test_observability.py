@@ -20,13 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from kubeloop.api.summaries import TrainingSummary, encode
 from tests.cluster.manifests import drift_monitor, model_deployment, training_job
 from tests.cluster.test_drift import TEMPLATE, drifted_summary, run_check
 from tests.cluster.test_training import exit_pod
 from tests.fixtures.cluster import ROOT, Cluster, Kubectl, OperatorProcess, free_port, wait_for
+from tests.fixtures.prometheus import Prometheus, values_of
 from tests.unit.chart.dashboards import (
     label_values_as_promql,
     load,
@@ -42,76 +42,6 @@ MODEL = "serve"  # the ModelDeployment's name is the served model's name (KUBELO
 MONITOR = "watch"
 FEATURES = 4
 RATE_INTERVAL = "1m"
-
-
-# ---------------------------------------------------------------- Prometheus
-
-
-@dataclass
-class Prometheus:
-    """Debian's prometheus binary on a free loopback port, with a temp config and data directory."""
-
-    directory: Path
-    targets: dict[str, dict[str, Any]]
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Prometheus:
-        binary = shutil.which("prometheus")
-        assert binary is not None
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": job, **scrape} for job, scrape in self.targets.items()],
-        }
-        (self.directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-        log = (self.directory / "prometheus.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={self.directory / 'prometheus.yml'}",
-                f"--storage.tsdb.path={self.directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--storage.tsdb.retention.time=1h",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(self.ready, 60, what="Prometheus /-/ready")
-        return self
-
-    def ready(self) -> bool:
-        assert self.process is not None and self.process.poll() is None, self.log_tail()
-        return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
-
-    def query(self, expr: str) -> dict[str, Any]:
-        """The HTTP API's answer (status, data or error) for an instant query at now."""
-        answer: dict[str, Any] = httpx.get(
-            f"{self.url}/api/v1/query", params={"query": expr}, timeout=10
-        ).json()
-        return answer
-
-    def series(self, expr: str) -> list[dict[str, Any]]:
-        answer = self.query(expr)
-        assert answer["status"] == "success", f"{expr}: {answer.get('error')}"
-        result: list[dict[str, Any]] = answer["data"]["result"]
-        return result
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
-
-    def log_tail(self) -> str:
-        path = self.directory / "prometheus.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else ""
-
-
-def values_of(series: list[dict[str, Any]], label: str) -> dict[str, float]:
-    return {s["metric"].get(label, ""): float(s["value"][1]) for s in series}
 
 
 # ---------------------------------------------------------------- the inference server
