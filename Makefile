@@ -59,7 +59,10 @@ demo: venv cluster-up  ## local demo: cluster, operator, examples, `kubectl get 
 
 .PHONY: bench-operator
 bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 ModelDeployments
-	$(PY) -m bench.operator_throughput
+	eval "$$(hack/cluster.sh up)" && export KUBECONFIG PATH \
+	  && kubectl apply --server-side --force-conflicts -f crds/ >/dev/null \
+	  && kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null \
+	  && $(PY) -m bench.operator
 
 .PHONY: bench-serving
 bench-serving: venv  ## kubeloop serve vs KServe's model server, same model, cores and load generator

@@ -19,9 +19,8 @@ from os import path as _path
 
 _BENCH_DIR = _path.dirname(_path.abspath(__file__))
 if sys.path and _path.abspath(sys.path[0] or ".") == _BENCH_DIR:
-    sys.path[0] = _path.dirname(
-        _BENCH_DIR
-    )  # `python bench/serving.py`: bench/operator.py must not shadow stdlib
+    # `python bench/serving.py`: bench/operator.py must not shadow the standard library's operator
+    sys.path[0] = _path.dirname(_BENCH_DIR)
 
 import argparse
 import json

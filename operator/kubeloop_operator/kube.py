@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -57,7 +58,10 @@ class Kube:
                 try:
                     kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call, unused-ignore]
                 except kubernetes.config.ConfigException:
-                    kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call, unused-ignore]
+                    # the client reads $KUBECONFIG when it is imported; a later setting must count too
+                    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call, unused-ignore]
+                        config_file=os.environ.get("KUBECONFIG")
+                    )
                 self._client = ApiClient()
             return self._client
 

@@ -8,19 +8,24 @@ Prints JSON. Needs the local cluster (make cluster-up) with the CRDs applied.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# This file shares its name with the standard library's operator module: keep bench/ off sys.path
+# (`python bench/operator.py`) and reach the project from the repository root, after the standard library.
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != BENCH_DIR] + [os.path.dirname(BENCH_DIR)]
+
 import argparse
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(BENCH_DIR).parent
 
 from kubeloop.api.deployment import ModelDeploymentSpec
 from kubeloop_operator.kube import Kube
