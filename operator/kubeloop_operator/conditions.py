@@ -44,3 +44,10 @@ def same_conditions(a: Conditions, b: Conditions) -> bool:
     """Equal ignoring order: a status patch that changes nothing is not sent."""
     key = lambda c: c.get("type", "")  # noqa: E731
     return sorted(a, key=key) == sorted(b, key=key)
+
+
+def observed_generation(current: dict[str, Any], generation: int, reconciled: bool) -> int:
+    """The generation a status speaks for. Only a reconcile, which applied the children of `generation`
+    (and resolved its models), may advance it; a refresh from a child's event keeps the one before, so
+    the state of the old children never passes for the new spec (0: nothing reconciled yet)."""
+    return generation if reconciled else int(current.get("observedGeneration") or 0)

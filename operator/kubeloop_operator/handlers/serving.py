@@ -10,6 +10,7 @@ import kopf
 from kubeloop.api.common import GROUP, VERSION
 from kubeloop.api.deployment import ModelDeploymentSpec, ResolvedModel
 from kubeloop_operator import metrics
+from kubeloop_operator.conditions import observed_generation
 from kubeloop_operator.registry import RegistryError, resolve
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.serving import expected_replicas, render_serving, service_url
@@ -45,7 +46,9 @@ def refresh_status(
         return derive_serving_status(
             status,
             kube.list_labeled("Deployment", owner.namespace, owner.labels()),
-            owner.generation,
+            observed_generation(
+                status, owner.generation, reconciled=models is not None or problem is not None
+            ),
             expected_replicas(spec),
             service_url(owner, RUNTIME.settings.cluster_domain),
             model=status.get("model"),

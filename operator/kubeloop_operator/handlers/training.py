@@ -11,6 +11,7 @@ from kubernetes.client.exceptions import ApiException
 from kubeloop.api.common import GROUP, VERSION
 from kubeloop.api.training import TrainingJobSpec
 from kubeloop_operator import metrics
+from kubeloop_operator.conditions import observed_generation
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.training import job_name, render_training
 from kubeloop_operator.runtime import RETRY, RUNTIME, parse_spec
@@ -34,8 +35,9 @@ def apply_job(manifest: dict[str, Any], logger: Any) -> None:
         raise kopf.TemporaryError("waiting for the previous Job to be deleted", delay=3) from error
 
 
-def refresh_status(namespace: str, name: str) -> dict[str, Any] | None:
-    """Derive status from the Job and its pods now; announce phase transitions. Returns the new status."""
+def refresh_status(namespace: str, name: str, reconciled: bool = False) -> dict[str, Any] | None:
+    """Derive status from the Job and its pods now; announce phase transitions. Returns the new status.
+    `reconciled`: the Job of the current generation was just applied (see observed_generation)."""
     kube = RUNTIME.client()
     seen: dict[str, Any] = {}
 
@@ -49,7 +51,8 @@ def refresh_status(namespace: str, name: str) -> dict[str, Any] | None:
             RUNTIME.settings.mlflow_ui_url or spec.mlflow.tracking_uri or RUNTIME.settings.mlflow_tracking_uri
         )
         status = dict(current.get("status") or {})
-        return derive_training_status(status, job, pods, owner.generation, spec.run_policy.suspend, ui)
+        generation = observed_generation(status, owner.generation, reconciled)
+        return derive_training_status(status, job, pods, generation, spec.run_policy.suspend, ui)
 
     changed = kube.update_status("TrainingJob", namespace, name, derive)
     if changed is None:
@@ -92,7 +95,7 @@ def reconcile_training_job(body: kopf.Body, logger: kopf.Logger, **_: Any) -> No
         keep = {job_name(owner)} if spec.workers > 1 else set()
         kube.prune("Service", owner.namespace, owner.labels(), keep)
         metrics.TRAINING_GPUS.labels(owner.namespace, owner.name).set(spec.resources.gpus * spec.workers)
-        refresh_status(owner.namespace, owner.name)
+        refresh_status(owner.namespace, owner.name, reconciled=True)
     metrics.RECONCILES.labels("TrainingJob", "ok").inc()
 
 

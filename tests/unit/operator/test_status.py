@@ -9,7 +9,7 @@ import pytest
 from kubeloop.api.drift import FeatureResult
 from kubeloop.api.summaries import DriftSummary, TrainingSummary, decode, encode
 from kubeloop.api.training import RegisteredModel
-from kubeloop_operator.conditions import set_condition
+from kubeloop_operator.conditions import observed_generation, set_condition
 from kubeloop_operator.status.drift import apply_check, should_retrain
 from kubeloop_operator.status.serving import derive_serving_status
 from kubeloop_operator.status.training import derive_training_status
@@ -124,6 +124,12 @@ def test_serving_ready_needs_rollout_and_replicas() -> None:
     assert stale["conditions"][0]["status"] == "False"
     problem = derive_serving_status({}, [deployment(2, 2)], 3, 2, "u", None, None, ("ModelNotResolved", "x"))
     assert problem["conditions"][0]["reason"] == "ModelNotResolved"
+
+
+def test_only_a_reconcile_advances_the_observed_generation() -> None:
+    assert observed_generation({"observedGeneration": 1}, 2, reconciled=True) == 2
+    assert observed_generation({"observedGeneration": 1}, 2, reconciled=False) == 1  # old children's event
+    assert observed_generation({}, 1, reconciled=False) == 0
 
 
 def drift_summary(drifted: bool) -> DriftSummary:
