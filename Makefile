@@ -47,7 +47,7 @@ cluster-down:  ## stop and delete the local control plane
 
 .PHONY: test
 test: venv k8s-bins system-deps lint  ## lint, then every tier that runs here: unit and cluster (real kube-apiserver)
-	$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not e2e" --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: venv k8s-bins system-deps  ## unit tier only (seconds, no cluster)

@@ -11,6 +11,14 @@ TIERS = ("unit", "cluster", "e2e")
 OUTCOMES: Counter[tuple[str, str]] = Counter()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fail-on-skip",
+        action="store_true",
+        help="a skipped test fails the run (make test installs everything every test needs)",
+    )
+
+
 def tier_of(item: pytest.Item) -> str:
     return next((t for t in TIERS if item.get_closest_marker(t)), "unmarked")
 
@@ -19,6 +27,9 @@ def tier_of(item: pytest.Item) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and not hasattr(report, "wasxfail") and item.config.getoption("--fail-on-skip"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under --fail-on-skip: {report.longrepr}"
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         OUTCOMES[(tier_of(item), report.outcome)] += 1
     return None
