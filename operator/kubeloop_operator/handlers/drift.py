@@ -12,7 +12,7 @@ from kubeloop.api.common import API_VERSION, GROUP, VERSION
 from kubeloop.api.deployment import ModelDeploymentSpec, PayloadLogging
 from kubeloop.api.drift import DriftMonitorSpec
 from kubeloop_operator import metrics
-from kubeloop_operator.conditions import now, set_condition
+from kubeloop_operator.conditions import now, observed_generation, set_condition
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.drift import render_cronjob
 from kubeloop_operator.render.names import child_name
@@ -137,7 +137,8 @@ def drift_check_changed(body: kopf.Body, namespace: str, labels: kopf.Labels, **
     def derive(monitor: dict[str, Any]) -> dict[str, Any] | None:
         current = dict(monitor.get("status") or {})
         seen["monitor"] = monitor
-        status = apply_check(current, check, summary, monitor["metadata"].get("generation", 1), failure)
+        generation = observed_generation(current, monitor["metadata"].get("generation", 1), reconciled=False)
+        status = apply_check(current, check, summary, generation, failure)
         if status == current:
             return None
         spec = DriftMonitorSpec.model_validate(dict(monitor["spec"]))
