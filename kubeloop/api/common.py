@@ -100,6 +100,44 @@ class Scheduling(ApiModel):
     tolerations: list[Toleration] = Field(default_factory=list)
 
 
+class LocalRef(ApiModel):
+    """A Secret or ConfigMap in the resource's own namespace."""
+
+    name: Name
+    optional: bool | None = None
+
+
+class EnvFromSource(ApiModel):
+    """Every key of a Secret or ConfigMap as environment variables (credentials stay in the Secret)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.secretRef) != has(self.configMapRef)",
+                    "message": "set exactly one of secretRef or configMapRef",
+                }
+            ]
+        }
+    )
+    prefix: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    secret_ref: LocalRef | None = None
+    config_map_ref: LocalRef | None = None
+
+
+class PodEnvironment(Scheduling):
+    """What a workload's pods run as and are told: identity, variables, credentials by reference."""
+
+    service_account_name: Name | None = Field(
+        None, description="ServiceAccount of the pods (e.g. one bound to a cloud storage role)."
+    )
+    env: list[EnvVar] = Field(default_factory=list)
+    env_from: list[EnvFromSource] = Field(
+        default_factory=list,
+        description="Secrets/ConfigMaps exported as variables, e.g. AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL.",
+    )
+
+
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 

@@ -9,10 +9,9 @@ from kubeloop.api.common import (
     SINK_URI_PATTERN,
     ApiModel,
     Condition,
-    EnvVar,
     Name,
+    PodEnvironment,
     Resources,
-    Scheduling,
     conditions_field,
 )
 
@@ -67,7 +66,7 @@ class Canary(ApiModel):
     traffic_percent: int = Field(ge=0, le=100)
 
 
-class ModelDeploymentSpec(Scheduling):
+class ModelDeploymentSpec(PodEnvironment):
     """Desired state of a ModelDeployment."""
 
     model: ModelSource
@@ -78,7 +77,6 @@ class ModelDeploymentSpec(Scheduling):
     batching: Batching = Field(default_factory=Batching)
     payload_logging: PayloadLogging | None = None
     canary: Canary | None = None
-    env: list[EnvVar] = Field(default_factory=list)
     registry_poll_seconds: int = Field(
         60, ge=5, le=86400, description="How often models:/ aliases are re-resolved."
     )

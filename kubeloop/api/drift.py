@@ -13,8 +13,8 @@ from kubeloop.api.common import (
     ApiModel,
     Condition,
     Name,
+    PodEnvironment,
     Resources,
-    Scheduling,
     conditions_field,
 )
 from kubeloop.api.training import TrainingJobSpec
@@ -99,7 +99,7 @@ class DriftAction(ApiModel):
     training_job_template: TrainingJobTemplate | None = None
 
 
-class DriftMonitorSpec(DriftCheckConfig, Scheduling):
+class DriftMonitorSpec(DriftCheckConfig, PodEnvironment):
     """Desired state of a DriftMonitor."""
 
     target: Target

@@ -12,9 +12,8 @@ from kubeloop.api.common import (
     MODEL_URI_PATTERN,
     ApiModel,
     Condition,
-    EnvVar,
+    PodEnvironment,
     Resources,
-    Scheduling,
     conditions_field,
 )
 
@@ -130,7 +129,7 @@ class FineTune(ApiModel):
     schedule: list[UnfreezeStep] = Field(default_factory=list)
 
 
-class TrainingJobSpec(Scheduling):
+class TrainingJobSpec(PodEnvironment):
     """Desired state of a TrainingJob."""
 
     model_config = ConfigDict(
@@ -161,7 +160,6 @@ class TrainingJobSpec(Scheduling):
     )
     command: list[str] | None = Field(None, min_length=1)
     args: list[str] | None = None
-    env: list[EnvVar] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
     workers: int = Field(
         1, ge=1, le=64, description=">1 runs distributed PyTorch (torchrun) in an indexed Job."

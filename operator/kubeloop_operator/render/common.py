@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeloop.api.common import EnvVar, Resources, Scheduling
+from kubeloop.api.common import EnvVar, PodEnvironment, Resources, Scheduling
 
 Manifest = dict[str, Any]
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kubeloop"}
 GPU_TOLERATION_KEY = "nvidia.com/gpu"
+RUN_AS_USER = 65532  # the images' non-root user
 
 
 class Owner:
@@ -67,9 +68,9 @@ def restricted_container_security() -> dict[str, Any]:
 def restricted_pod_security() -> dict[str, Any]:
     return {
         "runAsNonRoot": True,
-        "runAsUser": 10001,
-        "runAsGroup": 10001,
-        "fsGroup": 10001,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "fsGroup": RUN_AS_USER,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -112,3 +113,21 @@ def env_list(literal: dict[str, str], user: list[EnvVar]) -> list[dict[str, Any]
 def writable_tmp() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A read-only root filesystem still needs a scratch /tmp: (volumes, mounts)."""
     return [{"name": "tmp", "emptyDir": {}}], [{"name": "tmp", "mountPath": "/tmp"}]
+
+
+def pod_identity(spec: PodEnvironment) -> dict[str, Any]:
+    """The pod's ServiceAccount, if any; its API token is never mounted (the workloads need none)."""
+    identity: dict[str, Any] = {"automountServiceAccountToken": False}
+    if spec.service_account_name:
+        identity["serviceAccountName"] = spec.service_account_name
+    return identity
+
+
+def container_env(literal: dict[str, str], spec: PodEnvironment) -> dict[str, Any]:
+    """`env` (ours, then the user's) and `envFrom` (the user's Secrets/ConfigMaps, by reference)."""
+    env: dict[str, Any] = {}
+    if literal or spec.env:
+        env["env"] = env_list(literal, spec.env)
+    if spec.env_from:
+        env["envFrom"] = [source.wire() for source in spec.env_from]
+    return env

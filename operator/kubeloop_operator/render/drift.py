@@ -10,6 +10,8 @@ from kubeloop.api.drift import DriftCheckConfig, DriftMonitorSpec
 from kubeloop_operator.render.common import (
     Manifest,
     Owner,
+    container_env,
+    pod_identity,
     resource_requirements,
     restricted_container_security,
     restricted_pod_security,
@@ -58,6 +60,7 @@ def render_cronjob(
         "image": spec.image or settings.drift_image,
         "imagePullPolicy": settings.image_pull_policy,
         "args": check_args(owner, spec, payload),
+        **container_env({}, spec),
         "securityContext": restricted_container_security(),
         "volumeMounts": mounts + extra_mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -86,7 +89,7 @@ def render_cronjob(
                         "spec": {
                             "restartPolicy": "Never",
                             "securityContext": restricted_pod_security(),
-                            "automountServiceAccountToken": False,
+                            **pod_identity(spec),
                             "containers": [container],
                             "volumes": volumes + extra_volumes,
                             **scheduling(spec, spec.resources),

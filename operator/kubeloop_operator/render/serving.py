@@ -8,7 +8,8 @@ from kubeloop.api.deployment import ModelDeploymentSpec, ModelSource, PayloadLog
 from kubeloop_operator.render.common import (
     Manifest,
     Owner,
-    env_list,
+    container_env,
+    pod_identity,
     resource_requirements,
     restricted_container_security,
     restricted_pod_security,
@@ -21,6 +22,10 @@ from kubeloop_operator.settings import OperatorSettings
 HTTP_PORT = 8080
 SERVICE_PORT = 80
 PAYLOAD_VOLUME = "payload-log"
+# A stopping pod keeps serving while endpoints converge (kube-proxy, other nodes, load balancers):
+# it is removed from the Service at once, but connections already routed to it still arrive.
+PRE_STOP_SECONDS = 5
+TERMINATION_GRACE_SECONDS = 30  # pre-stop + the server's drain of in-flight requests
 
 
 def canary_replicas(stable_min: int, percent: int) -> int:
@@ -58,7 +63,11 @@ def served_uri(source: ModelSource, resolved: ResolvedModel | None) -> str:
 
 
 def server_env(
-    owner: Owner, spec: ModelDeploymentSpec, source: ModelSource, resolved: ResolvedModel | None
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    source: ModelSource,
+    resolved: ResolvedModel | None,
+    settings: OperatorSettings,
 ) -> dict[str, str]:
     env = {
         "KUBELOOP_SERVING_MODEL_URI": served_uri(source, resolved),
@@ -69,6 +78,8 @@ def server_env(
     }
     if resolved is not None and resolved.version is not None:
         env["KUBELOOP_SERVING_MODEL_VERSION"] = resolved.version
+    if served_uri(source, resolved).startswith("models:/"):
+        env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri  # the server downloads from the registry
     if source.sha256:
         env["KUBELOOP_SERVING_MODEL_SHA256"] = source.sha256
     if spec.payload_logging is not None:
@@ -90,11 +101,12 @@ def server_container(
         "image": spec.image or settings.serving_image,
         "imagePullPolicy": settings.image_pull_policy,
         "args": ["kubeloop", "serve"],
-        "env": env_list(env, spec.env),
+        **container_env(env, spec),
         "ports": [{"name": "http", "containerPort": HTTP_PORT}],
         "startupProbe": probe("/v2/health/ready", 2, 150),
         "readinessProbe": probe("/v2/health/ready", 5, 2),
         "livenessProbe": probe("/v2/health/live", 10, 3),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "securityContext": restricted_container_security(),
         "volumeMounts": volumes_mounts,
     }
@@ -130,9 +142,11 @@ def render_server(
             },
             "spec": {
                 "securityContext": restricted_pod_security(),
-                "automountServiceAccountToken": False,
-                "terminationGracePeriodSeconds": 30,
-                "containers": [server_container(server_env(owner, spec, source, resolved), spec, settings)],
+                **pod_identity(spec),
+                "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+                "containers": [
+                    server_container(server_env(owner, spec, source, resolved, settings), spec, settings)
+                ],
                 "volumes": volumes,
                 **scheduling(spec, spec.resources),
             },

@@ -9,7 +9,8 @@ from kubeloop.api.training import TrainingJobSpec
 from kubeloop_operator.render.common import (
     Manifest,
     Owner,
-    env_list,
+    container_env,
+    pod_identity,
     resource_requirements,
     restricted_container_security,
     restricted_pod_security,
@@ -56,9 +57,9 @@ def rendezvous_env(owner: Owner, workers: int) -> list[dict[str, Any]]:
 
 def pod_spec(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> dict[str, Any]:
     volumes, mounts = writable_tmp()
-    env = env_list(training_env(owner, spec, settings), spec.env)
+    env = container_env(training_env(owner, spec, settings), spec)
     if spec.workers > 1:
-        env = rendezvous_env(owner, spec.workers) + env
+        env["env"] = rendezvous_env(owner, spec.workers) + env["env"]
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
     container: dict[str, Any] = {
@@ -66,7 +67,7 @@ def pod_spec(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) ->
         "image": spec.image or settings.trainer_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": spec.command or BUILTIN_COMMAND,
-        "env": env,
+        **env,
         "securityContext": restricted_container_security(),
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -82,7 +83,7 @@ def pod_spec(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) ->
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": restricted_pod_security(),
-        "automountServiceAccountToken": False,
+        **pod_identity(spec),
         "containers": [container],
         "volumes": volumes,
         **scheduling(spec, spec.resources),

@@ -54,3 +54,15 @@ def test_labels_let_the_operator_find_check_jobs(settings: OperatorSettings) -> 
         "--window-duration"
         in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
     )
+
+
+def test_check_pods_get_identity_and_storage_credentials_by_reference(settings: OperatorSettings) -> None:
+    md = spec(serviceAccountName="drift", envFrom=[{"secretRef": {"name": "kubeloop-s3"}}])
+    pod = render_cronjob(owner_of("DriftMonitor"), md, PAYLOAD, settings)["spec"]["jobTemplate"]["spec"][
+        "template"
+    ]["spec"]
+    assert pod["serviceAccountName"] == "drift"
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "kubeloop-s3"}}]
+    plain = render_cronjob(owner_of("DriftMonitor"), spec(), PAYLOAD, settings)["spec"]["jobTemplate"]["spec"]
+    assert "serviceAccountName" not in plain["template"]["spec"]
+    assert "envFrom" not in plain["template"]["spec"]["containers"][0]

@@ -115,3 +115,53 @@ def test_gpu_server_and_probes(settings: OperatorSettings) -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def server_pod(children: list[dict[str, Any]]) -> dict[str, Any]:
+    pod: dict[str, Any] = by_kind(children)["Deployment"][0]["spec"]["template"]["spec"]
+    return pod
+
+
+def test_registry_models_tell_the_server_where_the_registry_is(settings: OperatorSettings) -> None:
+    pinned = ResolvedModel(uri="models:/churn/3", version="3")
+    env = env_of(
+        by_kind(render_serving(owner_of("ModelDeployment"), spec(), settings, pinned))["Deployment"][0]
+    )
+    assert env["KUBELOOP_SERVING_MODEL_URI"] == "models:/churn/3"
+    assert env["MLFLOW_TRACKING_URI"] == settings.mlflow_tracking_uri
+    plain = spec(model={"uri": "s3://models/churn.onnx"})
+    env = env_of(by_kind(render_serving(owner_of("ModelDeployment"), plain, settings))["Deployment"][0])
+    assert "MLFLOW_TRACKING_URI" not in env
+
+
+def test_identity_and_credentials_by_reference(settings: OperatorSettings) -> None:
+    md = spec(
+        serviceAccountName="model-reader",
+        envFrom=[{"secretRef": {"name": "s3-credentials"}}, {"configMapRef": {"name": "s3-endpoint"}}],
+        env=[
+            {"name": "MLFLOW_TRACKING_TOKEN", "valueFrom": {"secretKeyRef": {"name": "mlflow", "key": "t"}}}
+        ],
+    )
+    pod = server_pod(render_serving(owner_of("ModelDeployment"), md, settings))
+    assert pod["serviceAccountName"] == "model-reader"
+    assert pod["automountServiceAccountToken"] is False
+    container = pod["containers"][0]
+    assert container["envFrom"] == [
+        {"secretRef": {"name": "s3-credentials"}},
+        {"configMapRef": {"name": "s3-endpoint"}},
+    ]
+    assert {
+        "name": "MLFLOW_TRACKING_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "mlflow", "key": "t"}},
+    } in container["env"]
+    assert "serviceAccountName" not in server_pod(
+        render_serving(owner_of("ModelDeployment"), spec(), settings)
+    )
+
+
+def test_a_stopping_server_keeps_serving_while_endpoints_converge(settings: OperatorSettings) -> None:
+    pod = server_pod(render_serving(owner_of("ModelDeployment"), spec(), settings))
+    pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pre_stop > 0
+    assert pod["terminationGracePeriodSeconds"] > pre_stop, "the drain after the pre-stop needs time too"
+    assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"

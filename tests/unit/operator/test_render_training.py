@@ -116,3 +116,18 @@ def test_builtin_trainer_is_the_default_command(settings: OperatorSettings) -> N
         owner_of("TrainingJob"), spec(image="me/train:1", command=["python", "t.py"]), settings
     )
     assert custom[0]["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "t.py"]
+
+
+def test_training_pods_get_identity_and_credentials_by_reference(settings: OperatorSettings) -> None:
+    tj = spec(
+        serviceAccountName="trainer",
+        envFrom=[{"secretRef": {"name": "kubeloop-s3"}}],
+        workers=2,
+        builtin={"algorithm": "mlp"},
+    )
+    job = render_training(owner_of("TrainingJob"), tj, settings)[0]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "trainer"
+    container = pod["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "kubeloop-s3"}}]
+    assert {"MASTER_ADDR", "RANK", "MLFLOW_TRACKING_URI"} <= set(env_of(container))
