@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from kubeloop_serving.app import create_app
+from kubeloop_serving.drain import ConnectionCloseWhileDraining, DrainingServer
 from kubeloop_serving.infer_route import InferenceEndpoint
 from kubeloop_serving.settings import ServingSettings
 
@@ -27,7 +28,9 @@ def fastest_available(preferred: str, fallback: str) -> str:
     return preferred if importlib.util.find_spec(preferred) is not None else fallback
 
 
-def uvicorn_config(settings: ServingSettings, app: InferenceEndpoint) -> uvicorn.Config:
+def uvicorn_config(
+    settings: ServingSettings, app: InferenceEndpoint | ConnectionCloseWhileDraining
+) -> uvicorn.Config:
     """uvicorn settings for serving: one worker, no access log, graceful drain of DRAIN_SECONDS."""
     return uvicorn.Config(
         app,
@@ -72,7 +75,8 @@ class ServingServer:
         self.settings = settings
         self.fatal: BaseException | None = None
         self.app = create_app(settings, on_fatal=self._stop_on_fatal)
-        self.uvicorn = uvicorn.Server(uvicorn_config(settings, self.app))
+        gate = ConnectionCloseWhileDraining(self.app)
+        self.uvicorn = DrainingServer(uvicorn_config(settings, gate), gate)
 
     def _stop_on_fatal(self, error: BaseException) -> None:
         self.fatal = error

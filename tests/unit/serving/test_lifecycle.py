@@ -157,3 +157,34 @@ def test_sigterm_under_load_loses_no_accepted_request(
     assert result.unanswered == 32  # every worker ended on a refused or closed connection
     logged = read_payload_log(str(sink), "gather").column("_request_id").to_pylist()
     assert sorted(logged) == sorted(result.ok_ids), "the payload log was not flushed on shutdown"
+
+
+def test_stopping_moves_keep_alive_clients_off_before_closing(tabular_path: Path) -> None:
+    """After the stop begins, a request on an open keep-alive connection is still answered, with
+    `Connection: close`; a connection opened before the stop and left idle is closed only later."""
+    import socket
+    import time
+
+    from kubeloop_serving.drain import CLOSE_IDLE_AFTER_SECONDS, DrainingServer
+
+    request = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    with serve_in_thread(tabular_path) as running:
+        assert running.server is not None and isinstance(running.server.uvicorn, DrainingServer)
+        port = running.server.port
+        busy = socket.create_connection(("127.0.0.1", port), timeout=10)
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        busy.sendall(request)
+        assert b"200 OK" in busy.recv(4096)
+        stopped_at = time.monotonic()
+        running.server.request_stop()
+        gate = running.server.uvicorn.gate
+        wait_for(lambda: gate.draining, "the stop to begin: listeners closed, connections open")
+        busy.sendall(request)
+        answer = busy.recv(4096)
+        assert b"200 OK" in answer and b"connection: close" in answer.lower(), answer
+        assert busy.recv(4096) == b"", "the server closes the connection after that answer"
+        idle.settimeout(CLOSE_IDLE_AFTER_SECONDS + 10)
+        assert idle.recv(4096) == b""
+        assert time.monotonic() - stopped_at >= CLOSE_IDLE_AFTER_SECONDS * 0.9, "idle clients had time"
+        busy.close()
+        idle.close()

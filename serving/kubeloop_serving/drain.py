@@ -1,0 +1,57 @@
+"""Leaving a rollout without losing a request: keep-alive clients are moved off before sockets close.
+
+A stopping pod leaves the Service's endpoints at once, but clients with keep-alive connections to it
+keep sending on them. Closing an idle connection races with a request already on the wire (the
+client sees a reset). So on SIGTERM the server stops accepting, then answers every request on an
+existing connection with `Connection: close` (the client reconnects, through the Service, to another
+pod) and closes the rest only when none is left or CLOSE_IDLE_AFTER_SECONDS has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CLOSE_IDLE_AFTER_SECONDS = 3.0
+POLL_SECONDS = 0.05
+
+
+class ConnectionCloseWhileDraining:
+    """ASGI wrapper: once `draining`, every response tells the client to close its connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.draining = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def closing_send(message: Message) -> None:
+            if self.draining and message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing_send)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with the hand-over above before its own graceful shutdown."""
+
+    def __init__(self, config: uvicorn.Config, gate: ConnectionCloseWhileDraining) -> None:
+        super().__init__(config)
+        self.gate = gate
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # no new connections; the Service sends those elsewhere
+        self.gate.draining = True
+        deadline = time.monotonic() + CLOSE_IDLE_AFTER_SECONDS
+        while self.server_state.connections and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_SECONDS)
+        await super().shutdown(sockets)
