@@ -45,17 +45,38 @@ cluster-up: k8s-bins  ## start the local control plane; writes .run/kubeconfig
 cluster-down:  ## stop and delete the local control plane
 	@hack/cluster.sh down
 
+.PHONY: node-deps
+node-deps:  ## containerd, runc, CNI plugins and iptables from Debian (idempotent, quiet when present)
+	@command -v containerd >/dev/null && command -v runc >/dev/null && [ -x /usr/lib/cni/bridge ] \
+	  || hack/kubelet/node.sh deps >/dev/null
+
+.PHONY: images
+images:  ## the kubeloop, trainer and MLflow images (images/*/Dockerfile) on a base made here
+	hack/images.sh
+
+.PHONY: e2e-deps
+e2e-deps: k8s-bins node-deps  ## what the real node needs: images, kubelet, kube-proxy, CoreDNS, metrics-server, S3
+	hack/e2e-deps.sh
+
 .PHONY: test
-test: venv k8s-bins system-deps lint  ## lint, then every tier that runs here: unit and cluster (real kube-apiserver)
+test: venv k8s-bins system-deps lint e2e-deps  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
+	$(VENV)/bin/pytest --fail-on-skip $(PYTEST_ARGS)
+
+.PHONY: test-fast
+test-fast: venv k8s-bins system-deps  ## unit and cluster tiers only (no images, no real node)
 	$(VENV)/bin/pytest -m "not e2e" --fail-on-skip $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: venv e2e-deps  ## the e2e tier only: kubeloop installed with Helm on a real node
+	$(VENV)/bin/pytest -m e2e --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: venv k8s-bins system-deps  ## unit tier only (seconds, no cluster)
 	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
 
 .PHONY: demo
-demo: venv cluster-up  ## local demo: cluster, operator, examples, `kubectl get kubeloop`
-	bash hack/demo.sh
+demo: venv k8s-bins node-deps e2e-deps  ## the loop on a real node: train, serve, drift, retrain, roll out
+	$(PY) hack/demo.py
 
 .PHONY: bench-operator
 bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 ModelDeployments
@@ -72,6 +93,18 @@ bench-serving: venv  ## kubeloop serve vs KServe's model server, same model, cor
 bench-drift: venv  ## kubeloop drift check vs Evidently's data-drift preset, 1M x 20 rows
 	$(PY) -m bench.drift
 
+.PHONY: images
+images:  ## container images kubeloop, trainer, mlflow (buildah, local base): archives + .run/images.env
+	@hack/images.sh
+
+.PHONY: base-image
+base-image:  ## the local Debian bookworm + Python 3.11 base image archive (debootstrap, cached)
+	@hack/base-image.sh >/dev/null
+
+.PHONY: platform-down
+platform-down:  ## stop and delete the real node (and everything on it)
+	@hack/platform.sh down
+
 .PHONY: clean
-clean: cluster-down  ## remove the venv and run state
+clean: cluster-down platform-down  ## remove the venv and run state
 	rm -rf $(VENV) $(RUN)

@@ -40,6 +40,9 @@ class Replicas(ApiModel):
 
 class Autoscaling(ApiModel):
     target_cpu_utilization: int = Field(70, ge=1, le=100, description="Average CPU % of requests.")
+    scale_down_stabilization_seconds: int = Field(
+        300, ge=0, le=3600, description="Scale down only to the highest recommendation of this window."
+    )
 
 
 class Batching(ApiModel):

@@ -11,9 +11,9 @@ class OperatorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KUBELOOP_OPERATOR_", frozen=True)
 
-    serving_image: str = Field("kubeloop/serving:0.1.0", description="Default image of inference servers.")
+    serving_image: str = Field("kubeloop/kubeloop:0.1.0", description="Default image of inference servers.")
     trainer_image: str = Field("kubeloop/trainer:0.1.0", description="Default image of the built-in trainer.")
-    drift_image: str = Field("kubeloop/drift:0.1.0", description="Default image of drift-check jobs.")
+    drift_image: str = Field("kubeloop/kubeloop:0.1.0", description="Default image of drift-check jobs.")
     image_pull_policy: str = Field("IfNotPresent", description="Pull policy of every container rendered.")
     mlflow_tracking_uri: str = Field(
         "http://mlflow.kubeloop-system.svc:5000", description="MLflow server injected into training pods."

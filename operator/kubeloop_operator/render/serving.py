@@ -195,6 +195,9 @@ def render_autoscaler(owner: Owner, spec: ModelDeploymentSpec, min_replicas: int
                     },
                 }
             ],
+            "behavior": {
+                "scaleDown": {"stabilizationWindowSeconds": spec.autoscaling.scale_down_stabilization_seconds}
+            },
         },
     }
 

@@ -35,6 +35,7 @@ def test_children_and_autoscaling(settings: OperatorSettings) -> None:
     hpa = kinds["HorizontalPodAutoscaler"][0]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
     assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
     assert "replicas" not in kinds["Deployment"][0]["spec"], "the HPA owns the stable track's replicas"
 
 

@@ -1,0 +1,121 @@
+"""The loop's resources and traffic, shared by the e2e tier and `make demo` (hack/demo.py)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tests.fixtures.churn import TARGET, churn_data, feature_matrix
+
+API = "kubeloop.io/v1alpha1"
+S3_ENV = [{"secretRef": {"name": "kubeloop-s3"}}]  # credentials and endpoint, by reference
+SERVER = "churn"  # the ModelDeployment; also the model name its server answers to
+MONITOR = "churn-drift"
+
+
+@dataclass(frozen=True)
+class Loop:
+    """One run of the loop in `namespace`: its data, payload log and registered model are its own."""
+
+    namespace: str
+    model: str = "churn"
+
+    @property
+    def train_uri(self) -> str:
+        return f"s3://kubeloop/datasets/{self.namespace}/train.parquet"
+
+    @property
+    def latest_uri(self) -> str:
+        """Newer data, as it looks after the world changed: what a retrain learns from."""
+        return f"s3://kubeloop/datasets/{self.namespace}/latest.parquet"
+
+    @property
+    def payloads(self) -> str:
+        return f"s3://kubeloop/payloads/{self.namespace}"
+
+    def training_job(self, name: str, **spec: Any) -> dict[str, Any]:
+        spec = {"dataset": {"uri": self.train_uri, "targetColumn": TARGET}, "envFrom": S3_ENV, **spec}
+        return {"apiVersion": API, "kind": "TrainingJob", "metadata": {"name": name}, "spec": spec}
+
+    def gradient_boosting(self, name: str, **spec: Any) -> dict[str, Any]:
+        """The churn classifier, registered and aliased champion on success."""
+        return self.training_job(
+            name,
+            builtin={"algorithm": "gradient_boosting"},
+            hyperparameters={"n_estimators": 40, "max_depth": 3},
+            register={"modelName": self.model, "alias": "champion"},
+            **spec,
+        )
+
+    def model_deployment(self, uri: str, **extra: Any) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "model": {"uri": uri},
+            "replicas": {"min": 1, "max": 3},
+            "resources": {"cpu": "500m", "memory": "1Gi"},
+            "payloadLogging": {"sinkUri": self.payloads, "sampleRate": 1.0},
+            "registryPollSeconds": 5,
+            "envFrom": S3_ENV,
+            "env": [{"name": "KUBELOOP_SERVING_PAYLOAD_LOG_FLUSH_SECONDS", "value": "2"}],
+            **extra,
+        }
+        return {"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": SERVER}, "spec": spec}
+
+    def drift_monitor(self) -> dict[str, Any]:
+        """Check the last 1,000 requests against the training data; on drift retrain on the latest data."""
+        retrain = self.gradient_boosting("unused")["spec"] | {
+            "dataset": {"uri": self.latest_uri, "targetColumn": TARGET}
+        }
+        return {
+            "apiVersion": API,
+            "kind": "DriftMonitor",
+            "metadata": {"name": MONITOR},
+            "spec": {
+                "target": {"modelDeployment": SERVER},
+                "reference": {"uri": self.train_uri},
+                "schedule": "0 0 1 1 *",  # forced on demand (kubectl create job --from=cronjob/...)
+                "window": {"lastRows": 1000},
+                "envFrom": S3_ENV,
+                "action": {"type": "Retrain", "cooldownSeconds": 0, "trainingJobTemplate": {"spec": retrain}},
+            },
+        }
+
+
+def get(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        answer: dict[str, Any] = json.load(response)
+        return answer
+
+
+def post(url: str, body: bytes) -> dict[str, Any]:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer: dict[str, Any] = json.load(response)
+        return answer
+
+
+def infer_body(base: str, rows: int, shift: float, seed: int) -> bytes:
+    """An OIP request of `rows` customers, under the input name the ONNX exporter chose."""
+    name = get(f"{base}/v2/models/{SERVER}")["inputs"][0]["name"]
+    matrix = feature_matrix(churn_data(rows, shift, seed))
+    tensor = {"name": name, "shape": list(matrix.shape), "datatype": "FP32", "data": matrix.ravel().tolist()}
+    return orjson.dumps({"inputs": [tensor]})
+
+
+def ready_with_version(version: str) -> Any:
+    """A status check: Ready, serving registry version `version`."""
+
+    def check(status: dict[str, Any]) -> bool:
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+        return ready and (status.get("model") or {}).get("version") == version
+
+    return check
+
+
+def succeeded(status: dict[str, Any]) -> bool:
+    """A status check for TrainingJobs; a Failed phase fails at once with its conditions."""
+    assert status.get("phase") != "Failed", f"training failed: {status.get('conditions')}"
+    return status.get("phase") == "Succeeded"

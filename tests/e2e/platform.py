@@ -1,0 +1,150 @@
+"""kubeloop installed on a real node (hack/platform.sh), and what tests and the demo need to drive it."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import s3fs
+
+from tests.fixtures.cluster import Kubectl, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+SYSTEM_NAMESPACE = "kubeloop-system"
+
+
+@dataclass
+class Platform:
+    kubectl: Kubectl
+    kubeconfig: Path
+
+    @classmethod
+    def up(cls, log: Path | None) -> Platform:
+        """Bring the node, images and chart up (idempotent); its progress goes to `log` (None: stderr)."""
+        with log.open("ab") if log else contextlib.nullcontext(None) as out:
+            done = subprocess.run(
+                [ROOT / "hack/platform.sh", "up"],
+                stdout=subprocess.PIPE,
+                stderr=out,
+                timeout=2400,
+                check=False,
+            )
+        if done.returncode != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log else ""
+            raise RuntimeError(f"hack/platform.sh up failed ({done.returncode}):\n{tail}")
+        exports = dict(re.findall(r"(\w+)=(\S+)", done.stdout.decode().strip().splitlines()[-1]))
+        kubeconfig = Path(exports["KUBECONFIG"])
+        binary = Path(exports["PATH"].split(":", 1)[0]) / "kubectl"
+        return cls(Kubectl(binary, kubeconfig), kubeconfig)
+
+    # --- reaching Services from this host (kube-proxy routes ClusterIPs on the node) ---
+
+    def service_url(self, name: str, namespace: str, port: str | int | None = None) -> str:
+        service = self.kubectl.get("service", name, namespace)
+        assert service is not None, f"no Service {namespace}/{name}"
+        ports = service["spec"]["ports"]
+        chosen = next((p for p in ports if port in (None, p.get("name"), p["port"])), None)
+        assert chosen is not None, f"Service {namespace}/{name} has no port {port}: {ports}"
+        return f"http://{service['spec']['clusterIP']}:{chosen['port']}"
+
+    def secret(self, name: str, namespace: str) -> dict[str, str]:
+        secret = self.kubectl.get("secret", name, namespace)
+        assert secret is not None, f"no Secret {namespace}/{name}"
+        return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+    def s3(self) -> s3fs.S3FileSystem:
+        """The in-cluster S3 server, with the credentials its Secret holds, reached from this host."""
+        creds = self.secret("kubeloop-s3", SYSTEM_NAMESPACE)
+        endpoint = self.service_url("s3", SYSTEM_NAMESPACE)
+        return s3fs.S3FileSystem(
+            key=creds["AWS_ACCESS_KEY_ID"],
+            secret=creds["AWS_SECRET_ACCESS_KEY"],
+            endpoint_url=endpoint,
+            skip_instance_cache=True,
+            use_listings_cache=False,
+        )
+
+    def put_table(self, uri: str, columns: dict[str, Any]) -> None:
+        with self.s3().open(uri, "wb") as sink:
+            pq.write_table(pa.table(columns), sink)
+
+    def mlflow(self, path: str, **params: str) -> dict[str, Any]:
+        """GET the in-cluster MLflow's REST API."""
+        base = self.service_url("kubeloop-mlflow", SYSTEM_NAMESPACE)
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/{path}?{query}", headers={"Host": "localhost"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body: dict[str, Any] = json.load(response)
+            return body
+
+    def operator_metrics(self) -> str:
+        base = self.service_url("kubeloop-operator-metrics", SYSTEM_NAMESPACE)
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            text: str = response.read().decode()
+            return text
+
+    # --- resources ---
+
+    def apply(self, manifest: dict[str, Any], namespace: str) -> None:
+        self.kubectl.apply(manifest, namespace)
+
+    def wait_status(
+        self, kind: str, name: str, namespace: str, check: Any, timeout: float, what: str
+    ) -> dict[str, Any]:
+        """Poll until check(status) is truthy; on timeout the failure shows the status and recent events."""
+        try:
+            return wait_for(
+                lambda: (
+                    (obj := self.kubectl.get(kind, name, namespace))
+                    and check(obj.get("status") or {})
+                    and obj
+                ),
+                timeout,
+                interval=2,
+                what=what,
+            )
+        except AssertionError as error:
+            events = self.kubectl.run(
+                "get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False
+            )
+            pods = self.kubectl.run("get", "pods", "-n", namespace, "-o", "wide", check=False)
+            raise AssertionError(
+                f"{error}\n--- pods ---\n{pods.stdout}\n--- events ---\n{events.stdout[-4000:]}"
+            ) from None
+
+    def logs(self, selector: str, namespace: str) -> str:
+        return self.kubectl.run(
+            "logs", "-n", namespace, "-l", selector, "--tail=80", "--prefix", check=False
+        ).stdout
+
+
+@contextmanager
+def namespace(platform: Platform, name: str, keep: bool = False) -> Iterator[str]:
+    """A namespace under the restricted Pod Security Standard, with the S3 credentials Secret."""
+    k = platform.kubectl
+    k.run("create", "namespace", name)
+    k.run("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    subprocess.run(
+        [ROOT / "hack/platform.sh", "s3-secret", name],
+        check=True,
+        env={**os.environ, "KUBECONFIG": str(platform.kubeconfig)},
+    )
+    try:
+        yield name
+    finally:
+        if not (keep or os.environ.get("KUBELOOP_KEEP_CLUSTER")):
+            k.run("delete", "namespace", name, "--wait=false", check=False)
