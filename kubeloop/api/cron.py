@@ -56,11 +56,12 @@ def _cel_value(token: str) -> str:
     return f"({token}.matches('^[0-9]+$') ? int({token}) : {{{_NAME_VALUES}}}[{token}.lowerAscii()])"
 
 
+_LOW = "r.split('-')[0]"
+_HIGH = "r.split('-')[1]"
 #: CEL: in every ``a-b`` range of a five-field schedule, a <= b (the pattern checked the rest).
 CRON_RANGE_RULE: Final = (
-    "self.startsWith('@') || self.split(' ').all(f, f.split(',').all(i, "
-    "!i.split('/')[0].contains('-') || cel.bind(r, i.split('/')[0].split('-'), "
-    f"{_cel_value('r[0]')} <= {_cel_value('r[1]')})))"
+    "self.startsWith('@') || self.findAll('[0-9A-Za-z]+-[0-9A-Za-z]+').all(r, "
+    f"{_cel_value(_LOW)} <= {_cel_value(_HIGH)})"
 )
 
 

@@ -88,14 +88,7 @@ class DriftCheckConfig(ApiModel):
         default_factory=list,
         max_length=MAX_TESTS,
         description="Overrides; others use a default test chosen by type and size. One entry per feature.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.all(t, self.exists_one(u, u.feature == t.feature))",
-                    "message": "tests: each feature (and *) may be configured only once",
-                }
-            ]
-        },
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["feature"]},
     )
     drift_share: float = Field(
         0.5, gt=0, le=1, description="Dataset drift when this share of features drifts."
@@ -106,12 +99,7 @@ class DriftCheckConfig(ApiModel):
         description="Columns to check; default: the reference's columns. Each at most once.",
         json_schema_extra={
             "items": {"type": "string", "minLength": 1, "maxLength": 1024},
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.all(f, self.exists_one(g, g == f))",
-                    "message": "features: each feature may be listed only once",
-                }
-            ],
+            "x-kubernetes-list-type": "set",
         },
     )
 

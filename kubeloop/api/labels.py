@@ -90,13 +90,19 @@ LABEL_MAP_RULES: Final[list[dict[str, str]]] = [
 ]
 
 
+LABEL_VALUE_SCHEMA: Final[dict[str, JsonValue]] = {"type": "string", "maxLength": MAX_NAME}
+
+
 def label_map_field(description: str) -> Any:
     """A ``dict[str, str]`` field whose keys and values are label keys and values (node selectors, labels)."""
     return Field(
         default_factory=dict,
         description=description,
         max_length=MAX_LABELS,
-        json_schema_extra=validations(LABEL_MAP_RULES),
+        json_schema_extra={
+            **validations(LABEL_MAP_RULES),
+            "additionalProperties": LABEL_VALUE_SCHEMA,
+        },
     )
 
 
