@@ -126,9 +126,7 @@ def main() -> None:
             print(f"    {key:<20} {value}")
         step(f"kubectl get kubeloop -n {NAMESPACE}")
         print(platform.kubectl.run("get", "kubeloop", "-n", NAMESPACE).stdout)
-        print(
-            f"export KUBECONFIG={platform.kubeconfig}  # then: kubectl get kubeloop -A; make platform-down"
-        )
+        print(f"export KUBECONFIG={platform.kubeconfig}  # then: kubectl get kubeloop -A; make platform-down")
 
 
 if __name__ == "__main__":

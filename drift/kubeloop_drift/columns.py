@@ -60,16 +60,32 @@ def sort_in_place(values: SortedSample) -> SortedSample:
 
 
 def choose_working_dtype(largest_magnitude: float, std: float, integer_type: bool) -> WorkingDtype:
-    """float32 when it cannot change a verdict, float64 otherwise.
+    """float32 when it cannot change a verdict, float64 otherwise (first of two conditions).
 
     float32 halves memory traffic and speeds the sort. It is chosen for integer columns up to
     2**24 (exact), and for values whose float32 spacing at the largest magnitude is at most
-    1e-4 of the standard deviation (a timestamp-like 1.7e9 +- 1e6 feature stays float64).
+    1e-4 of the standard deviation (a timestamp-like 1.7e9 +- 1e6 feature stays float64). The
+    profile then also requires :func:`float32_keeps_distinct` of the reference: a fine grid
+    relative to the spread can still merge values when the sample is large.
     """
     if integer_type:
         return "float32" if largest_magnitude <= FLOAT32_EXACT_INTEGER_LIMIT else "float64"
     spacing = float(np.spacing(np.float32(largest_magnitude)))
     return "float32" if spacing <= FLOAT32_RESOLUTION_SHARE_OF_STD * std else "float64"
+
+
+def float32_keeps_distinct(sorted_exact: SortedSample) -> bool:
+    """Whether rounding the ascending float64 sample to float32 keeps every distinct value distinct.
+
+    Rounding is monotone, so the float32 copy is still sorted and merges show up as new zero gaps.
+    Merged values move the empirical CDFs: on 1M vs 1M rows of N(100, 0.08) about 38 values share
+    each float32 step and the KS p-value moves by ~0.002, enough to flip a verdict at 0.05.
+    """
+    if sorted_exact.size < 2:
+        return True
+    distinct = int(np.count_nonzero(np.diff(sorted_exact)))
+    rounded = sorted_exact.astype(np.float32)
+    return int(np.count_nonzero(np.diff(rounded))) == distinct
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ TIMESTAMP_COLUMN = "_timestamp"
 PAYLOAD_FILE_NAME = re.compile(r"^(\d+)-[0-9a-f]{8}\.parquet$")
 PARTITION_NAME = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 DURATION = re.compile(r"^([0-9]+)(s|m|h|d)$")
+MAX_WINDOW_SECONDS = 99_999 * 86_400
 PARTITION_SLACK = timedelta(days=1, hours=1)
 """Rows of partition dt=D are assumed to lie before D + this (a file spans midnight)."""
 MILLIS_PER_UNIT = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
@@ -41,7 +42,10 @@ def parse_duration(text: str) -> timedelta:
             f"bad window duration {text!r}: expected a positive number with s, m, h or d, e.g. 24h"
         )
     amount, unit = int(match.group(1)), match.group(2)
-    return timedelta(seconds=amount * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+    seconds = amount * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    if seconds > MAX_WINDOW_SECONDS:  # now - window must still be a date
+        raise UsageError(f"bad window duration {text!r}: at most 99999d")
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from kubeloop_drift.columns import (
     category_counts,
     choose_working_dtype,
     column_kind,
+    float32_keeps_distinct,
     numeric_values,
     sort_in_place,
 )
@@ -110,7 +111,10 @@ def profile_numeric(
     std = float(np.std(exact)) if exact.size else float("nan")
     largest = max(abs(float(np.min(exact))), abs(float(np.max(exact)))) if exact.size else 0.0
     dtype = choose_working_dtype(largest, std, pa.types.is_integer(column.type))
-    values: SortedSample = sort_in_place(exact.astype(np.float32) if dtype == "float32" else exact)
+    exact = sort_in_place(exact)
+    if dtype == "float32" and not float32_keeps_distinct(exact):
+        dtype = "float64"  # rounding would merge values: at this sample size, a verdict could change
+    values: SortedSample = exact.astype(np.float32) if dtype == "float32" else exact
     bin_edges = binning.reference_bin_edges(values, settings.quantile_bins)
     plot_edges = binning.plot_bin_edges(values)
     complete = values.size <= settings.max_sorted_values

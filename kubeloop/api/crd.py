@@ -11,6 +11,7 @@ from pydantic_core import core_schema
 from kubeloop.api.common import GROUP, VERSION
 from kubeloop.api.deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from kubeloop.api.drift import DriftMonitorSpec, DriftMonitorStatus
+from kubeloop.api.labels import NAME_RULE
 from kubeloop.api.training import TrainingJobSpec, TrainingJobStatus
 
 # JSON-Schema keywords the Kubernetes structural schema keeps; everything else is dropped.
@@ -191,6 +192,7 @@ def crd(kind: str) -> dict[str, Any]:
                             "type": "object",
                             "description": (info["spec"].__doc__ or kind).strip().splitlines()[0],
                             "required": ["spec"],
+                            "x-kubernetes-validations": [NAME_RULE],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from kubeloop.api.common import (
+    IMAGE_PATTERN,
     MODEL_URI_PATTERN,
     SINK_URI_PATTERN,
     ApiModel,
@@ -73,7 +74,9 @@ class ModelDeploymentSpec(PodEnvironment):
     """Desired state of a ModelDeployment."""
 
     model: ModelSource
-    image: str | None = Field(None, min_length=1, description="Server image; default: the operator's.")
+    image: str | None = Field(
+        None, min_length=1, pattern=IMAGE_PATTERN, description="Server image; default: the operator's."
+    )
     replicas: Replicas = Field(default_factory=Replicas)
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     resources: Resources = Field(default_factory=Resources)

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 
 from kubeloop.api.common import (
     DATA_URI_PATTERN,
+    IMAGE_PATTERN,
     MODEL_URI_PATTERN,
     ApiModel,
     Condition,
@@ -59,8 +60,12 @@ class RunPolicy(ApiModel):
     """How the training Job is run, retried, bounded and cleaned up."""
 
     backoff_limit: int = Field(0, ge=0, le=100, description="Retries of a failed pod.")
-    active_deadline_seconds: int | None = Field(None, ge=1, description="Wall-clock limit of the run.")
-    ttl_seconds_after_finished: int | None = Field(None, ge=0, description="Delete the Job this long after.")
+    active_deadline_seconds: int | None = Field(
+        None, ge=1, le=2**53, description="Wall-clock limit of the run."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="Delete the Job this long after."
+    )
     suspend: bool = Field(False, description="Create the Job suspended; resume by setting false.")
 
 
@@ -144,19 +149,22 @@ class TrainingJobSpec(PodEnvironment):
                     "message": "tuning and fineTune exclude each other",
                 },
                 {
-                    "rule": "self.workers == 1 || has(self.command) || !has(self.builtin)"
+                    "rule": "self.workers <= 1 || has(self.command) || !has(self.builtin)"
                     " || self.builtin.algorithm in ['mlp', 'cnn']",
                     "message": "workers > 1 needs a PyTorch algorithm (mlp, cnn) or your own command",
                 },
                 {
-                    "rule": "self.workers == 1 || has(self.command) || !has(self.tuning)",
+                    "rule": "self.workers <= 1 || has(self.command) || !has(self.tuning)",
                     "message": "the built-in trainer runs tuning on one worker: set workers to 1",
                 },
             ]
         }
     )
     image: str | None = Field(
-        None, min_length=1, description="Training image; default: the built-in trainer."
+        None,
+        min_length=1,
+        pattern=IMAGE_PATTERN,
+        description="Training image; default: the built-in trainer.",
     )
     command: list[str] | None = Field(None, min_length=1)
     args: list[str] | None = None

@@ -54,4 +54,4 @@ def create_app(settings: ServingSettings, on_fatal: FatalHandler = _log_fatal) -
     app.state.dataplane = dataplane
     install_error_handler(app)
     app.include_router(build_router(dataplane))
-    return InferenceEndpoint(app, dataplane, settings.max_request_bytes)
+    return InferenceEndpoint(app, dataplane, settings.max_request_bytes, settings.body_timeout_seconds)

@@ -3,7 +3,8 @@
 Triton's dynamic batcher without a fixed window: a request that finds the runner idle runs at
 once; requests that arrive while a batch runs queue up and leave together. The batcher waits
 for company (at most ``max_wait_s``) only while other requests are already inside the server,
-their bodies still being read, so an idle server adds no latency.
+their bodies read in full and being decoded, so an idle server adds no latency and a client that
+trickles its body never holds a batch back (bodies are read before a request comes near here).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class AdaptiveBatcher:
 
     @contextlib.contextmanager
     def arriving(self) -> Iterator[None]:
-        """Mark a request whose body is being read: a forming batch may wait briefly for it."""
+        """Mark a request whose complete body is being decoded: a forming batch may wait briefly for it."""
         self._arriving += 1
         try:
             yield

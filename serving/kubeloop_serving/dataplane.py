@@ -29,7 +29,8 @@ from kubeloop_serving.metrics import ServingMetrics
 from kubeloop_serving.model import OnnxModel
 from kubeloop_serving.payload import PayloadLogger
 from kubeloop_serving.payload_table import FeatureNaming, PayloadRecord
-from kubeloop_serving.request import decode_request, validate_against
+from kubeloop_serving.request import InferenceRequest, decode_request, validate_against
+from kubeloop_serving.request_bounds import OFFLOAD_DECODE_BYTES
 from kubeloop_serving.response import EncodedResponse, choose_outputs, encode_response
 from kubeloop_serving.settings import ServingSettings
 
@@ -137,9 +138,17 @@ class DataPlane:
             await asyncio.to_thread(self._payload_log.close, max(self.settings.drain_seconds, 5.0))
 
     def arriving(self) -> contextlib.AbstractContextManager[None]:
-        """Wrap the reading of a request's body: a forming batch may wait briefly for it."""
+        """Wrap the decoding of a fully read body: a forming batch may wait briefly for it."""
         runner = self._runner
         return runner.arriving() if runner is not None else contextlib.nullcontext()
+
+    async def decode(self, body: bytes, header_length: int | None) -> InferenceRequest:
+        """Decode a complete body; large ones in a worker thread so the event loop keeps serving."""
+        limit = self.settings.max_decoded_bytes
+        if len(body) <= OFFLOAD_DECODE_BYTES:
+            return decode_request(body, header_length, limit)
+        with self.arriving():
+            return await asyncio.to_thread(decode_request, body, header_length, limit)
 
     @property
     def ready(self) -> bool:
@@ -202,7 +211,7 @@ class DataPlane:
         if runner is None:
             raise ModelNotReadyError(f"model {self.name!r} is not ready")
         received_ms = time.time_ns() // 1_000_000
-        request = decode_request(body, header_length)
+        request = await self.decode(body, header_length)
         signature = loaded.model.signature
         validate_against(request, signature)
         rows = next(iter(request.inputs.values())).shape[0] if signature.batchable else 1

@@ -19,6 +19,18 @@ class InvalidRequestError(ServingError):
     status_code = 400
 
 
+class RequestTimeoutError(ServingError):
+    """The request body did not arrive within BODY_TIMEOUT_SECONDS."""
+
+    status_code = 408
+
+
+class PayloadTooLargeError(ServingError):
+    """The decoded inputs would take more memory than the per-request bound allows."""
+
+    status_code = 413
+
+
 class ModelNotFoundError(ServingError):
     """No model of that name (or version) is served here."""
 

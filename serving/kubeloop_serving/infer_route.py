@@ -8,11 +8,12 @@ Errors use the same ``{"error": ...}`` document as the FastAPI handler.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from kubeloop_serving.dataplane import DataPlane
-from kubeloop_serving.errors import InvalidRequestError
+from kubeloop_serving.errors import InvalidRequestError, RequestTimeoutError
 from kubeloop_serving.rest import error_document
 
 Scope = MutableMapping[str, Any]
@@ -61,8 +62,17 @@ def binary_header_length(scope: Scope) -> int | None:
     return int(raw)
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The request body; refuses (400) anything over ``limit`` bytes, before reading it when declared."""
+async def read_body(scope: Scope, receive: Receive, limit: int, timeout_s: float | None = None) -> bytes:
+    """The whole request body; 400 over ``limit`` bytes (before reading when declared), 408 when it
+    takes longer than ``timeout_s`` to arrive. Nothing reaches the batcher before its body is read."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_body(scope, receive, limit)
+    except TimeoutError:
+        raise RequestTimeoutError(f"the request body did not arrive within {timeout_s:g} s") from None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     declared = header_value(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise InvalidRequestError(f"request body of {int(declared)} bytes exceeds the limit of {limit}")
@@ -87,10 +97,17 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 class InferenceEndpoint:
     """ASGI app: OIP infer requests to the data plane, everything else to ``fallback`` (FastAPI)."""
 
-    def __init__(self, fallback: ASGIApp, dataplane: DataPlane, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        fallback: ASGIApp,
+        dataplane: DataPlane,
+        max_request_bytes: int,
+        body_timeout_s: float | None = None,
+    ) -> None:
         self.fallback = fallback
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = infer_target(scope["path"]) if scope["type"] == "http" else None
@@ -105,8 +122,7 @@ class InferenceEndpoint:
         """Answer one inference request (errors as ``{"error": ...}``)."""
         try:
             header_length = binary_header_length(scope)
-            with self.dataplane.arriving():
-                body = await read_body(scope, receive, self.max_request_bytes)
+            body = await read_body(scope, receive, self.max_request_bytes, self.body_timeout_s)
             encoded = await self.dataplane.infer(target[0], target[1], body, header_length)
         except Exception as error:
             status, document = error_document(error)

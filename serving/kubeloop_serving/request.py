@@ -18,8 +18,14 @@ from kubeloop_serving.datatypes import (
     accepted_json_kinds,
     oip_datatype_of_dtype,
 )
-from kubeloop_serving.errors import InvalidRequestError
+from kubeloop_serving.errors import InvalidRequestError, PayloadTooLargeError
 from kubeloop_serving.model import ModelSignature
+from kubeloop_serving.request_bounds import (
+    MIN_BINARY_BYTES_PER_STRING,
+    STRING_OVERHEAD,
+    DecodeBudget,
+    declared_count,
+)
 
 _LENGTH_PREFIX = struct.Struct("<I")
 
@@ -43,8 +49,23 @@ class InferenceRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def decode_request(body: bytes, header_length: int | None = None) -> InferenceRequest:
-    """Parse a request body; ``header_length`` is the ``Inference-Header-Content-Length`` value."""
+def decode_request(
+    body: bytes, header_length: int | None = None, max_decoded_bytes: int | None = None
+) -> InferenceRequest:
+    """Parse a request body; ``header_length`` is the ``Inference-Header-Content-Length`` value.
+
+    Every input's declared shape is checked against the bytes that carry it before anything is
+    allocated, and the decoded arrays may take at most ``max_decoded_bytes`` (413 beyond).
+    """
+    try:
+        return _decode(body, header_length, DecodeBudget(max_decoded_bytes))
+    except MemoryError:
+        raise PayloadTooLargeError("the request's inputs do not fit in memory") from None
+    except (ValueError, OverflowError) as error:  # NumPy refusing a shape the checks let through
+        raise InvalidRequestError(f"cannot decode the request: {error}") from None
+
+
+def _decode(body: bytes, header_length: int | None, budget: DecodeBudget) -> InferenceRequest:
     if header_length is None:
         header, binary = body, memoryview(b"")
     else:
@@ -53,7 +74,7 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
         header, binary = body[:header_length], memoryview(body)[header_length:]
     document = _load_json(header)
     parameters = _object(document.get("parameters", {}), "parameters")
-    inputs, used = _decode_inputs(document.get("inputs"), binary)
+    inputs, used = _decode_inputs(document.get("inputs"), binary, len(header), budget)
     if used != len(binary):
         raise InvalidRequestError(f"{len(binary) - used} bytes of binary data are not claimed by any input")
     request_id = document.get("id")
@@ -82,7 +103,9 @@ def _object(value: object, what: str) -> dict[str, Any]:
     return value
 
 
-def _decode_inputs(raw_inputs: object, binary: memoryview) -> tuple[Tensors, int]:
+def _decode_inputs(
+    raw_inputs: object, binary: memoryview, header_bytes: int, budget: DecodeBudget
+) -> tuple[Tensors, int]:
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InvalidRequestError("inputs must be a non-empty list")
     inputs: Tensors = {}
@@ -97,13 +120,25 @@ def _decode_inputs(raw_inputs: object, binary: memoryview) -> tuple[Tensors, int
         datatype, shape = _datatype_and_shape(tensor, name)
         size = _object(tensor.get("parameters", {}), f"parameters of input {name!r}").get("binary_data_size")
         if size is None:
+            count = declared_count(shape, header_bytes, 1, name)  # a JSON element takes >= 1 byte
+            budget.charge(_decoded_bytes(datatype, count, header_bytes), name)
             inputs[name] = decode_json_tensor(tensor.get("data"), datatype, shape, name)
             continue
         if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
             raise InvalidRequestError(f"binary_data_size of input {name!r} does not fit the binary data")
+        minimum = MIN_BINARY_BYTES_PER_STRING if datatype == BYTES else NUMPY_DTYPES[datatype].itemsize
+        count = declared_count(shape, size, minimum, name)
+        budget.charge(_decoded_bytes(datatype, count, size), name)
         inputs[name] = decode_binary_tensor(binary[offset : offset + size], datatype, shape, name)
         offset += size
     return inputs, offset
+
+
+def _decoded_bytes(datatype: str, count: int, room: int) -> int:
+    """Memory the decoded array of ``count`` elements takes (BYTES: objects plus their characters)."""
+    if datatype == BYTES:
+        return count * STRING_OVERHEAD + room
+    return count * NUMPY_DTYPES[datatype].itemsize
 
 
 def _datatype_and_shape(tensor: dict[str, Any], name: str) -> tuple[str, tuple[int, ...]]:
@@ -176,6 +211,10 @@ def decode_binary_tensor(
 
 def decode_binary_strings(raw: memoryview, count: int, name: str) -> np.ndarray[Any, Any]:
     """OIP binary BYTES: each element a 4-byte little-endian length then that many UTF-8 bytes."""
+    if count * MIN_BINARY_BYTES_PER_STRING > len(raw):  # before allocating: every string has a prefix
+        raise InvalidRequestError(
+            f"binary data of input {name!r} ({len(raw)} bytes) cannot hold {count} length-prefixed strings"
+        )
     strings = np.empty(count, dtype=object)
     offset = 0
     for index in range(count):

@@ -63,6 +63,20 @@ class ServingSettings(BaseSettings):
     max_request_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get 400."
     )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Longest time a request body may take to arrive, from its first byte to its last; "
+        "a slower one is answered 408 and never reaches the batcher.",
+    )
+    max_decoded_factor: float = Field(
+        8.0,
+        ge=1,
+        le=64,
+        description="Decoded inputs of one request may take at most this many times MAX_REQUEST_BYTES "
+        "of memory; a request that would take more is refused with 413 before anything is allocated.",
+    )
     drain_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
@@ -84,6 +98,11 @@ class ServingSettings(BaseSettings):
     def served_model_name(self) -> str:
         """MODEL_NAME, or a name derived from MODEL_URI."""
         return self.model_name or model_name_from_uri(self.model_uri)
+
+    @property
+    def max_decoded_bytes(self) -> int:
+        """The per-request bound on decoded input memory (MAX_DECODED_FACTOR x MAX_REQUEST_BYTES)."""
+        return int(self.max_decoded_factor * self.max_request_bytes)
 
     @property
     def payload_logging_enabled(self) -> bool:

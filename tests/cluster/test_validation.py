@@ -122,6 +122,65 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "spec.target.modelDeployment",
     ),
     ("unknown field", with_change(model_deployment(), "replicaz", 3), "replicaz"),
+    # issue 14: resources the API server used to accept and the operator could never realize
+    ("name with a dot", model_deployment(name="churn.v2"), "metadata.name must be a DNS-1035 label"),
+    ("name too long for a label", model_deployment(name="m" * 64), "metadata.name must be a DNS-1035 label"),
+    ("name starting with a digit", training_job(name="1train"), "metadata.name must be a DNS-1035 label"),
+    ("cron minute 60", with_change(drift_monitor(), "schedule", "60 * * * *"), "spec.schedule"),
+    ("cron weekday 7", with_change(drift_monitor(), "schedule", "0 0 * * 7"), "spec.schedule"),
+    ("cron L", with_change(drift_monitor(), "schedule", "0 0 L * *"), "spec.schedule"),
+    (
+        "cron range backwards",
+        with_change(drift_monitor(), "schedule", "0 5-1 * * *"),
+        "a range a-b needs a <= b",
+    ),
+    (
+        "negative integer CPU",
+        with_change(training_job(), "resources.cpu", -2),
+        "a quantity must not be negative",
+    ),
+    (
+        "toleration without key, operator Equal",
+        with_change(model_deployment(), "tolerations", [{"value": "x"}]),
+        "a toleration without a key must use operator Exists",
+    ),
+    (
+        "toleration Exists with a value",
+        with_change(model_deployment(), "tolerations", [{"key": "k", "operator": "Exists", "value": "x"}]),
+        "operator Exists takes no value",
+    ),
+    (
+        "tolerationSeconds without NoExecute",
+        with_change(model_deployment(), "tolerations", [{"key": "k", "value": "v", "tolerationSeconds": 5}]),
+        "tolerationSeconds applies only to effect NoExecute",
+    ),
+    (
+        "node selector key not a label key",
+        with_change(training_job(), "nodeSelector", {"gpu type": "a100"}),
+        "spec.nodeSelector",
+    ),
+    (
+        "p-value threshold above 1",
+        with_change(drift_monitor(), "tests", [{"feature": "age", "test": "ks", "threshold": 1.5}]),
+        "a p-value threshold (ks, chi2) must be in (0, 1]",
+    ),
+    (
+        "negative PSI threshold",
+        with_change(drift_monitor(), "tests", [{"feature": "age", "test": "psi", "threshold": -0.1}]),
+        "spec.tests[0].threshold",
+    ),
+    (
+        "feature configured twice",
+        with_change(
+            drift_monitor(), "tests", [{"feature": "age", "test": "ks"}, {"feature": "age", "test": "psi"}]
+        ),
+        "spec.tests[1]: Duplicate value",
+    ),
+    (
+        "zero workers names the range only",
+        with_change(training_job(), "workers", 0),
+        "spec.workers: Invalid value",
+    ),
 ]
 
 
@@ -130,6 +189,8 @@ def test_refused_by_the_api_server(crds: Cluster, case: str, manifest: dict[str,
     result = crds.kubectl.apply(manifest, "default", "--dry-run=server", "--validate=strict")
     assert result.returncode != 0, f"{case}: accepted"
     assert expected in result.stderr, f"{case}: message does not name {expected!r}: {result.stderr}"
+    if case == "zero workers names the range only":
+        assert "PyTorch" not in result.stderr, result.stderr
 
 
 def server_dry_run(cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:

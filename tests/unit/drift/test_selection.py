@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from pydantic import ValidationError
 
 from kubeloop.api.drift import DriftCheckConfig, FeatureTest
 from kubeloop_drift.errors import SchemaMismatchError, UsageError
@@ -79,17 +80,20 @@ def test_named_numeric_test_on_categorical_feature_is_a_usage_error() -> None:
 
 
 def test_p_value_threshold_above_one_is_refused() -> None:
+    with pytest.raises(ValidationError, match="p-value"):
+        FeatureTest(feature="age", test="ks", threshold=5)
+    # a config built without validation is refused by the engine too
+    unchecked = FeatureTest.model_construct(feature="age", test="ks", threshold=5)
     with pytest.raises(UsageError, match="p-value"):
-        plan(DriftCheckConfig(tests=[FeatureTest(feature="age", test="ks", threshold=5)]))
+        plan(DriftCheckConfig.model_construct(tests=[unchecked], drift_share=0.5, features=None))
 
 
 def test_duplicate_and_unknown_entries_are_refused() -> None:
+    twice = [FeatureTest(feature="age", test="ks"), FeatureTest(feature="age", test="psi")]
+    with pytest.raises(ValidationError, match="twice"):
+        DriftCheckConfig(tests=twice)
     with pytest.raises(UsageError, match="twice"):
-        plan(
-            DriftCheckConfig(
-                tests=[FeatureTest(feature="age", test="ks"), FeatureTest(feature="age", test="psi")]
-            )
-        )
+        plan(DriftCheckConfig.model_construct(tests=twice, drift_share=0.5, features=None))
     with pytest.raises(UsageError, match="not a checked feature"):
         plan(DriftCheckConfig(tests=[FeatureTest(feature="height", test="ks")]))
 

@@ -164,8 +164,13 @@ def test_binary_sizes_must_add_up() -> None:
     with pytest.raises(InvalidRequestError, match="not claimed"):
         decode_request(header + b"\x00" * 12, header_length=len(header))
     wrong_count = header.replace(b'"shape":[2]', b'"shape":[3]')
-    with pytest.raises(InvalidRequestError, match="has 2 elements"):
+    with pytest.raises(
+        InvalidRequestError, match="declares 3 elements; its 8 bytes of data can hold at most 2"
+    ):
         decode_request(wrong_count + b"\x00" * 8, header_length=len(wrong_count))
+    too_few = header.replace(b'"shape":[2]', b'"shape":[1]')
+    with pytest.raises(InvalidRequestError, match="has 2 elements"):
+        decode_request(too_few + b"\x00" * 8, header_length=len(too_few))
 
 
 @pytest.mark.parametrize(
