@@ -5,8 +5,13 @@
 # own ports, own PKI, own state dir; it never touches the kwok cluster.
 #
 #   hack/kubelet/node.sh deps     # apt-get install containerd runc containernetworking-plugins iptables busybox-static
-#   hack/kubelet/node.sh build    # build kubelet + kube-proxy v1.36.1 (copy of build-k8s.sh wrapper module)
-#   hack/kubelet/node.sh up       # PKI, control plane, containerd, CNI, local images, kubelet, kube-proxy
+#   hack/kubelet/node.sh build    # kubelet + kube-proxy v1.36.1 (copy of build-k8s.sh wrapper module) and
+#                                 # the add-on servers (hack/build-addons.sh), all cached by version
+#   hack/kubelet/node.sh up       # PKI, control plane, containerd, CNI, local images, kubelet, kube-proxy,
+#                                 # add-ons (hack/addons): CoreDNS, metrics-server, SeaweedFS S3
+#   hack/kubelet/node.sh images FILE|DIR...  # import image archives (*.tar of a DIR) into containerd (k8s.io)
+#                                 # (also at `up`: KUBELOOP_IMAGES="DIR|FILE ...")
+#   KUBELOOP_ADDONS="coredns metrics-server s3" (default) selects the add-ons `build` and `up` handle.
 #   hack/kubelet/node.sh status
 #   hack/kubelet/node.sh down     # delete pods, stop what `up` started (by recorded pid), unmount, remove state
 #   hack/kubelet/node.sh purge    # down + containerd's image store and /var/log/pods
@@ -22,9 +27,21 @@ NODE_IP="${KUBELET_NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for(i=
 K8S_VERSION=v1.36.1
 KUBELET_BIN="${KUBELET_BIN:-$HOME/.cache/kubeloop/bin/kubelet-$K8S_VERSION/kubelet}"
 ETCD_PORT=22379 ETCD_PEER_PORT=22380 APISERVER_PORT=26443 KCM_PORT=20257 SCHED_PORT=20259
-SERVICE_CIDR=10.97.0.0/16 POD_CIDR=10.88.0.0/16
+SERVICE_CIDR=10.97.0.0/16 POD_CIDR=10.244.0.0/16  # not 10.88/16: podman's cni-podman0 (image builds) has it
 PAUSE_IMAGE=localhost/kubeloop/pause:v1 BUSYBOX_IMAGE=localhost/kubeloop/busybox:v1
 CTR_SOCK=/run/containerd/containerd.sock
+
+# Cluster add-ons (hack/addons/*.yaml; binaries from hack/build-addons.sh, images built here).
+# The image references and fixed ClusterIPs below are also written in those manifests.
+DNS_IP=10.97.0.10 S3_IP=10.97.0.20 S3_PORT=8333
+COREDNS_VERSION=v1.15.0 METRICS_SERVER_VERSION=v0.8.0 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+COREDNS_IMAGE=localhost/kubeloop/coredns:$COREDNS_VERSION
+METRICS_SERVER_IMAGE=localhost/kubeloop/metrics-server:$METRICS_SERVER_VERSION
+SEAWEEDFS_IMAGE=localhost/kubeloop/seaweedfs:$SEAWEEDFS_VERSION
+IMAGE_CACHE="${KUBELOOP_CACHE:-$HOME/.cache/kubeloop}/images"
+ADDONS="$root/hack/addons"
+ENABLED_ADDONS="${KUBELOOP_ADDONS-coredns metrics-server s3}"  # subset to build/install; "" for none
+enabled() { case " $ENABLED_ADDONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # Host sysctls the kubelet (kernel tunables, protectKernelDefaults=false) and kube-proxy (conntrack,
 # route_localnet) rewrite on start. Saved by `up`, restored by `down`: this machine is shared.
@@ -34,13 +51,31 @@ SYSCTLS="kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom 
 
 log() { echo "[kubelet-node] $*" >&2; }
 bin() { "$root/hack/build-k8s.sh"; }
+kc() { KUBECONFIG="$W/admin.kubeconfig" "$(bin)/kubectl" "$@"; }
+addon_bin() { COREDNS_VERSION=$COREDNS_VERSION METRICS_SERVER_VERSION=$METRICS_SERVER_VERSION \
+  SEAWEEDFS_VERSION=$SEAWEEDFS_VERSION "$root/hack/build-addons.sh" "$1" | awk '{print $2}'; }
+s3check_bin() {  # the S3 client of hack/addons/s3check, cached by source hash
+  local h; h=$(sha256sum "$ADDONS/s3check/main.go" | cut -c1-12)
+  local out="${KUBELOOP_CACHE:-$HOME/.cache/kubeloop}/bin/s3check-$h/s3check"
+  [ -x "$out" ] || { log "building s3check"; mkdir -p "$(dirname "$out")"
+    CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags '-s -w' -o "$out" "$ADDONS/s3check/main.go"; }
+  echo "$out"
+}
 
 deps() {
   apt-get update -qq
   apt-get install -y --no-install-recommends containerd runc containernetworking-plugins iptables busybox-static >&2
 }
 
-build() {  # kubelet and kube-proxy, next to each other in $(dirname $KUBELET_BIN)
+build() {  # everything `up` needs: kubelet, kube-proxy, the add-on servers and s3check (cached)
+  build_node >/dev/null
+  ! enabled coredns || addon_bin coredns >/dev/null
+  ! enabled metrics-server || addon_bin metrics-server >/dev/null
+  ! enabled s3 || { addon_bin seaweedfs >/dev/null; s3check_bin >/dev/null; }
+  echo "$KUBELET_BIN"
+}
+
+build_node() {  # kubelet and kube-proxy, next to each other in $(dirname $KUBELET_BIN)
   local out; out=$(dirname "$KUBELET_BIN")
   [ -x "$KUBELET_BIN" ] && [ -x "$out/kube-proxy" ] && { echo "$KUBELET_BIN"; return; }
   local src="$HOME/.cache/kubeloop/src/kubelet-$K8S_VERSION" v=k8s.io/component-base/version c=k8s.io/client-go/pkg/version ld="-s -w"
@@ -58,6 +93,7 @@ build() {  # kubelet and kube-proxy, next to each other in $(dirname $KUBELET_BI
 
 start() {  # name, command...: background process, pid in $W/pids/name, log in $W/logs/name.log
   local name=$1; shift
+  if [ -f "$W/pids/$name" ] && kill -0 "$(cat "$W/pids/$name")" 2>/dev/null; then log "$name already running"; return; fi
   nohup "$@" >"$W/logs/$name.log" 2>&1 &
   echo $! >"$W/pids/$name"
 }
@@ -88,6 +124,7 @@ EOF
 }
 
 pki() {
+  front_proxy_pki
   [ -f "$W/pki/ca.crt" ] && return
   mkdir -p "$W/pki"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/pki/ca.key" -out "$W/pki/ca.crt" \
@@ -102,6 +139,18 @@ pki() {
   openssl genrsa -out "$W/pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$W/pki/sa.key" -pubout -out "$W/pki/sa.pub" 2>/dev/null
   for n in admin controller-manager scheduler kubelet kube-proxy; do kubeconfig "$n" "$W/$n.kubeconfig"; done
+}
+
+front_proxy_pki() {  # aggregation layer (metrics-server): its own CA and the apiserver's proxy client cert
+  [ -f "$W/pki/front-proxy-client.crt" ] && return
+  mkdir -p "$W/pki"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/pki/front-proxy-ca.key" -out "$W/pki/front-proxy-ca.crt" \
+    -days 30 -subj "/CN=kubeloop-front-proxy-ca" 2>/dev/null
+  openssl genrsa -out "$W/pki/front-proxy-client.key" 2048 2>/dev/null
+  openssl req -new -key "$W/pki/front-proxy-client.key" -subj "/CN=front-proxy-client" -out "$W/pki/front-proxy-client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' >"$W/pki/front-proxy-client.ext"
+  openssl x509 -req -in "$W/pki/front-proxy-client.csr" -CA "$W/pki/front-proxy-ca.crt" -CAkey "$W/pki/front-proxy-ca.key" \
+    -CAcreateserial -days 30 -extfile "$W/pki/front-proxy-client.ext" -out "$W/pki/front-proxy-client.crt" 2>/dev/null
 }
 
 images() {  # locally built images (no registry reachable): pause and a busybox userland
@@ -120,6 +169,81 @@ images() {  # locally built images (no registry reachable): pause and a busybox 
   ctr -n k8s.io images import "$W/busybox.tar" >&2
   # The pod sandbox image must never be garbage-collected by the kubelet (it cannot be re-pulled).
   ctr -n k8s.io images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >/dev/null
+}
+
+addon_image() {  # name ref binary...: a minimal image (static binaries in /, uid 65532), archive cached
+  local name=$1 ref=$2; shift 2
+  local tar="$IMAGE_CACHE/addons/$name-${ref##*:}.tar" b fresh=1
+  for b in "$@" "$here/mkimage.py"; do [ -f "$tar" ] && [ ! "$b" -nt "$tar" ] || fresh=0; done
+  if [ "$fresh" = 0 ]; then
+    log "packing image $ref"
+    local r="$W/rootfs/$name"
+    rm -rf "$r" && mkdir -p "$r/etc/ssl/certs" "$r/tmp" "$IMAGE_CACHE/addons"
+    for b in "$@"; do cp "$b" "$r/"; done
+    cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"
+    chmod 1777 "$r/tmp"
+    printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/tmp:/sbin/nologin\n' >"$r/etc/passwd"
+    printf 'root:x:0:\nnonroot:x:65532:\n' >"$r/etc/group"
+    python3 "$here/mkimage.py" "$r" "$ref" "$tar.tmp" --entrypoint "/$(basename "$1")" --user 65532 >&2
+    mv "$tar.tmp" "$tar"
+  fi
+  import_archive "$tar"
+}
+
+addon_images() {
+  ! enabled coredns || addon_image coredns "$COREDNS_IMAGE" "$(addon_bin coredns)"
+  ! enabled metrics-server || addon_image metrics-server "$METRICS_SERVER_IMAGE" "$(addon_bin metrics-server)"
+  ! enabled s3 || addon_image seaweedfs "$SEAWEEDFS_IMAGE" "$(addon_bin seaweedfs)" "$(s3check_bin)"
+}
+
+archive_refs() {  # ARCHIVE: the image names an archive carries (OCI index annotations or docker RepoTags)
+  python3 -c '
+import json, sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    names = t.getnames()
+    refs = []
+    if "index.json" in names:
+        for m in json.load(t.extractfile("index.json")).get("manifests", []):
+            n = m.get("annotations", {}).get("io.containerd.image.name")
+            if n:
+                refs.append(n)
+    if not refs and "manifest.json" in names:
+        for m in json.load(t.extractfile("manifest.json")):
+            refs += m.get("RepoTags") or []
+print(" ".join(refs))
+' "$1"
+}
+
+import_archive() {  # ARCHIVE: ctr import into k8s.io unless containerd already holds its refs from this very file
+  local tar=$1 refs="" stamp id missing=0 r
+  # The stamp (size, mtime, image names) of the archive last imported from this path.
+  stamp="$IMAGE_CACHE/.imported/$(realpath "$tar" | sha256sum | cut -c1-16)" id=$(stat -c '%s %Y' "$tar")
+  [ -f "$stamp" ] && [ "$(head -1 "$stamp")" = "$id" ] && refs=$(sed -n 2p "$stamp")
+  if [ -n "$refs" ]; then
+    for r in $refs; do
+      # docker-style short names are stored fully qualified
+      r=$(echo "$r" | sed -E 's#^([^/]+)$#docker.io/library/\1#; s#^([^/.:]+/[^/]+)$#docker.io/\1#')
+      ctr -n k8s.io images ls -q "name==$r" 2>/dev/null | grep -qxF "$r" || missing=1
+    done
+    [ "$missing" = 1 ] || return 0
+  fi
+  refs=$(archive_refs "$tar") || { log "cannot read image archive $tar"; return 1; }
+  log "importing $tar (${refs:-no tags})"
+  ctr -n k8s.io images import "$tar" >&2
+  mkdir -p "$(dirname "$stamp")" && printf '%s\n%s\n' "$id" "$refs" >"$stamp"
+}
+
+import_images() {  # FILE|DIR...: image archives (every *.tar directly in a DIR) into containerd's k8s.io namespace
+  ctr version >/dev/null 2>&1 || { log "containerd is not running (node.sh up first)"; return 1; }
+  local p f n=0
+  for p in "$@"; do
+    if [ -d "$p" ]; then
+      for f in "$p"/*.tar; do [ -f "$f" ] && { import_archive "$f"; n=$((n + 1)); }; done
+    elif [ -f "$p" ]; then import_archive "$p"; n=$((n + 1))
+    else log "no such image archive or directory: $p"; return 1
+    fi
+  done
+  log "$n image archive(s) in containerd (k8s.io)"
 }
 
 containerd_up() {
@@ -159,6 +283,11 @@ controlplane() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC \
     --enable-admission-plugins NodeRestriction --allow-privileged=true \
+    --requestheader-client-ca-file "$W/pki/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$W/pki/front-proxy-client.crt" --proxy-client-key-file "$W/pki/front-proxy-client.key" \
+    --enable-aggregator-routing=true \
     --kubelet-preferred-address-types InternalIP,Hostname  # node name is not resolvable here (logs/exec)
   until KUBECONFIG="$W/admin.kubeconfig" "$b/kubectl" get --raw /readyz >/dev/null 2>&1; do sleep 0.5; done
   start kube-controller-manager "$b/kube-controller-manager" --kubeconfig "$W/controller-manager.kubeconfig" \
@@ -166,7 +295,8 @@ controlplane() {
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --use-service-account-credentials \
     --service-account-private-key-file "$W/pki/sa.key" --root-ca-file "$W/pki/ca.crt" \
     --cluster-signing-cert-file "$W/pki/ca.crt" --cluster-signing-key-file "$W/pki/ca.key" \
-    --service-cluster-ip-range "$SERVICE_CIDR" --allocate-node-cidrs=false
+    --service-cluster-ip-range "$SERVICE_CIDR" --allocate-node-cidrs=false \
+    --horizontal-pod-autoscaler-sync-period=5s
   start kube-scheduler "$b/kube-scheduler" --kubeconfig "$W/scheduler.kubeconfig" \
     --authentication-kubeconfig "$W/scheduler.kubeconfig" --authorization-kubeconfig "$W/scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$SCHED_PORT"
@@ -191,14 +321,67 @@ authentication:
   x509: {clientCAFile: "$W/pki/ca.crt"}
 authorization: {mode: Webhook}
 clusterDomain: cluster.local
+clusterDNS: [$DNS_IP]            # CoreDNS (hack/addons/coredns.yaml)
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100   # never GC the locally imported images (they cannot be re-pulled)
+# The disk is shared with builds and has no fixed free space: the default imagefs.available<15% evicted
+# every pod here (disk-pressure taint). Evict only when the disk is really about to fill.
+evictionHard: {memory.available: 100Mi, nodefs.available: 1Gi, imagefs.available: 1Gi, nodefs.inodesFree: 1%, imagefs.inodesFree: 1%}
 $(cat "$W/kubelet-extra.yaml" 2>/dev/null || true)
 EOF
   start kubelet "$KUBELET_BIN" --config "$W/kubelet-config.yaml" --kubeconfig "$W/kubelet.kubeconfig" \
     --hostname-override "$NODE" --node-ip "$NODE_IP" --root-dir "$W/kubelet-root" \
     --node-labels kubeloop.io/real-node=true ${KUBELET_EXTRA_ARGS:-}
+}
+
+s3_secret() {  # random credentials for the in-cluster S3, generated once per cluster (never committed)
+  # The namespace as in hack/addons/s3.yaml and the chart's install manifest (restricted PSA).
+  printf '%s\n' 'apiVersion: v1' 'kind: Namespace' 'metadata:' '  name: kubeloop-system' '  labels:' \
+    '    pod-security.kubernetes.io/enforce: restricted' '    pod-security.kubernetes.io/enforce-version: latest' |
+    kc apply -f - >/dev/null
+  kc -n kubeloop-system get secret kubeloop-s3 >/dev/null 2>&1 ||
+    kc -n kubeloop-system create secret generic kubeloop-s3 \
+      --from-literal=AWS_ACCESS_KEY_ID="kubeloop-$(openssl rand -hex 6)" \
+      --from-literal=AWS_SECRET_ACCESS_KEY="$(openssl rand -hex 24)" >/dev/null
+  local key secret
+  key=$(kc -n kubeloop-system get secret kubeloop-s3 -o jsonpath='{.data.AWS_ACCESS_KEY_ID}' | base64 -d)
+  secret=$(kc -n kubeloop-system get secret kubeloop-s3 -o jsonpath='{.data.AWS_SECRET_ACCESS_KEY}' | base64 -d)
+  (umask 077
+   printf '%s\n' "# The in-cluster S3 (SeaweedFS) from the host: source this file (boto3 >= 1.28 reads AWS_ENDPOINT_URL)." \
+     "export AWS_ACCESS_KEY_ID=$key" "export AWS_SECRET_ACCESS_KEY=$secret" \
+     "export AWS_ENDPOINT_URL=http://$S3_IP:$S3_PORT" "export AWS_DEFAULT_REGION=us-east-1" >"$W/s3.env")
+}
+
+wait_for() {  # description, seconds, command...: poll until the command succeeds
+  local what=$1 n=$2 i; shift 2
+  for i in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
+  log "timed out after ${n}s waiting for $what"; return 1
+}
+
+addons() {  # CoreDNS, metrics-server, SeaweedFS S3 (those in $KUBELOOP_ADDONS); each waited for until it answers
+  local t=$SECONDS ok=1 f=()
+  ! enabled coredns || f+=(-f "$ADDONS/coredns.yaml")
+  ! enabled metrics-server || f+=(-f "$ADDONS/metrics-server.yaml")
+  ! enabled s3 || { s3_secret; f+=(-f "$ADDONS/s3.yaml"); }
+  [ ${#f[@]} -gt 0 ] || return 0
+  kc apply "${f[@]}" >/dev/null
+  ! enabled coredns || wait_for "CoreDNS answering on $DNS_IP" 120 \
+    sh -c "busybox nslookup kubernetes.default.svc.cluster.local $DNS_IP | grep -q '${SERVICE_CIDR%.0/16}.1'" || ok=0
+  if enabled s3; then
+    wait_for "S3 buckets (job kubeloop-system/s3-buckets)" 180 \
+      kc -n kubeloop-system wait --for=condition=Complete job/s3-buckets --timeout=1s || ok=0
+    wait_for "S3 from the host at $S3_IP:$S3_PORT" 60 \
+      sh -c ". '$W/s3.env' && '$(s3check_bin)' ls | grep -qx mlflow" || ok=0
+  fi
+  ! enabled metrics-server || wait_for "metrics API (APIService v1beta1.metrics.k8s.io Available)" 120 \
+    kc wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=1s || ok=0
+  if [ "$ok" = 0 ]; then
+    kc get pods,jobs -n kube-system -o wide >&2 || true
+    kc get pods,jobs -n kubeloop-system -o wide >&2 || true
+    log "add-ons not ready; see kubectl describe / logs in kube-system and kubeloop-system"; return 1
+  fi
+  log "add-ons ready in $((SECONDS - t)) s ($ENABLED_ADDONS): DNS $DNS_IP, metrics.k8s.io, S3 http://$S3_IP:$S3_PORT (credentials: $W/s3.env, Secret kubeloop-system/kubeloop-s3)"
 }
 
 kube_proxy_up() {  # Service ClusterIPs/NodePorts (iptables mode, nft backend of Debian's iptables)
@@ -215,7 +398,8 @@ EOF
 }
 
 up() {
-  [ -x "$KUBELET_BIN" ] && [ -x "$(dirname "$KUBELET_BIN")/kube-proxy" ] || build >/dev/null
+  local t0=$SECONDS
+  build >/dev/null
   mkdir -p "$W/logs" "$W/pids"
   [ -f "$W/sysctl.orig" ] || for k in $SYSCTLS; do echo "$k=$(sysctl -n "$k")"; done >"$W/sysctl.orig"
   sysctl -qw net.ipv4.ip_forward=1  # pod traffic is routed through the CNI bridge
@@ -223,6 +407,9 @@ up() {
   controlplane
   containerd_up
   images
+  addon_images
+  # shellcheck disable=SC2086  # a list of archives/directories
+  [ -z "${KUBELOOP_IMAGES:-}" ] || import_images $KUBELOOP_IMAGES
   cni
   kubelet_up
   kube_proxy_up
@@ -233,6 +420,8 @@ up() {
     sleep 1
   done
   KUBECONFIG="$W/admin.kubeconfig" "$b/kubectl" get node -o wide >&2
+  addons
+  log "up in $((SECONDS - t0)) s"
   echo "export KUBECONFIG=$W/admin.kubeconfig PATH=$b:\$PATH"
 }
 
@@ -244,7 +433,11 @@ down() {
   fi
   for p in kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$p"; done
   # Whatever the kubelet did not tear down: kill the tasks and remove the containers in containerd.
+  # Their network namespaces are noted first: /run/netns/cni-* is shared with podman (image builds).
+  local netns=""
   if ctr version >/dev/null 2>&1; then
+    netns=$(for c in $(ctr -n k8s.io containers ls -q 2>/dev/null); do ctr -n k8s.io containers info "$c" 2>/dev/null; done |
+      grep -oE '/run/netns/cni-[0-9a-f-]+' | sort -u || true)
     for t in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do ctr -n k8s.io tasks kill -s SIGKILL "$t" 2>/dev/null || true; done
     sleep 1
     for t in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do ctr -n k8s.io tasks delete -f "$t" 2>/dev/null || true; done
@@ -253,20 +446,21 @@ down() {
   stop containerd
   [ -x "$(dirname "$KUBELET_BIN")/kube-proxy" ] && "$(dirname "$KUBELET_BIN")/kube-proxy" --cleanup >/dev/null 2>&1 || true
   # iptables state of the kubelet (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT), kube-proxy
-  # (KUBE-*) and CNI bridge/portmap (CNI-*, comment name: "kubeloop"). Nothing else on this
-  # machine uses iptables (the kwok cluster has no real networking).
-  local ipt t c
+  # (KUBE-*) and CNI bridge/portmap (CNI-* chains whose rules carry the comment name: "kubeloop").
+  # podman (image builds) has CNI-* chains of its own, and the shared CNI-HOSTPORT-* ones: kept.
+  local ipt t c ours
   for ipt in iptables ip6tables; do
     for t in filter nat mangle; do
-      "$ipt" -t "$t" -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*(-j (KUBE|CNI)-|name: \\"kubeloop\\")' |
+      ours=$("$ipt" -t "$t" -S 2>/dev/null | grep -F 'name: \"kubeloop\"' | awk '$1=="-A" && $2 ~ /^CNI-/ {print $2}' | sort -u || true)
+      "$ipt" -t "$t" -S 2>/dev/null | grep -E '^-A [^ ]+ .*(-j KUBE-|name: \\"kubeloop\\")' |
         sed 's/^-A/-D/' | while read -r r; do eval "$ipt -t $t $r" 2>/dev/null || true; done || true
-      for c in $("$ipt" -t "$t" -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^(KUBE|CNI)-/ {print $2}'); do "$ipt" -t "$t" -F "$c" 2>/dev/null || true; done
-      for c in $("$ipt" -t "$t" -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^(KUBE|CNI)-/ {print $2}'); do "$ipt" -t "$t" -X "$c" 2>/dev/null || true; done
+      for c in $ours $("$ipt" -t "$t" -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^KUBE-/ {print $2}'); do "$ipt" -t "$t" -F "$c" 2>/dev/null || true; done
+      for c in $ours $("$ipt" -t "$t" -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^KUBE-/ {print $2}'); do "$ipt" -t "$t" -X "$c" 2>/dev/null || true; done
     done
   done
-  # Leftover mounts under the work dir (projected volumes, netns) and under containerd's state.
-  grep -oE " ($W|/run/containerd|/run/netns|/var/lib/containerd)[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
-  for n in /run/netns/cni-*; do [ -e "$n" ] && ! grep -q " $n " /proc/self/mounts && rm -f "$n"; done
+  # Leftover mounts under the work dir (projected volumes) and containerd's state, and the pods' netns.
+  grep -oE " ($W|/run/containerd|/var/lib/containerd)[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
+  for n in $netns; do umount -l "$n" 2>/dev/null || true; rm -f "$n"; done
   ip link del kubeloop0 2>/dev/null || true
   # The kubelet's QoS cgroup tree (cgroupfs driver, cgroup v1: one tree per controller).
   for d in /sys/fs/cgroup/*/kubepods; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
@@ -296,14 +490,17 @@ status() {
     if [ -f "$W/pids/$p" ] && kill -0 "$(cat "$W/pids/$p")" 2>/dev/null; then echo "$p: running"; else echo "$p: not running"; fi
   done
   KUBECONFIG="$W/admin.kubeconfig" "$(bin)/kubectl" get nodes -o wide 2>&1 || true
+  KUBECONFIG="$W/admin.kubeconfig" "$(bin)/kubectl" get pods -n kube-system -o wide 2>&1 || true
+  KUBECONFIG="$W/admin.kubeconfig" "$(bin)/kubectl" get pods -n kubeloop-system -o wide 2>&1 || true
 }
 
 case "${1:-}" in
   deps) deps ;;
   build) build ;;
   up) up ;;
+  images) shift; [ $# -gt 0 ] || { echo "usage: $0 images FILE|DIR..." >&2; exit 2; }; import_images "$@" ;;
   down) down ;;
   purge) purge ;;
   status) status ;;
-  *) echo "usage: $0 deps|build|up|down|purge|status" >&2; exit 2 ;;
+  *) echo "usage: $0 deps|build|up|down|purge|status|images FILE|DIR..." >&2; exit 2 ;;
 esac
