@@ -50,10 +50,6 @@ node-deps:  ## containerd, runc, CNI plugins and iptables from Debian (idempoten
 	@command -v containerd >/dev/null && command -v runc >/dev/null && [ -x /usr/lib/cni/bridge ] \
 	  || hack/kubelet/node.sh deps >/dev/null
 
-.PHONY: images
-images:  ## the kubeloop, trainer and MLflow images (images/*/Dockerfile) on a base made here
-	hack/images.sh
-
 .PHONY: e2e-deps
 e2e-deps: k8s-bins node-deps  ## what the real node needs: images, kubelet, kube-proxy, CoreDNS, metrics-server, S3
 	hack/e2e-deps.sh

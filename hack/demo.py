@@ -118,7 +118,7 @@ def main() -> None:
                 (f"  {f['name']}", f"{f['test']} {f['score']:.4f} (threshold {f['threshold']})")
                 for f in drift["features"]
             ),
-            ("drift report", f"{drift['reportUri']}/ (S3 service s3.kubeloop-system, secret kubeloop-s3)"),
+            ("drift report", f"{drift['reportUri']} (credentials: /tmp/kubeloop-node/s3.env)"),
             ("server", f"{base}/v2/models/{SERVER}/infer answers with version {answer['model_version']}"),
             ("MLflow", platform.service_url("kubeloop-mlflow", "kubeloop-system")),
         ]

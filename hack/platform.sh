@@ -22,14 +22,14 @@ bin=$(hack/build-k8s.sh)
 export PATH="$bin:$PATH"
 
 images() {
-  hack/images.sh >&2
+  [ -n "${KUBELOOP_SKIP_IMAGE_BUILD:-}" ] || hack/images.sh >&2  # skip: use the last build's .run/images.env
   # shellcheck disable=SC1091
   source .run/images.env
 }
 
 node_up() {
   local line
-  line=$(KUBELOOP_IMAGE_ARCHIVES="${IMAGE_ARCHIVES:-}" hack/kubelet/node.sh up)
+  line=$(KUBELOOP_IMAGES="$KUBELOOP_ARCHIVE $TRAINER_ARCHIVE $MLFLOW_ARCHIVE" hack/kubelet/node.sh up)
   eval "$line"
   export KUBECONFIG
 }
@@ -52,6 +52,7 @@ chart() {
     --set image.tag="$IMAGE_TAG" \
     --set operator.settings.trainerImage="$TRAINER_IMAGE" \
     --set mlflow.image.tag="$IMAGE_TAG" \
+    --set-string operator.podAnnotations.kubeloop\\.io/image-inputs="$(head -c 16 "$KUBELOOP_ARCHIVE.inputs")" \
     --wait --timeout 10m >&2
   kubectl rollout status -n "$system_ns" deployment --timeout=300s >&2
 }

@@ -343,7 +343,9 @@ s3_secret() {  # random credentials for the in-cluster S3, generated once per cl
   kc -n kubeloop-system get secret kubeloop-s3 >/dev/null 2>&1 ||
     kc -n kubeloop-system create secret generic kubeloop-s3 \
       --from-literal=AWS_ACCESS_KEY_ID="kubeloop-$(openssl rand -hex 6)" \
-      --from-literal=AWS_SECRET_ACCESS_KEY="$(openssl rand -hex 24)" >/dev/null
+      --from-literal=AWS_SECRET_ACCESS_KEY="$(openssl rand -hex 24)" \
+      --from-literal=AWS_ENDPOINT_URL="http://s3.kubeloop-system.svc.cluster.local:$S3_PORT" \
+      --from-literal=AWS_DEFAULT_REGION=us-east-1 >/dev/null  # the whole Secret is a workload's envFrom
   local key secret
   key=$(kc -n kubeloop-system get secret kubeloop-s3 -o jsonpath='{.data.AWS_ACCESS_KEY_ID}' | base64 -d)
   secret=$(kc -n kubeloop-system get secret kubeloop-s3 -o jsonpath='{.data.AWS_SECRET_ACCESS_KEY}' | base64 -d)
@@ -385,7 +387,8 @@ addons() {  # CoreDNS, metrics-server, SeaweedFS S3 (those in $KUBELOOP_ADDONS);
 }
 
 kube_proxy_up() {  # Service ClusterIPs/NodePorts (iptables mode, nft backend of Debian's iptables)
-  cat >"$W/kube-proxy-config.yaml" <<EOF
+  # kube-proxy exits when its config file changes: on a second `up`, rewrite it only if it differs.
+  cat >"$W/kube-proxy-config.yaml.new" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: "$W/kube-proxy.kubeconfig"}
@@ -394,6 +397,11 @@ mode: iptables
 clusterCIDR: $POD_CIDR
 $(cat "$W/kube-proxy-extra.yaml" 2>/dev/null || true)
 EOF
+  if cmp -s "$W/kube-proxy-config.yaml.new" "$W/kube-proxy-config.yaml"; then
+    rm "$W/kube-proxy-config.yaml.new"
+  else
+    mv "$W/kube-proxy-config.yaml.new" "$W/kube-proxy-config.yaml"
+  fi
   start kube-proxy "$(dirname "$KUBELET_BIN")/kube-proxy" --config "$W/kube-proxy-config.yaml"
 }
 

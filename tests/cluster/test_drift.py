@@ -56,7 +56,7 @@ def test_drift_status_metrics_and_one_retrain_per_cooldown(operator: OperatorPro
         namespace,
     )
     cronjob = wait_for(lambda: kubectl.get("cronjob", "watch-check", namespace), 60, what="the CronJob")
-    args = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
     assert (
         args[args.index("--payload-log") + 1] == "s3://payloads"
         and args[args.index("--model") + 1] == "serve"

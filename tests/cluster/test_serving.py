@@ -31,7 +31,7 @@ def test_children_ready_and_status(operator: OperatorProcess, namespace: str) ->
     kubectl.apply(model_deployment("churn", replicas={"min": 2, "max": 4}), namespace)
     status = wait_for(lambda: ready(kubectl, namespace, "churn"), 90, what="Ready")
     assert status["readyReplicas"] == 2
-    assert status["url"] == f"http://churn.{namespace}.svc.cluster.local/v2/models/churn"
+    assert status["url"] == f"http://churn.{namespace}.svc.cluster.local:8080/v2/models/churn"
     assert status["model"] == {"uri": "models:/churn/1", "version": "1"}
     hpa = kubectl.get("hpa", "churn", namespace)
     assert hpa and (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 4)

@@ -49,15 +49,26 @@ class Platform:
         binary = Path(exports["PATH"].split(":", 1)[0]) / "kubectl"
         return cls(Kubectl(binary, kubeconfig), kubeconfig)
 
-    # --- reaching Services from this host (kube-proxy routes ClusterIPs on the node) ---
+    # --- reaching Services from this host: loopback node ports, never ClusterIPs ---
 
     def service_url(self, name: str, namespace: str, port: str | int | None = None) -> str:
+        """`http://127.0.0.1:<nodePort>` of a Service (made a NodePort Service if it is not one).
+
+        kube-proxy forwards loopback node ports to the Service's endpoints, balancing connections as for
+        any client. ClusterIPs are not dialled from the host: this machine's egress proxy takes over
+        connections to some ports of addresses it does not route (80, 8080), and load tests stay on
+        loopback and on the node's own pod network.
+        """
         service = self.kubectl.get("service", name, namespace)
         assert service is not None, f"no Service {namespace}/{name}"
+        if service["spec"].get("type", "ClusterIP") == "ClusterIP":
+            self.kubectl.run("patch", "service", name, "-n", namespace, "-p", '{"spec":{"type":"NodePort"}}')
+            service = self.kubectl.get("service", name, namespace)
+            assert service is not None
         ports = service["spec"]["ports"]
         chosen = next((p for p in ports if port in (None, p.get("name"), p["port"])), None)
         assert chosen is not None, f"Service {namespace}/{name} has no port {port}: {ports}"
-        return f"http://{service['spec']['clusterIP']}:{chosen['port']}"
+        return f"http://127.0.0.1:{chosen['nodePort']}"
 
     def secret(self, name: str, namespace: str) -> dict[str, str]:
         secret = self.kubectl.get("secret", name, namespace)

@@ -59,7 +59,7 @@ def render_cronjob(
         "name": "check",
         "image": spec.image or settings.drift_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "args": check_args(owner, spec, payload),
+        "command": check_args(owner, spec, payload),  # whatever the image's entrypoint
         **container_env({}, spec),
         "securityContext": restricted_container_security(),
         "volumeMounts": mounts + extra_mounts,

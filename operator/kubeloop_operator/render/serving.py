@@ -20,7 +20,7 @@ from kubeloop_operator.render.names import child_name
 from kubeloop_operator.settings import OperatorSettings
 
 HTTP_PORT = 8080
-SERVICE_PORT = 80
+SERVICE_PORT = HTTP_PORT  # one port number inside and outside the pod: clients need not know which
 PAYLOAD_VOLUME = "payload-log"
 # A stopping pod keeps serving while endpoints converge (kube-proxy, other nodes, load balancers):
 # it is removed from the Service at once, but connections already routed to it still arrive.
@@ -100,7 +100,7 @@ def server_container(
         "name": "server",
         "image": spec.image or settings.serving_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "args": ["kubeloop", "serve"],
+        "command": ["kubeloop", "serve"],  # whatever the image's entrypoint
         **container_env(env, spec),
         "ports": [{"name": "http", "containerPort": HTTP_PORT}],
         "startupProbe": probe("/v2/health/ready", 2, 150),
@@ -252,7 +252,7 @@ def render_serving(
 
 
 def service_url(owner: Owner, cluster_domain: str) -> str:
-    return f"http://{owner.name}.{owner.namespace}.svc.{cluster_domain}/v2/models/{owner.name}"
+    return f"http://{owner.name}.{owner.namespace}.svc.{cluster_domain}:{SERVICE_PORT}/v2/models/{owner.name}"
 
 
 def expected_replicas(spec: ModelDeploymentSpec) -> int:

@@ -35,7 +35,7 @@ def test_cronjob_runs_the_check_against_the_payload_log(settings: OperatorSettin
     assert cronjob["spec"]["schedule"] == "*/15 * * * *"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
     container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    args = container["args"]
+    args = container["command"]
     assert args[:3] == ["kubeloop", "drift", "check"]
     assert arg(args, "--payload-log") == "s3://logs"
     assert arg(args, "--model") == "churn"
@@ -52,7 +52,7 @@ def test_labels_let_the_operator_find_check_jobs(settings: OperatorSettings) -> 
     assert labels["kubeloop.io/driftmonitor"] == "mon"
     assert (
         "--window-duration"
-        in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+        in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
     )
 
 
