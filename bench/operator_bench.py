@@ -8,31 +8,25 @@ Prints JSON. Needs the local cluster (make cluster-up) with the CRDs applied.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file shares its name with the standard library's operator module: keep bench/ off sys.path
-# (`python bench/operator.py`) and reach the project from the repository root, after the standard library.
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != BENCH_DIR] + [os.path.dirname(BENCH_DIR)]
-
 import argparse
 import json
+import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(BENCH_DIR).parent
-
 from kubeloop.api.deployment import ModelDeploymentSpec
 from kubeloop_operator.kube import Kube
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.serving import render_serving
 from kubeloop_operator.settings import OperatorSettings
-from tests.fixtures.cluster import free_port
+from tests.fixtures.ports import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SPEC = {"model": {"uri": "models:/churn/1"}, "replicas": {"min": 1, "max": 3}}
 
@@ -55,12 +49,14 @@ def wait_until(count: Callable[[], int], target: int, label: str, timeout: float
 
 
 def ready_deployments(kube: Kube, namespace: str) -> int:
-    items = kube._call("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]
+    items = kube.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]
     return sum(1 for d in items if (d.get("status") or {}).get("readyReplicas", 0) >= 1)
 
 
 def ready_model_deployments(kube: Kube, namespace: str) -> int:
-    items = kube._call("GET", f"/apis/kubeloop.io/v1alpha1/namespaces/{namespace}/modeldeployments")["items"]
+    items = kube.request("GET", f"/apis/kubeloop.io/v1alpha1/namespaces/{namespace}/modeldeployments")[
+        "items"
+    ]
     return sum(
         1
         for m in items
@@ -73,14 +69,14 @@ def ready_model_deployments(kube: Kube, namespace: str) -> int:
 
 def create_namespace(kube: Kube, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    kube._call(
+    kube.request(
         "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     )
     return name
 
 
 def delete_namespace(kube: Kube, name: str) -> None:
-    kube._call("DELETE", f"/api/v1/namespaces/{name}")
+    kube.request("DELETE", f"/api/v1/namespaces/{name}")
 
 
 def direct(kube: Kube, n: int, threads: int, timeout: float) -> float:
@@ -94,7 +90,7 @@ def direct(kube: Kube, n: int, threads: int, timeout: float) -> float:
             "kind": "ConfigMap",
             "metadata": {"name": f"m{i:04d}", "namespace": namespace},
         }
-        uid = kube._call("POST", f"/api/v1/namespaces/{namespace}/configmaps", parent)["metadata"]["uid"]
+        uid = kube.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", parent)["metadata"]["uid"]
         owner = Owner("ConfigMap", "v1", f"m{i:04d}", namespace, uid)
         for child in render_serving(owner, spec, settings):
             kube.apply(child)
@@ -139,7 +135,7 @@ def with_operator(kube: Kube, n: int, threads: int, timeout: float, kubeconfig: 
                 "metadata": {"name": f"m{i:04d}", "namespace": namespace},
                 "spec": SPEC,
             }
-            kube._call("POST", f"/apis/kubeloop.io/v1alpha1/namespaces/{namespace}/modeldeployments", body)
+            kube.request("POST", f"/apis/kubeloop.io/v1alpha1/namespaces/{namespace}/modeldeployments", body)
 
         start = time.monotonic()
         with ThreadPoolExecutor(threads) as pool:
