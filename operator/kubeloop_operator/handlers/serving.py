@@ -1,5 +1,5 @@
-"""ModelDeployment triggers: its own changes, its servers' rollout progress, a timer (registry
-aliases, resync), its deletion."""
+"""ModelDeployment triggers: its own changes, its servers' rollout progress, a timer for the ones
+that follow a registry alias, its deletion."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ PLURAL = "modeldeployments"
 LABEL = "kubeloop.io/modeldeployment"
 
 
+def follows_alias(spec: kopf.Spec, **_: Any) -> bool:
+    """`models:/name@alias` is asked again every registryPollSeconds (the reconcile's cache)."""
+    uris = [spec.get("model", {}).get("uri", ""), (spec.get("canary") or {}).get("model", {}).get("uri", "")]
+    return any("@" in uri for uri in uris)
+
+
 def model_deployment(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     reconcile_model_deployment(context_of(memo), str(namespace), name)
 
@@ -24,7 +30,9 @@ kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)(model_deployment)
 kopf.on.create(GROUP, VERSION, PLURAL, **RETRY)(model_deployment)
 kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)(model_deployment)
 kopf.on.event(GROUP, VERSION, PLURAL, when=deleted)(model_deployment)
-kopf.timer(GROUP, VERSION, PLURAL, interval=15, initial_delay=15, idle=10, **RETRY)(model_deployment)
+kopf.timer(
+    GROUP, VERSION, PLURAL, id="registry", interval=15, initial_delay=15, idle=10, when=follows_alias, **RETRY
+)(model_deployment)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})

@@ -80,7 +80,7 @@ def step(ctx: Context, obj: Obj) -> Outcome[DriftMonitorStatus]:
         error = kopf.TemporaryError(problem.message, delay=15)
     else:
         cronjob = render_cronjob(owner, spec, payload, ctx.settings)
-        if not ctx.applied_recently(key, [cronjob]):
+        if not ctx.applied_recently(key, [cronjob], {}):
             ctx.kube.apply(cronjob)
             ctx.remember_applied(key, [cronjob])
         status.observed_generation = owner.generation

@@ -75,19 +75,18 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
         )
 
     children = render_serving(owner, spec, ctx.settings, model, canary, ctx.service_monitors)
-    observed = {
-        d["metadata"]["name"]: d for d in ctx.kube.list_labeled("Deployment", owner.namespace, owner.labels())
-    }
+    listed = ctx.kube.list_labeled("Deployment", owner.namespace, owner.labels())
+    observed = {d["metadata"]["name"]: d for d in listed}
     wanted = {c["metadata"]["name"] for c in children if c["kind"] == "Deployment"}
-    if not ctx.applied_recently(key, children) or not wanted <= observed.keys():
+    if not ctx.applied_recently(key, children, generations(observed, wanted)):
         for child in children:
             applied = ctx.kube.apply(child)
             if child["kind"] == "Deployment":
                 observed[child["metadata"]["name"]] = applied
-        ctx.kube.prune("Deployment", list(observed.values()), wanted)
+        ctx.kube.prune("Deployment", listed, wanted)
         if not any(c["kind"] == "HorizontalPodAutoscaler" for c in children):
             ctx.kube.delete("HorizontalPodAutoscaler", owner.namespace, owner.name)
-        ctx.remember_applied(key, children)
+        ctx.remember_applied(key, children, generations(observed, wanted))
     deployments = [d for name, d in observed.items() if name in wanted]
     resolved = (
         model or ResolvedModel(uri=spec.model.uri),
@@ -96,6 +95,11 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
     status = derive(previous, deployments, owner, spec, url, *resolved, None)
     effects = [announce(ctx, obj, previous, status), record(ctx, obj, spec, status)]
     return Outcome(status, effects)
+
+
+def generations(observed: dict[str, Obj], wanted: set[str]) -> dict[str, int]:
+    """The generation of each wanted Deployment found (an edit or a deletion changes it)."""
+    return {n: int(d["metadata"].get("generation", 0)) for n, d in observed.items() if n in wanted}
 
 
 def derive(

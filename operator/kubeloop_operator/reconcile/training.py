@@ -43,7 +43,7 @@ def step(ctx: Context, obj: Obj) -> Outcome[TrainingJobStatus]:
     name = job_name(owner)
     # a finished run stays finished, even once its Job is gone (ttlSecondsAfterFinished)
     done = previous.phase in FINAL and previous.observed_generation == owner.generation
-    if done or ctx.applied_recently(key, children):
+    if done or ctx.applied_recently(key, children, {}):
         job = ctx.kube.get("Job", owner.namespace, name)
         if job is None and done:
             return Outcome(previous)

@@ -140,6 +140,17 @@ def test_a_deleted_child_is_applied_again(world: World) -> None:
     assert world.names("Deployment") == ["churn"]
 
 
+def test_an_edited_child_is_taken_back(world: World) -> None:
+    world.create("ModelDeployment", "churn", MODEL)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    edited = world.get("Deployment", "churn")
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "someone/else"
+    world.api.store(path("Deployment", NS, "churn"), edited, spec_changed=True)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    container = world.get("Deployment", "churn")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "kubeloop/serving:0.1.0"
+
+
 def test_a_bad_spec_is_a_permanent_error_naming_the_field(world: World) -> None:
     world.create("ModelDeployment", "churn", {"model": {"uri": "ftp://nope"}})
     with pytest.raises(kopf.PermanentError, match=r"spec\.model\.uri"):
