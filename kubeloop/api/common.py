@@ -47,7 +47,6 @@ EXTENDED_RESOURCE_PATTERN = (
 )
 #: A container image reference: no whitespace anywhere (the core API refuses leading/trailing spaces).
 IMAGE_PATTERN = r"^\S+$"
-URI_SCHEMES = ("models:/", "s3://", "file://", "https://", "http://", "/")
 MODEL_URI_PATTERN = r"^(models:/[^/@]+(/[0-9]+|@[A-Za-z0-9_-]+)|s3://.+|file://.+|https?://.+|/.+)$"
 DATA_URI_PATTERN = r"^(s3://.+|file://.+|https?://.+|/.+)$"
 SINK_URI_PATTERN = r"^(s3://.+|file://.+|/.+)$"
