@@ -36,10 +36,12 @@ kopf.timer(
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
-def server_deployment(*, body: kopf.Body, labels: kopf.Labels, memo: Any, **_: Any) -> None:
-    """Only rollout progress matters: a Deployment update that changes none of it is skipped."""
+def server_deployment(*, type: str | None, body: kopf.Body, labels: kopf.Labels, memo: Any, **_: Any) -> None:
+    """Only rollout progress matters: an update that changes none of it is skipped, and so is a
+    Deployment its controller has not seen yet (nothing in it for the parent's status)."""
     progress = rollout_progress(body)
-    if memo.get("progress") != progress:
+    unseen = type != "DELETED" and not (body.get("status") or {}).get("observedGeneration")
+    if type == "DELETED" or (memo.get("progress") != progress and not unseen):
         reconcile_model_deployment(context_of(memo), body["metadata"]["namespace"], labels[LABEL])
         memo["progress"] = progress
 

@@ -120,7 +120,7 @@ def derive(
 def announce(
     ctx: Context, obj: Obj, previous: ModelDeploymentStatus, status: ModelDeploymentStatus
 ) -> Callable[[], None]:
-    """Events for Ready transitions (losing readiness is the warning) and registry rollouts."""
+    """Events when Ready becomes True or stops being True (the warning), and for registry rollouts."""
 
     def post() -> None:
         before, after = (
@@ -128,7 +128,7 @@ def announce(
             status_of(status.conditions, reasons.READY),
         )
         ready = next(c for c in status.conditions if c.type == reasons.READY)
-        if after != before:
+        if after != before and "True" in (before, after):
             ctx.post(obj, "Warning" if before == "True" else "Normal", ready.reason, ready.message)
         old = (
             previous.model.version if previous.model else None,
