@@ -48,12 +48,15 @@ class ConflictError(Exception):
 
 class Kube:
     """Thin synchronous client; every call is one HTTP request, safe to call from worker threads.
-    `transport` replaces the HTTP layer (tests use an in-memory API server)."""
+    `client`: an ApiClient to use (default: in-cluster config, else $KUBECONFIG); `transport`
+    replaces the HTTP layer altogether (tests use an in-memory API server)."""
 
-    def __init__(self, field_manager: str, transport: Transport | None = None):
+    def __init__(
+        self, field_manager: str, client: ApiClient | None = None, transport: Transport | None = None
+    ):
         self.field_manager = field_manager
         self._transport = transport
-        self._client: ApiClient | None = None
+        self._client = client
         self._lock = threading.Lock()
 
     @property

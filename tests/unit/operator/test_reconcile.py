@@ -148,7 +148,7 @@ def test_an_edited_child_is_taken_back(world: World) -> None:
     world.api.store(path("Deployment", NS, "churn"), edited, spec_changed=True)
     reconcile_model_deployment(world.ctx, NS, "churn")
     container = world.get("Deployment", "churn")["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "kubeloop/serving:0.1.0"
+    assert container["image"] == world.ctx.settings.serving_image
 
 
 def test_a_bad_spec_is_a_permanent_error_naming_the_field(world: World) -> None:

@@ -1,4 +1,4 @@
-"""Sampled payloads written as Parquet by the server, read back with read_payload_log."""
+"""Sampled payloads written as Parquet by the server, read back by the drift check's reader."""
 
 from __future__ import annotations
 
