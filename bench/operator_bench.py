@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -110,12 +111,29 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def with_operator(kube: Kube, n: int, threads: int, timeout: float, kubeconfig: str) -> tuple[float, float]:
+def api_requests(metrics_port: int) -> dict[str, float]:
+    """The operator's own count of its reconciles' API requests, by HTTP method."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        sample.labels["method"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "kubeloop_operator_api_requests_total"
+    }
+
+
+def with_operator(
+    kube: Kube, n: int, threads: int, timeout: float, kubeconfig: str
+) -> tuple[float, float, dict[str, float]]:
     namespace = create_namespace(kube, "bench-op")
+    metrics_port = free_port()
     env = {
         **os.environ,
         "KUBECONFIG": kubeconfig,
-        "KUBELOOP_OPERATOR_METRICS_PORT": str(free_port()),
+        "KUBELOOP_OPERATOR_METRICS_PORT": str(metrics_port),
         "KUBELOOP_OPERATOR_WORKER_THREADS": str(threads),
     }
     log = open(ROOT / ".run/bench-operator.log", "wb")  # noqa: SIM115
@@ -144,11 +162,12 @@ def with_operator(kube: Kube, n: int, threads: int, timeout: float, kubeconfig: 
             lambda: ready_model_deployments(kube, namespace), n, "operator: Ready ModelDeployments", timeout
         )
         rss = peak_rss_mib(operator.pid)
+        requests = api_requests(metrics_port)
     finally:
         operator.terminate()
         operator.wait(timeout=30)
         delete_namespace(kube, namespace)
-    return end - start, rss
+    return end - start, rss, requests
 
 
 def main() -> None:
@@ -161,7 +180,7 @@ def main() -> None:
     os.environ["KUBECONFIG"] = kubeconfig
     kube = Kube("bench-direct")
     direct_seconds = direct(kube, args.n, args.threads, args.timeout)
-    operator_seconds, rss = with_operator(kube, args.n, args.threads, args.timeout, kubeconfig)
+    operator_seconds, rss, requests = with_operator(kube, args.n, args.threads, args.timeout, kubeconfig)
     print(
         json.dumps(
             {
@@ -174,6 +193,8 @@ def main() -> None:
                 "operator_over_direct_ratio": round(operator_seconds / direct_seconds, 2),
                 "operator_ready_per_second": round(args.n / operator_seconds, 1),
                 "operator_peak_rss_mib": round(rss, 1),
+                "operator_api_requests_per_resource": {k: round(v / args.n, 2) for k, v in requests.items()},
+                "direct_api_requests_per_resource": 1 + 4,
                 "peer": "same rendered children applied directly (server-side apply), same thread count",
             },
             indent=2,

@@ -13,6 +13,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from kubeloop.api.common import GROUP, VERSION
+from kubeloop_operator.metrics import API_REQUESTS
 
 Obj = dict[str, Any]
 Transport = Callable[[str, str, Any, list[tuple[str, Any]], str], Any]
@@ -82,6 +83,7 @@ class Kube:
         content_type: str = "application/json",
     ) -> Any:
         """One API request; the decoded JSON answer. Errors raise ApiException."""
+        API_REQUESTS.labels(method).inc()
         if self._transport is not None:
             return self._transport(method, url, body, query or [], content_type)
         headers = {"Content-Type": content_type, "Accept": "application/json"}

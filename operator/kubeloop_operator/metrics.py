@@ -17,6 +17,11 @@ from kubeloop.api.drift import FeatureResult
 RECONCILES = Counter(
     "kubeloop_operator_reconciles_total", "Reconciliations by kind and result.", ["kind", "result"]
 )
+API_REQUESTS = Counter(
+    "kubeloop_operator_api_requests_total",
+    "Requests the reconciles sent to the API server (kopf's own not counted), by HTTP method.",
+    ["method"],
+)
 RECONCILE_SECONDS = Histogram(
     "kubeloop_operator_reconcile_duration_seconds", "Time to reconcile one resource.", ["kind"]
 )

@@ -19,9 +19,13 @@ def drift_monitor(*, namespace: str | None, name: str, memo: Any, **_: Any) -> N
     reconcile_drift_monitor(context_of(memo), str(namespace), name)
 
 
-kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)(drift_monitor)
-kopf.on.create(GROUP, VERSION, PLURAL, **RETRY)(drift_monitor)
-kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)(drift_monitor)
+def drift_monitor_changed(*, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    reconcile_drift_monitor(context_of(memo), str(namespace), name, dict(body))
+
+
+kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)(drift_monitor_changed)
+kopf.on.create(GROUP, VERSION, PLURAL, **RETRY)(drift_monitor_changed)
+kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)(drift_monitor_changed)
 kopf.on.event(GROUP, VERSION, PLURAL, when=deleted)(drift_monitor)
 
 

@@ -26,9 +26,15 @@ def model_deployment(*, namespace: str | None, name: str, memo: Any, **_: Any) -
     reconcile_model_deployment(context_of(memo), str(namespace), name)
 
 
-kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)(model_deployment)
-kopf.on.create(GROUP, VERSION, PLURAL, **RETRY)(model_deployment)
-kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)(model_deployment)
+def model_deployment_changed(
+    *, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
+) -> None:
+    reconcile_model_deployment(context_of(memo), str(namespace), name, dict(body))
+
+
+kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)(model_deployment_changed)
+kopf.on.create(GROUP, VERSION, PLURAL, **RETRY)(model_deployment_changed)
+kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)(model_deployment_changed)
 kopf.on.event(GROUP, VERSION, PLURAL, when=deleted)(model_deployment)
 kopf.timer(
     GROUP, VERSION, PLURAL, id="registry", interval=15, initial_delay=15, idle=10, when=follows_alias, **RETRY

@@ -19,9 +19,13 @@ def training_job(*, namespace: str | None, name: str, memo: Any, **_: Any) -> No
     reconcile_training_job(context_of(memo), str(namespace), name)
 
 
-kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)(training_job)
-kopf.on.create(GROUP, VERSION, PLURAL, **RETRY)(training_job)
-kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)(training_job)
+def training_job_changed(*, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    reconcile_training_job(context_of(memo), str(namespace), name, dict(body))
+
+
+kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)(training_job_changed)
+kopf.on.create(GROUP, VERSION, PLURAL, **RETRY)(training_job_changed)
+kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)(training_job_changed)
 kopf.on.event(GROUP, VERSION, PLURAL, when=deleted)(training_job)
 
 

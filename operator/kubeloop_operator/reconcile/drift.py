@@ -37,8 +37,8 @@ from kubeloop_operator.status.drift import (
 KIND = "DriftMonitor"
 
 
-def reconcile_drift_monitor(ctx: Context, namespace: str, name: str) -> None:
-    reconcile(ctx, KIND, namespace, name, step)
+def reconcile_drift_monitor(ctx: Context, namespace: str, name: str, read: Obj | None = None) -> None:
+    reconcile(ctx, KIND, namespace, name, step, read)
 
 
 class NotReadyError(Exception):

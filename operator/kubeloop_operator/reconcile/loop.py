@@ -67,11 +67,14 @@ def invalid(
     return Outcome(updated, error=kopf.PermanentError(str(error)))
 
 
-def reconcile(ctx: Context, kind: str, namespace: str, name: str, step: Step[StatusT]) -> None:
-    """Run `step` on a fresh read until its status lands on the version it read (409: again)."""
+def reconcile(
+    ctx: Context, kind: str, namespace: str, name: str, step: Step[StatusT], read: Obj | None = None
+) -> None:
+    """Run `step` on a fresh read until its status lands on the version it read (409: again).
+    `read`: the object as the trigger just read it (kopf's watch), saving the first GET."""
     with metrics.RECONCILE_SECONDS.labels(kind).time():
         for _ in range(CONFLICT_RETRIES):
-            obj = ctx.kube.get(kind, namespace, name)
+            obj, read = read or ctx.kube.get(kind, namespace, name), None
             if obj is None:
                 ctx.forget((kind, namespace, name))
                 return

@@ -28,8 +28,8 @@ from kubeloop_operator.status.serving import derive_serving_status
 KIND = "ModelDeployment"
 
 
-def reconcile_model_deployment(ctx: Context, namespace: str, name: str) -> None:
-    reconcile(ctx, KIND, namespace, name, step)
+def reconcile_model_deployment(ctx: Context, namespace: str, name: str, read: Obj | None = None) -> None:
+    reconcile(ctx, KIND, namespace, name, step, read)
 
 
 def resolve_model(ctx: Context, uri: str, poll_seconds: float) -> ResolvedModel | None:

@@ -28,8 +28,8 @@ KIND = "TrainingJob"
 FINAL = ("Succeeded", "Failed")
 
 
-def reconcile_training_job(ctx: Context, namespace: str, name: str) -> None:
-    reconcile(ctx, KIND, namespace, name, step)
+def reconcile_training_job(ctx: Context, namespace: str, name: str, read: Obj | None = None) -> None:
+    reconcile(ctx, KIND, namespace, name, step, read)
 
 
 def step(ctx: Context, obj: Obj) -> Outcome[TrainingJobStatus]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -191,6 +192,18 @@ def test_a_status_conflict_is_decided_again_on_a_fresh_read(world: World) -> Non
     reconcile_model_deployment(world.ctx, NS, "churn")
     assert conflicts and world.api.count("GET", "/modeldeployments/churn") == 2
     assert world.status("ModelDeployment", "churn")["replicas"] == 0  # derived from the world again
+
+
+def test_the_triggers_read_saves_a_get_and_a_stale_one_is_read_again(world: World) -> None:
+    world.create("ModelDeployment", "churn", MODEL)
+    stale = copy.deepcopy(world.get("ModelDeployment", "churn"))
+    reconcile_model_deployment(world.ctx, NS, "churn", copy.deepcopy(stale))
+    assert world.api.count("GET", "/modeldeployments/churn") == 0 and world.api.count("PUT") == 1
+    world.edit_spec("ModelDeployment", "churn", CANARY)
+    reconcile_model_deployment(world.ctx, NS, "churn", stale)  # an old read: its write conflicts
+    assert world.api.count("GET", "/modeldeployments/churn") == 1
+    assert world.status("ModelDeployment", "churn")["observedGeneration"] == 2
+    assert world.names("Deployment") == ["churn", "churn-canary"]
 
 
 def test_metric_series_go_with_the_object(world: World) -> None:
