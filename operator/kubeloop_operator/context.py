@@ -42,7 +42,7 @@ class Context:
     post: EventPoster = post_with_kopf
     series: ObjectSeries = field(default_factory=ObjectSeries)
     clock: Callable[[], float] = time.monotonic
-    _applied: dict[Key, tuple[str, dict[str, int], float]] = field(default_factory=dict)
+    _applied: dict[Key, tuple[str, dict[str, str], float]] = field(default_factory=dict)
     _resolved: dict[tuple[str, str], tuple[ResolvedModel, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -50,27 +50,27 @@ class Context:
     def create(cls, settings: OperatorSettings) -> Context:
         return cls(settings=settings, kube=Kube(settings.field_manager))
 
-    def applied_recently(self, key: Key, manifests: list[Obj], generations: dict[str, int]) -> bool:
+    def applied_recently(self, key: Key, manifests: list[Obj], observed: dict[str, str]) -> bool:
         """These exact children were applied for `key` within resync_seconds and the observed
-        children still have the generations applying them left (none deleted, none edited since):
-        applying them again would change nothing."""
+        children still look as applying them left them (`observed`: a digest per child; none
+        deleted, none edited since): applying them again would change nothing."""
         with self._lock:
             seen = self._applied.get(key)
         return (
             seen is not None
             and seen[0] == digest(manifests)
-            and seen[1] == generations
+            and seen[1] == observed
             and self.clock() - seen[2] < self.settings.resync_seconds
         )
 
     def remember_applied(
-        self, key: Key, manifests: list[Obj] | None, generations: dict[str, int] | None = None
+        self, key: Key, manifests: list[Obj] | None, observed: dict[str, str] | None = None
     ) -> None:
         with self._lock:
             if manifests is None:
                 self._applied.pop(key, None)
             else:
-                self._applied[key] = (digest(manifests), generations or {}, self.clock())
+                self._applied[key] = (digest(manifests), observed or {}, self.clock())
 
     def cached_model(self, uri: str, tracking: str, max_age: float) -> ResolvedModel | None:
         with self._lock:

@@ -9,7 +9,7 @@ import kopf
 from kubeloop.api.deployment import ModelDeploymentSpec, ModelDeploymentStatus, ResolvedModel
 from kubeloop_operator import metrics, reasons
 from kubeloop_operator.conditions import status_of
-from kubeloop_operator.context import Context
+from kubeloop_operator.context import Context, digest
 from kubeloop_operator.kube import Obj
 from kubeloop_operator.reconcile.loop import (
     Outcome,
@@ -97,9 +97,10 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
     return Outcome(status, effects)
 
 
-def generations(observed: dict[str, Obj], wanted: set[str]) -> dict[str, int]:
-    """The generation of each wanted Deployment found (an edit or a deletion changes it)."""
-    return {n: int(d["metadata"].get("generation", 0)) for n, d in observed.items() if n in wanted}
+def generations(observed: dict[str, Obj], wanted: set[str]) -> dict[str, str]:
+    """A digest of each wanted Deployment's pod template: a deletion or an edit of it changes this,
+    the autoscaler's changes of spec.replicas do not."""
+    return {n: digest([d["spec"]["template"]]) for n, d in observed.items() if n in wanted}
 
 
 def derive(

@@ -150,6 +150,12 @@ def test_an_edited_child_is_taken_back(world: World) -> None:
     reconcile_model_deployment(world.ctx, NS, "churn")
     container = world.get("Deployment", "churn")["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == world.ctx.settings.serving_image
+    scaled = world.get("Deployment", "churn")
+    scaled["spec"]["replicas"] = 3  # the autoscaler's business, not a drift to take back
+    world.api.store(path("Deployment", NS, "churn"), scaled, spec_changed=True)
+    world.api.requests.clear()
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    assert world.api.count("PATCH") == 0
 
 
 def test_a_bad_spec_is_a_permanent_error_naming_the_field(world: World) -> None:
