@@ -22,12 +22,16 @@ venv: $(VENV)/.installed  ## Python environment with every extra (.venv)
 k8s-bins:  ## build (or find cached) kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok, helm
 	@hack/build-k8s.sh >/dev/null
 
+.PHONY: helm-bin
+helm-bin:  ## build (or find cached) the pinned helm alone (what the unit tier needs)
+	@hack/build-helm.sh >/dev/null
+
 .PHONY: system-deps
 system-deps:  ## Debian's prometheus/promtool and kubeconform (idempotent, quiet when present)
 	@hack/install-system.sh
 
 .PHONY: crds
-crds: venv k8s-bins  ## regenerate crds/, the chart's crds/ and manifests/install from kubeloop/api
+crds: venv helm-bin  ## regenerate crds/, the chart's crds/ and manifests/install from kubeloop/api
 	$(VENV)/bin/kubeloop crds crds charts/kubeloop/crds
 	hack/render-install.sh
 
@@ -67,7 +71,7 @@ test-e2e: venv e2e-deps  ## the e2e tier only: kubeloop installed with Helm on a
 	$(VENV)/bin/pytest -m e2e --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: venv k8s-bins system-deps  ## unit tier only (seconds, no cluster)
+test-unit: venv helm-bin system-deps  ## unit tier only (seconds, no cluster)
 	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
 
 .PHONY: demo
@@ -79,7 +83,7 @@ bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 Model
 	eval "$$(hack/cluster.sh up)" && export KUBECONFIG PATH \
 	  && kubectl apply --server-side --force-conflicts -f crds/ >/dev/null \
 	  && kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null \
-	  && $(PY) -m bench.operator
+	  && $(PY) -m bench.operator_bench
 
 .PHONY: bench-serving
 bench-serving: venv  ## kubeloop serve vs KServe's model server, same model, cores and load generator

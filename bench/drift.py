@@ -13,18 +13,12 @@ threshold in both ("like for like"), with the verdicts side by side.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# bench/ holds an operator.py that would shadow the standard library's: keep bench/ off sys.path,
-# and reach bench.drift_data from the repository root, placed after the standard library.
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != BENCH_DIR] + [os.path.dirname(BENCH_DIR)]
-
 import argparse
 import json
+import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,7 +27,7 @@ from typing import Any
 
 from bench.drift_data import FEATURES, ensure_data
 
-ROOT = Path(BENCH_DIR).parent
+ROOT = Path(__file__).resolve().parent.parent
 EVIDENTLY_REQUIREMENTS = ["evidently>=0.7,<0.8", "pandas<3"]  # evidently 0.7 breaks on pandas 3
 FORCED_TESTS = {
     **{f"num_{i}": {"test": "ks", "threshold": 0.05} for i in range(5)},
@@ -118,8 +112,8 @@ def run_evidently(
 ) -> dict[str, Any]:
     """Evidently's DataDriftPreset (read with pandas, Report.run, verdicts from its tests)."""
     output = space.work / f"{label}.json"
-    command = [str(python), "-P", str(Path(BENCH_DIR) / "drift_evidently.py"), str(space.reference),
-               str(space.current), str(output)]  # fmt: skip
+    script = Path(__file__).resolve().parent / "drift_evidently.py"
+    command = [str(python), "-P", str(script), str(space.reference), str(space.current), str(output)]
     if tests:
         command.append(json.dumps(tests))
     measured = measure(command, space.work / f"{label}.log")

@@ -8,13 +8,8 @@ drifted}}} where drifted is Evidently's own verdict (its per-column test status)
 
 from __future__ import annotations
 
-import os
-import sys
-
-# bench/ holds an operator.py that would shadow the standard library's: keep bench/ off the front.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
 import json
+import sys
 import time
 
 TEST_NAMES = {

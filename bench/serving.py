@@ -14,19 +14,12 @@ use, so its pins never touch ours.
 
 from __future__ import annotations
 
-import sys
-from os import path as _path
-
-_BENCH_DIR = _path.dirname(_path.abspath(__file__))
-if sys.path and _path.abspath(sys.path[0] or ".") == _BENCH_DIR:
-    # `python bench/serving.py`: bench/operator.py must not shadow the standard library's operator
-    sys.path[0] = _path.dirname(_BENCH_DIR)
-
 import argparse
 import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +28,7 @@ from typing import Any
 from bench.serving_models import BenchModel, request_body, small_cnn, tabular_mlp
 from bench.serving_servers import ServerSpec, running_servers
 
-ROOT = Path(_BENCH_DIR).parent
+ROOT = Path(__file__).resolve().parent.parent
 KSERVE_VENV = ROOT / ".venv-kserve"
 KSERVE_VERSION = "0.21.0"
 SERVERS = ("kubeloop", "kubeloop_batching", "kserve")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -13,6 +12,8 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.fixtures.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,6 @@ class ServerSpec:
     def environment(self, port: int) -> dict[str, str]:
         extra = {"KUBELOOP_SERVING_PORT": str(port), "KUBELOOP_SERVING_HOST": "127.0.0.1"}
         return {**os.environ, **self.env, **(extra if self.port_via == "PORT_ENV" else {})}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def is_ready(url: str) -> bool:

@@ -6,7 +6,7 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.36.1}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.10}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
-HELM_VERSION="${HELM_VERSION:-v3.21.4}"
+HELM_VERSION="$("$(dirname "$0")/build-helm.sh" --version)"
 CACHE="${KUBELOOP_CACHE:-$HOME/.cache/kubeloop}"
 BIN="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
@@ -66,14 +66,14 @@ GO
   go build -ldflags "-s -w" -o "$BIN/etcd" .
 }
 
-build_go_installable() {  # kwok and helm carry no replace directives: plain go install works
-  log "building kwok, kwokctl $KWOK_VERSION and helm $HELM_VERSION"
+build_kwok() {  # kwok carries no replace directives: plain go install works
+  log "building kwok, kwokctl $KWOK_VERSION"
   GOBIN="$BIN" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
-  GOBIN="$BIN" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
 [ -x "$BIN/etcd" ] || (build_etcd)
-[ -x "$BIN/kwokctl" ] && [ -x "$BIN/helm" ] || (build_go_installable)
+[ -x "$BIN/kwokctl" ] || (build_kwok)
+[ -x "$BIN/helm" ] || cp "$("$(dirname "$0")/build-helm.sh")" "$BIN/helm"  # helm on the cluster's PATH too
 for b in "${K8S_BINS[@]}"; do [ -x "$BIN/$b" ] || { (build_kubernetes); break; }; done
 complete || { echo "build incomplete in $BIN" >&2; exit 1; }
 echo "$BIN"

@@ -8,19 +8,11 @@ process-wide registry, whatever tracking URI it is given; resolving here first k
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))/?$")
+from kubeloop.contracts.registry_uri import RegistryReference, parse_registry_uri
 
-
-@dataclass(frozen=True)
-class RegistryReference:
-    """``models:/name/version`` or ``models:/name@alias``."""
-
-    name: str
-    version: str | None = None
-    alias: str | None = None
+__all__ = ["RegisteredModelVersion", "RegistryReference", "parse_registry_uri", "resolve_registered_model"]
 
 
 @dataclass(frozen=True)
@@ -30,14 +22,6 @@ class RegisteredModelVersion:
     name: str
     version: str
     location: str
-
-
-def parse_registry_uri(uri: str) -> RegistryReference:
-    """Split an MLflow registry URI; ValueError when it is not one."""
-    match = _REGISTRY_URI.match(uri)
-    if match is None:
-        raise ValueError(f"{uri!r} is not models:/name/version or models:/name@alias")
-    return RegistryReference(match["name"], match["version"], match["alias"])
 
 
 def resolve_registered_model(uri: str, tracking_uri: str | None) -> RegisteredModelVersion:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# The same examples on every run, so CI cannot turn red by chance; HYPOTHESIS_PROFILE=explore draws anew.
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 pytest_plugins = ["tests.fixtures.cluster", "tests.fixtures.mlflow_server", "tests.fixtures.s3"]
 TIERS = ("unit", "cluster", "e2e")

@@ -1,9 +1,8 @@
 """``kubeloop drift``: ``check`` a current window against a reference, or ``profile`` a reference.
 
-Exit codes: 0 the check ran (drift or not: drift is a finding, not an error); 2 usage or
-configuration error; 3 unreadable input; 4 empty input (no rows in the window or reference);
-5 schema mismatch; 6 the report or result could not be written. Errors are one line on stderr;
-progress lines (per stage, with timings) go to stderr too, the verdict table to stdout.
+Exit codes: kubeloop_drift.errors. Errors are one line on stderr; progress lines (per stage, with
+timings) go to stderr too, the verdict table to stdout. The operator builds the command line with
+kubeloop.contracts.drift_check.
 """
 
 from __future__ import annotations
@@ -19,14 +18,13 @@ from pydantic import ValidationError
 
 from kubeloop.api.drift import DriftCheckConfig
 from kubeloop.api.summaries import TERMINATION_MESSAGE_PATH, write_termination_message
+from kubeloop.contracts.drift_check import DEFAULT_WINDOW
 from kubeloop_drift.check import CurrentData, obtain_profile, run_check
-from kubeloop_drift.errors import DriftError, OutputError, UsageError
+from kubeloop_drift.errors import EXIT_CODES_HELP, DriftError, OutputError, UsageError
 from kubeloop_drift.outputs import report_location, write_outputs
 from kubeloop_drift.profile import summary_line
 from kubeloop_drift.progress import Progress
 from kubeloop_drift.report_html import render_report
-
-DEFAULT_WINDOW = "24h"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,27 +34,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-EXIT_CODES = """exit codes:
-  0  the check ran, drift or not (drift is a finding, not an error)
-  2  usage or configuration error
-  3  unreadable input (missing file, unknown format, parse error, access denied)
-  4  empty input (no rows in the current window or in the reference)
-  5  schema mismatch (a feature missing from the data, or of another kind)
-  6  the report or result could not be written (the verdict was still printed)"""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kubeloop drift",
         description="Data drift checks against a reference dataset.",
-        epilog=EXIT_CODES,
+        epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = commands.add_parser(
         "check",
         help="check a current window against the reference",
-        epilog=EXIT_CODES,
+        epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument(

@@ -1,16 +1,5 @@
-"""One error root for the drift check; each subclass carries the process exit code it maps to.
-
-Exit codes of ``kubeloop drift``:
-
-====  ==========================================================================
-0     the check ran (whether or not drift was found: drift is a finding)
-2     usage or configuration error (bad flags, bad ``--config``, test/kind mismatch)
-3     unreadable input (missing file, unknown format, parse error, access denied)
-4     empty input (no rows in the current window, or an empty reference)
-5     schema mismatch (a feature missing from the data, or of another type)
-6     the check ran but its report could not be written (the verdict was printed)
-====  ==========================================================================
-"""
+"""One error root for the drift check; each subclass carries the process exit code it maps to
+(the table: EXIT_CODES_HELP, printed by ``kubeloop drift --help``)."""
 
 from __future__ import annotations
 
@@ -20,6 +9,13 @@ EXIT_UNREADABLE = 3
 EXIT_EMPTY = 4
 EXIT_SCHEMA = 5
 EXIT_OUTPUT = 6
+EXIT_CODES_HELP = """exit codes:
+  0  the check ran, drift or not (drift is a finding, not an error)
+  2  usage or configuration error
+  3  unreadable input (missing file, unknown format, parse error, access denied)
+  4  empty input (no rows in the current window or in the reference)
+  5  schema mismatch (a feature missing from the data, or of another kind)
+  6  the report or result could not be written (the verdict was still printed)"""
 
 
 class DriftError(Exception):

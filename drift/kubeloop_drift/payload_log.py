@@ -1,8 +1,6 @@
-"""The current window, read from the inference server's payload log.
+"""The current window, read from the inference server's payload log (kubeloop.contracts.payload_log).
 
-Layout (written by kubeloop serving): ``{sink}/{model}/dt=YYYY-MM-DD/{unix_millis}-{8 hex}.parquet``,
-one row per input row, columns ``_timestamp`` (timestamp[ms, UTC]), ``_request_id``, ``_model``,
-``_version``, the features by name, then ``_output.*``. A window is either a duration back from
+A window is either a duration back from
 now (rows with ``_timestamp >= now - duration``) or the newest N rows. Partitions are pruned by
 date (one day of slack, for files written across midnight) and files by the ``_timestamp``
 statistics in their Parquet footers; files that are still being written (any other name) are
@@ -21,12 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kubeloop.contracts.payload_log import TIMESTAMP_COLUMN, file_millis, model_dir, partition_day
 from kubeloop_drift.errors import EmptyInputError, SchemaMismatchError, UnreadableInputError, UsageError
 from kubeloop_drift.sources import filesystem_for, one_line, read_files, string_columns
 
-TIMESTAMP_COLUMN = "_timestamp"
-PAYLOAD_FILE_NAME = re.compile(r"^(\d+)-[0-9a-f]{8}\.parquet$")
-PARTITION_NAME = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 DURATION = re.compile(r"^([0-9]+)(s|m|h|d)$")
 MAX_WINDOW_SECONDS = 99_999 * 86_400
 PARTITION_SLACK = timedelta(days=1, hours=1)
@@ -111,8 +107,7 @@ def payload_window(
     if last_rows is not None and last_rows < 1:
         raise UsageError("--last-rows must be at least 1")
     filesystem, sink_path = filesystem_for(sink_uri)
-    root = f"{sink_path.rstrip('/')}/{model}"
-    partitions = list_partitions(filesystem, root, f"{sink_uri.rstrip('/')}/{model}")
+    partitions = list_partitions(filesystem, model_dir(sink_path, model), model_dir(sink_uri, model))
     description: dict[str, Any] = {"payload_log": sink_uri, "model": model}
     if duration is not None:
         now = now or datetime.now(UTC)
@@ -148,9 +143,9 @@ def list_partitions(filesystem: Any, root: str, uri: str) -> list[tuple[date, st
         raise UnreadableInputError(f"cannot list {uri}: {one_line(error)}") from error
     partitions = []
     for entry in entries:
-        match = PARTITION_NAME.match(str(entry).rstrip("/").rsplit("/", 1)[-1])
-        if match:
-            partitions.append((date.fromisoformat(match.group(1)), str(entry).rstrip("/")))
+        day = partition_day(str(entry))
+        if day is not None:
+            partitions.append((day, str(entry).rstrip("/")))
     return sorted(partitions, reverse=True)
 
 
@@ -160,9 +155,7 @@ def list_files(filesystem: Any, partition: str, day: date) -> list[PayloadFile]:
         names = [str(name) for name in filesystem.ls(partition, detail=False)]
     except OSError as error:
         raise UnreadableInputError(f"cannot list {partition}: {one_line(error)}") from error
-    found = [
-        (int(m.group(1)), name) for name in names if (m := PAYLOAD_FILE_NAME.match(name.rsplit("/", 1)[-1]))
-    ]
+    found = [(millis, name) for name in names if (millis := file_millis(name)) is not None]
     return [PayloadFile(name, day) for _, name in sorted(found, reverse=True)]
 
 

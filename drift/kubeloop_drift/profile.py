@@ -9,7 +9,6 @@ feature: the category counts (the ``max_categories`` most frequent, the rest poo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -191,11 +190,3 @@ def summary_line(profile: ReferenceProfile) -> str:
         f"{kinds.count('categorical')} categorical features"
         + (f", {len(profile.unsupported)} unsupported" if profile.unsupported else "")
     )
-
-
-def settings_dict(settings: ProfileSettings) -> dict[str, Any]:
-    return {
-        "quantile_bins": settings.quantile_bins,
-        "max_sorted_values": settings.max_sorted_values,
-        "max_categories": settings.max_categories,
-    }

@@ -1,7 +1,7 @@
 """Where data comes from: local paths, file:// and s3:// URIs (fsspec), read file by file.
 
-A source is one Parquet or CSV file, or a folder of them (hidden and ``_``-prefixed entries
-are skipped, as pyarrow does). Files are read with ``pyarrow.parquet`` / ``pyarrow.csv`` and
+A source is one Parquet or CSV file, or a folder of them (which files count:
+kubeloop.contracts.datasets). Files are read with ``pyarrow.parquet`` / ``pyarrow.csv`` and
 concatenated (a column a file lacks becomes nulls there); ``pyarrow.dataset`` is not used, as
 importing it imports pandas when installed (most of a second). Every failure to list, open or
 parse becomes an ``UnreadableInputError`` with a one-line message.
@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -22,16 +22,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from kubeloop.contracts.datasets import DataFormat, data_files, data_format
 from kubeloop_drift.errors import UnreadableInputError
 
-DataFormat = Literal["parquet", "csv"]
-FORMAT_BY_SUFFIX: dict[str, DataFormat] = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".parq": "parquet",
-    ".csv": "csv",
-    ".csv.gz": "csv",
-}
+__all__ = ["DataFormat", "data_format"]
 
 
 @dataclass(frozen=True)
@@ -74,15 +68,6 @@ def arrow_filesystem(filesystem: Any) -> pafs.FileSystem:
     return pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
 
 
-def data_format(path: str) -> DataFormat | None:
-    """Parquet or CSV by file name, None for anything else."""
-    lowered = path.lower()
-    for suffix, found in FORMAT_BY_SUFFIX.items():
-        if lowered.endswith(suffix):
-            return found
-    return None
-
-
 def file_version(info: dict[str, Any]) -> str:
     """What changes when a file is rewritten: the ETag on object stores, else the mtime."""
     for key in ("ETag", "etag", "mtime", "LastModified", "last_modified", "created"):
@@ -98,11 +83,7 @@ def resolve_source(uri: str) -> DataSource:
         info = filesystem.info(path)
         if info.get("type") == "directory":
             found = filesystem.find(path, detail=True)
-            entries = [
-                found[name]
-                for name in sorted(found)
-                if _visible(name[len(path.rstrip("/")) + 1 :]) and data_format(name)
-            ]
+            entries = [found[name] for name in data_files(path, list(found))]
         else:
             entries = [info]
     except FileNotFoundError as error:
@@ -118,10 +99,6 @@ def resolve_source(uri: str) -> DataSource:
     found_format = formats.pop()
     assert found_format is not None
     return DataSource(uri=uri, filesystem=filesystem, files=files, format=found_format)
-
-
-def _visible(relative_path: str) -> bool:
-    return not any(part.startswith((".", "_")) for part in relative_path.split("/"))
 
 
 def string_columns(schema: pa.Schema, names: Iterable[str]) -> list[str]:

@@ -47,7 +47,6 @@ EXTENDED_RESOURCE_PATTERN = (
 )
 #: A container image reference: no whitespace anywhere (the core API refuses leading/trailing spaces).
 IMAGE_PATTERN = r"^\S+$"
-URI_SCHEMES = ("models:/", "s3://", "file://", "https://", "http://", "/")
 MODEL_URI_PATTERN = r"^(models:/[^/@]+(/[0-9]+|@[A-Za-z0-9_-]+)|s3://.+|file://.+|https?://.+|/.+)$"
 DATA_URI_PATTERN = r"^(s3://.+|file://.+|https?://.+|/.+)$"
 SINK_URI_PATTERN = r"^(s3://.+|file://.+|/.+)$"
@@ -144,7 +143,8 @@ class KeyRef(ApiModel):
     """A key of a Secret or ConfigMap, by reference: values never appear in a spec."""
 
     name: Name
-    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    # As the core API checks Secret/ConfigMap keys: never ".", "..", nor a name starting with "..".
+    key: str = Field(min_length=1, max_length=253, pattern=r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$")
     optional: bool | None = None
 
 

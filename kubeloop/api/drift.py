@@ -30,6 +30,7 @@ P_VALUE_TESTS = ("ks", "chi2")
 JS_DISTANCE_MAX = 0.8325546111576977
 MAX_TESTS = 256
 MAX_FEATURES = 4096
+DEFAULT_WINDOW = "24h"
 
 THRESHOLD_RULES: list[dict[str, str]] = [
     {
@@ -185,7 +186,7 @@ class DriftMonitorSpec(DriftCheckConfig, PodEnvironment):
             ]
         },
     )
-    window: Window = Field(default_factory=lambda: Window(duration="24h"))
+    window: Window = Field(default_factory=lambda: Window(duration=DEFAULT_WINDOW))
     report_uri: str | None = Field(
         None,
         pattern=SINK_URI_PATTERN,

@@ -1,53 +1,52 @@
-"""metav1.Condition bookkeeping: pure functions over plain dicts as stored in status."""
+"""metav1.Condition bookkeeping over the typed Condition model."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any
 
-Conditions = list[dict[str, Any]]
+from kubeloop.api.common import Condition
+
+_REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
 
 
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def safe_reason(reason: str, fallback: str) -> str:
+    """Reasons from elsewhere (a trainer, the kubelet) must still match the schema's pattern."""
+    return reason if _REASON.match(reason) else fallback
 
 
 def set_condition(
-    conditions: Conditions,
+    conditions: list[Condition],
     type_: str,
     status: bool | None,
     reason: str,
     message: str,
     generation: int,
-    timestamp: str | None = None,
-) -> Conditions:
+    at: datetime | None = None,
+) -> list[Condition]:
     """A new list with `type_` set; lastTransitionTime moves only when the status itself changes."""
     value = "Unknown" if status is None else ("True" if status else "False")
-    previous = next((c for c in conditions if c.get("type") == type_), None)
-    changed = previous is None or previous.get("status") != value
-    condition = {
-        "type": type_,
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "observedGeneration": generation,
-        "lastTransitionTime": (timestamp or now()) if changed else previous["lastTransitionTime"],  # type: ignore[index]
-    }
-    return [c for c in conditions if c.get("type") != type_] + [condition]
+    previous = find(conditions, type_)
+    changed = previous is None or previous.status != value
+    condition = Condition(
+        type=type_,
+        status=value,
+        reason=safe_reason(reason, "Unknown"),
+        message=message[:32768],
+        observed_generation=generation,
+        last_transition_time=(at or now()) if changed or previous is None else previous.last_transition_time,
+    )
+    return [c for c in conditions if c.type != type_] + [condition]
 
 
-def condition_status(conditions: Conditions, type_: str) -> str | None:
-    return next((c.get("status") for c in conditions if c.get("type") == type_), None)
+def find(conditions: list[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
 
 
-def same_conditions(a: Conditions, b: Conditions) -> bool:
-    """Equal ignoring order: a status patch that changes nothing is not sent."""
-    key = lambda c: c.get("type", "")  # noqa: E731
-    return sorted(a, key=key) == sorted(b, key=key)
-
-
-def observed_generation(current: dict[str, Any], generation: int, reconciled: bool) -> int:
-    """The generation a status speaks for. Only a reconcile, which applied the children of `generation`
-    (and resolved its models), may advance it; a refresh from a child's event keeps the one before, so
-    the state of the old children never passes for the new spec (0: nothing reconciled yet)."""
-    return generation if reconciled else int(current.get("observedGeneration") or 0)
+def status_of(conditions: list[Condition], type_: str) -> str | None:
+    found = find(conditions, type_)
+    return found.status if found else None

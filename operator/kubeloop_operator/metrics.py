@@ -1,11 +1,26 @@
-"""The operator's Prometheus metrics (prefix kubeloop_, base units, low-cardinality labels)."""
+"""The operator's Prometheus metrics (prefix kubeloop_, base units, low-cardinality labels).
+
+Series labelled by an object are recorded through ObjectSeries, which removes them with the object.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+from kubeloop.api.drift import FeatureResult
 
 RECONCILES = Counter(
     "kubeloop_operator_reconciles_total", "Reconciliations by kind and result.", ["kind", "result"]
+)
+API_REQUESTS = Counter(
+    "kubeloop_operator_api_requests_total",
+    "Requests the reconciles sent to the API server (kopf's own not counted), by HTTP method.",
+    ["method"],
 )
 RECONCILE_SECONDS = Histogram(
     "kubeloop_operator_reconcile_duration_seconds", "Time to reconcile one resource.", ["kind"]
@@ -76,18 +91,64 @@ DRIFT_RETRAINS = Counter(
 )
 
 PHASES = ("Pending", "Suspended", "Running", "Succeeded", "Failed")
+Key = tuple[str, str, str]  # (kind, namespace, name)
+Series = tuple[MetricWrapperBase, tuple[str, ...]]
 
 
-def record_training_phase(namespace: str, name: str, phase: str) -> None:
+class ObjectSeries:
+    """Every labelled series recorded for an object, so that `forget` removes them all."""
+
+    def __init__(self) -> None:
+        self._series: dict[Key, set[Series]] = {}
+        self._lock = threading.Lock()
+
+    def set_gauge(self, key: Key, gauge: Gauge, labels: tuple[str, ...], value: float) -> None:
+        gauge.labels(*labels).set(value)
+        self._add(key, gauge, labels)
+
+    def inc_counter(self, key: Key, counter: Counter, labels: tuple[str, ...]) -> None:
+        counter.labels(*labels).inc()
+        self._add(key, counter, labels)
+
+    def _add(self, key: Key, metric: MetricWrapperBase, labels: tuple[str, ...]) -> None:
+        with self._lock:
+            self._series.setdefault(key, set()).add((metric, labels))
+
+    def keep_only(self, key: Key, metrics: Iterable[MetricWrapperBase], keep: set[Series]) -> None:
+        """Remove this object's series of `metrics` that are not in `keep` (e.g. a feature dropped)."""
+        wanted = set(metrics)
+        with self._lock:
+            stale = {s for s in self._series.get(key, set()) if s[0] in wanted and s not in keep}
+            self._series.get(key, set()).difference_update(stale)
+        for metric, labels in stale:
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)
+
+    def forget(self, key: Key) -> None:
+        with self._lock:
+            series = self._series.pop(key, set())
+        for metric, labels in series:
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)
+
+
+def record_training_phase(series: ObjectSeries, key: Key, phase: str) -> None:
     for candidate in PHASES:
-        TRAINING_PHASE.labels(namespace, name, candidate).set(1 if candidate == phase else 0)
+        series.set_gauge(key, TRAINING_PHASE, (key[1], key[2], candidate), 1 if candidate == phase else 0)
 
 
-def record_drift(namespace: str, monitor: str, status: dict[str, object]) -> None:
-    features = status.get("features") or []
-    for feature in features:  # type: ignore[attr-defined]
-        DRIFT_SCORE.labels(namespace, monitor, feature["name"], feature["test"]).set(feature["score"])
-        DRIFT_FEATURE_DRIFTED.labels(namespace, monitor, feature["name"]).set(1 if feature["drifted"] else 0)
-    if status.get("driftShare") is not None:
-        DRIFT_SHARE.labels(namespace, monitor).set(float(status["driftShare"]))  # type: ignore[arg-type]
-        DRIFT_DETECTED.labels(namespace, monitor).set(1 if status.get("datasetDrift") else 0)
+def record_drift(
+    series: ObjectSeries, key: Key, features: list[FeatureResult], share: float | None, detected: bool
+) -> None:
+    namespace, monitor = key[1], key[2]
+    keep: set[Series] = set()
+    for feature in features:
+        score = (DRIFT_SCORE, (namespace, monitor, feature.name, feature.test))
+        drifted = (DRIFT_FEATURE_DRIFTED, (namespace, monitor, feature.name))
+        series.set_gauge(key, DRIFT_SCORE, score[1], feature.score)
+        series.set_gauge(key, DRIFT_FEATURE_DRIFTED, drifted[1], 1 if feature.drifted else 0)
+        keep |= {score, drifted}
+    series.keep_only(key, (DRIFT_SCORE, DRIFT_FEATURE_DRIFTED), keep)
+    if share is not None:
+        series.set_gauge(key, DRIFT_SHARE, (namespace, monitor), share)
+        series.set_gauge(key, DRIFT_DETECTED, (namespace, monitor), 1 if detected else 0)

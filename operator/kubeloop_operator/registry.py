@@ -1,31 +1,18 @@
-"""Resolve MLflow registry URIs (`models:/name@alias`, `models:/name/3`) to a concrete version."""
+"""Resolve MLflow registry URIs (`models:/name@alias`, `models:/name/3`) to a concrete version, over
+MLflow's REST API (the operator does not depend on mlflow)."""
 
 from __future__ import annotations
 
 import json
-import re
 import urllib.parse
 import urllib.request
 
 from kubeloop.api.deployment import ResolvedModel
-
-REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(/(?P<version>[0-9]+)|@(?P<alias>[A-Za-z0-9_-]+))$")
+from kubeloop.contracts.registry_uri import is_registry_uri, parse_registry_uri, pinned_uri
 
 
 class RegistryError(Exception):
     """The registry could not be asked, or does not know the model."""
-
-
-def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:
-    """(name, version, alias) of a registry URI, or None for any other scheme."""
-    match = REGISTRY_URI.match(uri)
-    if match is None:
-        return None
-    return match["name"], match["version"], match["alias"]
-
-
-def pinned_uri(name: str, version: str) -> str:
-    return f"models:/{name}/{version}"
 
 
 def alias_version(tracking_uri: str, name: str, alias: str, timeout: float = 5.0) -> str:
@@ -42,10 +29,16 @@ def alias_version(tracking_uri: str, name: str, alias: str, timeout: float = 5.0
 
 def resolve(uri: str, tracking_uri: str) -> ResolvedModel | None:
     """The version a registry URI means now; None for URIs outside the registry."""
-    parsed = parse_registry_uri(uri)
-    if parsed is None:
+    if not is_registry_uri(uri):
         return None
-    name, version, alias = parsed
-    if version is None:
-        version = alias_version(tracking_uri, name, alias or "")
-    return ResolvedModel(uri=pinned_uri(name, version), version=version)
+    try:
+        reference = parse_registry_uri(uri)
+    except ValueError as error:
+        raise RegistryError(str(error)) from error
+    if reference.alias is not None:
+        version = alias_version(tracking_uri, reference.name, reference.alias)
+    elif reference.pinned and reference.version is not None:
+        version = reference.version
+    else:
+        raise RegistryError(f"{uri}: a ModelDeployment needs a version number or an alias")
+    return ResolvedModel(uri=pinned_uri(reference.name, version), version=version)

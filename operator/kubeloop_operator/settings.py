@@ -24,7 +24,9 @@ class OperatorSettings(BaseSettings):
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty: all.")
     field_manager: str = Field("kubeloop-operator", description="Server-side apply field manager.")
     metrics_port: int = Field(9090, description="Port of the operator's Prometheus metrics.")
-    resync_seconds: float = Field(60.0, gt=0, description="Periodic re-derivation of status from children.")
+    resync_seconds: float = Field(
+        60.0, gt=0, description="Unchanged children are applied again at most this long after the last apply."
+    )
     service_monitors: bool | None = Field(
         None, description="Render ServiceMonitors; default: when the Prometheus operator's CRD exists."
     )

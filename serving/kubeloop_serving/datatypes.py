@@ -75,8 +75,3 @@ def accepted_json_kinds(datatype: str) -> str:
     if datatype == BYTES:
         return "US"
     return _JSON_KINDS[NUMPY_DTYPES[datatype].kind]
-
-
-def element_size(datatype: str) -> int:
-    """Bytes per element in the binary tensor extension (BYTES has no fixed size: 0)."""
-    return 0 if datatype == BYTES else NUMPY_DTYPES[datatype].itemsize

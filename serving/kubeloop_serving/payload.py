@@ -1,6 +1,6 @@
-"""Sampled payload logging to Parquet, written by a background thread, plus its reader.
+"""Sampled payload logging to Parquet, written by a background thread (the drift check reads it).
 
-Files: ``{sink}/{model}/dt=YYYY-MM-DD/{unix_millis}-{8 hex}.parquet`` (columns: payload_table).
+Layout: kubeloop.contracts.payload_log (columns: payload_table).
 The request path only samples and enqueues (never blocks, never raises); a full queue or a
 failing sink drops rows, counted in ``kubeloop_serving_payload_log_dropped_total``.
 """
@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import logging
 import queue
-import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
+from kubeloop.contracts.payload_log import partition_dir, write_payload_file
 from kubeloop_serving.payload_table import (
-    BASE_SCHEMA,
-    TIMESTAMP_TYPE,
     FeatureNaming,
     PayloadRecord,
     payload_table,
@@ -32,17 +27,6 @@ log = logging.getLogger(__name__)
 _STOP = object()
 FLUSH_BYTES = 64 * 1024 * 1024  # a file is written early rather than hold more tensor bytes than this
 RowCounter = Callable[[int], None]
-
-
-def partition_dir(root: str, model: str, timestamp_ms: int) -> str:
-    """``{root}/{model}/dt=YYYY-MM-DD`` for the UTC day of ``timestamp_ms``."""
-    day = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
-    return f"{root.rstrip('/')}/{model}/dt={day}"
-
-
-def file_name(now_ms: int) -> str:
-    """``{unix_millis}-{8 hex}.parquet``."""
-    return f"{now_ms}-{secrets.token_hex(4)}.parquet"
 
 
 class PayloadLogger:
@@ -131,62 +115,4 @@ class PayloadLogger:
                 self._on_written(rows)
 
     def _write_file(self, directory: str, table: pa.Table) -> None:
-        path = f"{directory}/{file_name(time.time_ns() // 1_000_000)}"
-        self._fs.makedirs(directory, exist_ok=True)
-        if not _is_local(self._fs):
-            with self._fs.open(path, "wb") as sink:
-                pq.write_table(table, sink)
-            return
-        partial = f"{directory}/.{path.rsplit('/', 1)[1]}.partial"
-        with self._fs.open(partial, "wb") as sink:
-            pq.write_table(table, sink)
-        self._fs.mv(partial, path)
-
-
-def _is_local(fs: object) -> bool:
-    protocol = getattr(fs, "protocol", "")
-    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
-    return "file" in protocols or "local" in protocols
-
-
-def read_payload_log(
-    uri: str,
-    model: str,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    last_n: int | None = None,
-) -> pa.Table:
-    """Rows of ``model`` under ``uri``, oldest first: ``since <= _timestamp < until``, then the last n."""
-    fs, root = url_to_fs(uri)
-    base = f"{root.rstrip('/')}/{model}"
-    paths = sorted(fs.glob(f"{base}/dt=*/*.parquet")) if fs.exists(base) else []
-    paths = [path for path in paths if _day_in_range(path, since, until)]
-    tables = [pq.read_table(path, filesystem=fs) for path in paths]
-    if not tables:
-        return BASE_SCHEMA.empty_table()
-    table = pa.concat_tables(tables, promote_options="default")
-    if since is not None:
-        table = table.filter(pc.greater_equal(table["_timestamp"], _timestamp(since)))
-    if until is not None:
-        table = table.filter(pc.less(table["_timestamp"], _timestamp(until)))
-    table = table.sort_by("_timestamp")
-    if last_n is not None:
-        table = table.slice(max(0, table.num_rows - last_n))
-    return table
-
-
-def _timestamp(moment: datetime) -> pa.Scalar:
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return pa.scalar(aware, TIMESTAMP_TYPE)
-
-
-def _day_in_range(path: str, since: datetime | None, until: datetime | None) -> bool:
-    day = path.rsplit("/dt=", 1)[1][:10]
-    if since is not None and day < _utc_day(since):
-        return False
-    return not (until is not None and day > _utc_day(until))
-
-
-def _utc_day(moment: datetime) -> str:
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%d")
+        write_payload_file(self._fs, directory, table, time.time_ns() // 1_000_000)

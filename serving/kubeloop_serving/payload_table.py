@@ -1,4 +1,4 @@
-"""Pure conversion of logged requests into the payload-log Arrow table (the drift checker's contract).
+"""Pure conversion of logged requests into the payload-log Arrow table (kubeloop.contracts.payload_log).
 
 One row per batch row. Columns: ``_timestamp`` (timestamp[ms, UTC]), ``_request_id``, ``_model``,
 ``_version``; then per input: a 2-D input [n, k] gives k columns (the model's
@@ -17,18 +17,24 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from kubeloop.contracts.payload_log import (
+    MODEL_COLUMN,
+    OUTPUT_PREFIX,
+    REQUEST_ID_COLUMN,
+    TIMESTAMP_COLUMN,
+    VERSION_COLUMN,
+)
 from kubeloop_serving.datatypes import Tensors
 
 TIMESTAMP_TYPE = pa.timestamp("ms", tz="UTC")
 BASE_SCHEMA = pa.schema(
     [
-        ("_timestamp", TIMESTAMP_TYPE),
-        ("_request_id", pa.string()),
-        ("_model", pa.string()),
-        ("_version", pa.string()),
+        (TIMESTAMP_COLUMN, TIMESTAMP_TYPE),
+        (REQUEST_ID_COLUMN, pa.string()),
+        (MODEL_COLUMN, pa.string()),
+        (VERSION_COLUMN, pa.string()),
     ]
 )
-OUTPUT_PREFIX = "_output."
 
 
 @dataclass(frozen=True)
@@ -108,10 +114,10 @@ def _group_table(model: str, records: list[PayloadRecord], naming: FeatureNaming
     counts = [record.rows for record in records]
     total = sum(counts)
     columns: dict[str, pa.Array] = {
-        "_timestamp": pa.array(np.repeat([r.timestamp_ms for r in records], counts), TIMESTAMP_TYPE),
-        "_request_id": pa.array(np.repeat([r.request_id for r in records], counts).tolist(), pa.string()),
-        "_model": pa.array([model] * total, pa.string()),
-        "_version": pa.array(np.repeat([r.version for r in records], counts).tolist(), pa.string()),
+        TIMESTAMP_COLUMN: pa.array(np.repeat([r.timestamp_ms for r in records], counts), TIMESTAMP_TYPE),
+        REQUEST_ID_COLUMN: pa.array(np.repeat([r.request_id for r in records], counts).tolist(), pa.string()),
+        MODEL_COLUMN: pa.array([model] * total, pa.string()),
+        VERSION_COLUMN: pa.array(np.repeat([r.version for r in records], counts).tolist(), pa.string()),
     }
     for index, (name, _) in enumerate(_tensors(records[0])):
         stacked = np.concatenate([_block(_tensors(r)[index][1], r.rows) for r in records])

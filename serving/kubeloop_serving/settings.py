@@ -8,7 +8,11 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ENV_PREFIX = "KUBELOOP_SERVING_"
+from kubeloop.contracts.registry_uri import is_registry_uri, parse_registry_uri
+from kubeloop.contracts.serving_env import ENV_PREFIX, MLFLOW_TRACKING_URI
+
+__all__ = ["ENV_PREFIX", "ServingSettings", "model_name_from_uri"]
+
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -85,7 +89,7 @@ class ServingSettings(BaseSettings):
     )
     mlflow_tracking_uri: str | None = Field(
         None,
-        validation_alias=AliasChoices("MLFLOW_TRACKING_URI"),
+        validation_alias=AliasChoices(MLFLOW_TRACKING_URI),
         description="MLflow tracking server for models:/ URIs (standard unprefixed MLFLOW_TRACKING_URI).",
     )
 
@@ -112,9 +116,11 @@ class ServingSettings(BaseSettings):
 
 def model_name_from_uri(uri: str) -> str:
     """``models:/fraud@prod`` -> fraud; ``s3://b/iris/model.onnx`` -> iris; ``/m/net.onnx`` -> net."""
-    if uri.startswith("models:/"):
-        registered = re.split(r"[/@]", uri.removeprefix("models:/").strip("/"), maxsplit=1)[0]
-        return _safe_name(registered)
+    if is_registry_uri(uri):
+        try:
+            return _safe_name(parse_registry_uri(uri).name)
+        except ValueError:
+            pass
     path = uri.split("?", 1)[0].rstrip("/")
     parts = [part for part in path.split("/") if part and not part.endswith(":")]
     while parts and parts[-1] == "model.onnx":

@@ -27,7 +27,8 @@ from kubeloop.api.summaries import TrainingSummary, encode
 from tests.cluster.manifests import drift_monitor, model_deployment, training_job
 from tests.cluster.test_drift import TEMPLATE, drifted_summary, run_check
 from tests.cluster.test_training import exit_pod
-from tests.fixtures.cluster import ROOT, Cluster, Kubectl, OperatorProcess, free_port, wait_for
+from tests.fixtures.cluster import ROOT, Cluster, Kubectl, OperatorProcess, wait_for
+from tests.fixtures.ports import free_port
 from tests.unit.chart.helm import CHART, helm
 
 pytestmark = pytest.mark.cluster

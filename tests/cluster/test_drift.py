@@ -97,6 +97,13 @@ def test_drift_status_metrics_and_one_retrain_per_cooldown(operator: OperatorPro
     assert status["lastTriggeredTrainingJob"] == retrain, "inside the cooldown: no second retrain"
     assert len(kubectl.items("trainingjobs", namespace)) == 1
 
+    kubectl.run("delete", "driftmonitor", "watch", "-n", namespace)
+    assert wait_for(
+        lambda: operator.metric("kubeloop_drift_share", **labels) is None, 30, what="series removed"
+    )
+    for name in ("kubeloop_drift_score", "kubeloop_drift_feature_drifted", "kubeloop_drift_retrains_total"):
+        assert operator.metric(name, **labels) is None, f"{name} outlived its DriftMonitor"
+
 
 def test_failed_check_is_counted(operator: OperatorProcess, namespace: str) -> None:
     kubectl = operator.cluster.kubectl

@@ -44,6 +44,20 @@ def test_children_ready_and_status(operator: OperatorProcess, namespace: str) ->
     assert "modeldeployment.kubeloop.io/churn" in listed and "True" in listed
 
 
+def test_metric_series_go_with_the_object(operator: OperatorProcess, namespace: str) -> None:
+    kubectl = operator.cluster.kubectl
+    kubectl.apply(model_deployment("gone"), namespace)
+    labels = {"namespace": namespace, "modeldeployment": "gone"}
+    wait_for(
+        lambda: operator.metric("kubeloop_modeldeployment_ready_replicas", **labels) == 1, 90, what="series"
+    )
+    kubectl.run("delete", "modeldeployment", "gone", "-n", namespace)
+    names = [f"kubeloop_modeldeployment_{n}" for n in ("ready_replicas", "replicas", "min_replicas")]
+    assert wait_for(
+        lambda: all(operator.metric(name, **labels) is None for name in names), 30, what="series removed"
+    )
+
+
 def test_canary_added_then_removed(operator: OperatorProcess, namespace: str) -> None:
     kubectl = operator.cluster.kubectl
     kubectl.apply(model_deployment("ab"), namespace)

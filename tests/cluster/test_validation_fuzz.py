@@ -27,10 +27,10 @@ from kubeloop.api.common import API_VERSION
 from kubeloop.api.deployment import ModelDeploymentSpec, PayloadLogging
 from kubeloop.api.drift import DriftMonitorSpec
 from kubeloop.api.training import TrainingJobSpec
-from kubeloop_operator.handlers.drift import retrain_name
 from kubeloop_operator.kube import Kube, path
 from kubeloop_operator.render.common import Manifest, Owner
 from kubeloop_operator.render.drift import render_cronjob
+from kubeloop_operator.render.retrain import render_retrain
 from kubeloop_operator.render.serving import render_serving
 from kubeloop_operator.render.training import render_training
 from kubeloop_operator.settings import OperatorSettings
@@ -58,7 +58,7 @@ def dry_run(api: ApiClient, manifest: Manifest) -> tuple[bool, str]:
     """Server-side dry-run create (strict field validation): (accepted, the API server's answer)."""
     query = [("dryRun", "All"), ("fieldValidation", "Strict")]
     try:
-        stored = Kube("kubeloop-fuzz", client=api)._call(
+        stored = Kube("kubeloop-fuzz", client=api).request(
             "POST", path(manifest["kind"], NAMESPACE), manifest, query
         )
     except ApiException as error:
@@ -203,17 +203,7 @@ def children(kind: str, stored: Manifest) -> list[Manifest]:
     out = [render_cronjob(owner, spec, PayloadLogging(sink_uri="s3://payloads"), settings)]
     template = spec.action.training_job_template
     if template is not None:
-        retrain = {
-            "apiVersion": API_VERSION,
-            "kind": "TrainingJob",
-            "metadata": {
-                "name": retrain_name(owner.name, f"{owner.name}-check-29000000"),
-                "labels": {**template.labels, **owner.labels()},
-                "ownerReferences": [owner.reference()],
-            },
-            "spec": template.spec.wire(),
-        }
-        out.append(retrain)
+        out.append(render_retrain(owner, template, f"{owner.name}-check-29000000"))
     return out
 
 

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from kubeloop.contracts.datasets import DataFormat, data_files, data_format
 from kubeloop_trainer.errors import BadDataError
-
-DataFormat = Literal["parquet", "csv"]
-EXTENSIONS: dict[str, DataFormat] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
 @dataclass(frozen=True)
@@ -36,11 +35,9 @@ class LoadedDataset:
 
 def format_of(path: str, declared: DataFormat | None) -> DataFormat:
     """The declared format, else the one the file extension names."""
-    if declared is not None:
-        return declared
-    for extension, data_format in EXTENSIONS.items():
-        if path.lower().endswith(extension):
-            return data_format
+    found = declared or data_format(path)
+    if found is not None:
+        return found
     raise BadDataError(f"cannot tell the format of {path!r} from its extension; set dataset.format")
 
 
@@ -49,8 +46,10 @@ def parse_table(data: bytes, data_format: DataFormat, name: str) -> pa.Table:
     try:
         if data_format == "parquet":
             return pq.read_table(io.BytesIO(data))
+        if name.lower().endswith(".gz"):
+            data = gzip.decompress(data)
         return pa_csv.read_csv(io.BytesIO(data))
-    except (pa.ArrowException, OSError, ValueError) as error:
+    except (pa.ArrowException, OSError, ValueError, EOFError) as error:
         raise BadDataError(f"cannot read {name} as {data_format}: {error}") from error
 
 
@@ -69,11 +68,10 @@ def concat_tables(tables: list[pa.Table], uri: str) -> pa.Table:
 
 
 def _files_of(fs: Any, path: str, declared: DataFormat | None) -> list[str]:
-    """The data files at ``path``: the file itself, or a folder's files of the right format."""
+    """The data files at ``path``: the file itself, or a folder's data files (of the declared format)."""
     if not fs.isdir(path):
         return [path]
-    wanted = {ext for ext, fmt in EXTENSIONS.items() if declared is None or fmt == declared}
-    found = sorted(p for p in fs.find(path) if any(p.lower().endswith(ext) for ext in wanted))
+    found = [p for p in data_files(path, fs.find(path)) if declared is None or data_format(p) == declared]
     if not found:
         raise BadDataError(f"no {declared or 'parquet/csv'} files under {path}")
     return found

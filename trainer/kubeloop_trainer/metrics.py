@@ -26,8 +26,6 @@ from sklearn.metrics import (
 
 from kubeloop_trainer.features import Task
 
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "loss"})
 
 

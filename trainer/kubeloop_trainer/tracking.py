@@ -19,7 +19,6 @@ from kubeloop_trainer.tags import FAILURE_REASON_TAG
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 PARENT_RUN_TAG = "mlflow.parentRunId"
-RUN_NAME_TAG = "mlflow.runName"
 MODEL_ARTIFACT_PATH = "model"
 ONNX_FILE = "model.onnx"
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -1,4 +1,5 @@
-"""Importing this package registers every kopf handler."""
+"""Importing this package registers every kopf handler: each trigger is one call to its kind's
+reconcile (kubeloop_operator.reconcile)."""
 
 from kubeloop_operator.handlers import drift, serving, startup, training
 

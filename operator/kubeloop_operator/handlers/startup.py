@@ -1,4 +1,4 @@
-"""Operator start-up: every kopf setting in one place, metrics endpoint, optional CRDs."""
+"""Operator start-up: every kopf setting in one place, metrics endpoint, optional CRDs, the Context."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from kubeloop_operator.runtime import RUNTIME
+from kubeloop_operator.context import Context
 from kubeloop_operator.settings import OperatorSettings
 
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
@@ -32,14 +32,16 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
 
 
 @kopf.on.startup(retries=10, backoff=3, timeout=120)
-def start(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+def start(settings: kopf.OperatorSettings, logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
     ours = OperatorSettings()
-    RUNTIME.settings = ours
     configure(settings, ours)
     if ours.metrics_port:
         prometheus_client.start_http_server(ours.metrics_port)
-    kube = RUNTIME.client()
-    RUNTIME.service_monitors = (
-        ours.service_monitors if ours.service_monitors is not None else kube.crd_exists(SERVICE_MONITOR_CRD)
+    context = Context.create(ours)
+    context.service_monitors = (
+        ours.service_monitors
+        if ours.service_monitors is not None
+        else context.kube.crd_exists(SERVICE_MONITOR_CRD)
     )
-    logger.info(f"kubeloop operator started; ServiceMonitors {'on' if RUNTIME.service_monitors else 'off'}")
+    memo["context"] = context  # every object's memo is a copy of this one
+    logger.info(f"kubeloop operator started; ServiceMonitors {'on' if context.service_monitors else 'off'}")

@@ -8,7 +8,6 @@ from kubeloop.api.common import EnvVar, PodEnvironment, Resources, Scheduling
 
 Manifest = dict[str, Any]
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kubeloop"}
-GPU_TOLERATION_KEY = "nvidia.com/gpu"
 RUN_AS_USER = 65532  # the images' non-root user
 
 

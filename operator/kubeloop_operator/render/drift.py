@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kubeloop.api.deployment import PayloadLogging
 from kubeloop.api.drift import DriftCheckConfig, DriftMonitorSpec
+from kubeloop.contracts.drift_check import DriftCheckArgs
 from kubeloop_operator.render.common import (
     Manifest,
     Owner,
@@ -34,20 +34,19 @@ def report_uri(owner: Owner, spec: DriftMonitorSpec, payload: PayloadLogging) ->
     return f"{base.rstrip('/')}/{owner.namespace}/{owner.name}"
 
 
-def check_args(owner: Owner, spec: DriftMonitorSpec, payload: PayloadLogging) -> list[str]:
-    """The command line of one check; the config is exactly the DriftCheckConfig part of the spec."""
-    config = DriftCheckConfig.model_validate(spec.model_dump(include=set(DriftCheckConfig.model_fields)))
-    args = ["kubeloop", "drift", "check", "--reference", spec.reference.uri]
-    args += ["--payload-log", payload.sink_uri, "--model", spec.target.model_deployment]
-    if spec.window.last_rows is not None:
-        args += ["--last-rows", str(spec.window.last_rows)]
-    else:
-        args += ["--window-duration", spec.window.duration or "24h"]
-    args += ["--config", json.dumps(config.wire(), separators=(",", ":"), sort_keys=True)]
+def check_args(owner: Owner, spec: DriftMonitorSpec, payload: PayloadLogging) -> DriftCheckArgs:
+    """One check; its config is exactly the DriftCheckConfig part of the spec."""
     reports = report_uri(owner, spec, payload)
-    args += ["--report-uri", reports, "--profile-cache", f"{reports}/reference-profile"]
-    args += ["--termination-log", "/dev/termination-log"]
-    return args
+    return DriftCheckArgs(
+        reference=spec.reference.uri,
+        payload_log=payload.sink_uri,
+        model=spec.target.model_deployment,
+        config=DriftCheckConfig.model_validate(spec.model_dump(include=set(DriftCheckConfig.model_fields))),
+        window_duration=spec.window.duration,
+        last_rows=spec.window.last_rows,
+        report_uri=reports,
+        profile_cache=f"{reports}/reference-profile",
+    )
 
 
 def render_cronjob(
@@ -59,7 +58,7 @@ def render_cronjob(
         "name": "check",
         "image": spec.image or settings.drift_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": check_args(owner, spec, payload),  # whatever the image's entrypoint
+        "command": check_args(owner, spec, payload).command(),  # whatever the image's entrypoint
         **container_env({}, spec),
         "securityContext": restricted_container_security(),
         "volumeMounts": mounts + extra_mounts,

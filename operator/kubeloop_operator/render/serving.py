@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kubeloop.api.deployment import ModelDeploymentSpec, ModelSource, PayloadLogging, ResolvedModel
+from kubeloop.contracts.registry_uri import is_registry_uri
+from kubeloop.contracts.serving_env import ServerEnv
 from kubeloop_operator.render.common import (
     Manifest,
     Owner,
@@ -69,23 +71,21 @@ def server_env(
     resolved: ResolvedModel | None,
     settings: OperatorSettings,
 ) -> dict[str, str]:
-    env = {
-        "KUBELOOP_SERVING_MODEL_URI": served_uri(source, resolved),
-        "KUBELOOP_SERVING_MODEL_NAME": owner.name,
-        "KUBELOOP_SERVING_PORT": str(HTTP_PORT),
-        "KUBELOOP_SERVING_MAX_BATCH_SIZE": str(spec.batching.max_batch_size),
-        "KUBELOOP_SERVING_MAX_BATCH_WAIT_MS": str(spec.batching.max_wait_ms),
-    }
-    if resolved is not None and resolved.version is not None:
-        env["KUBELOOP_SERVING_MODEL_VERSION"] = resolved.version
-    if served_uri(source, resolved).startswith("models:/"):
-        env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri  # the server downloads from the registry
-    if source.sha256:
-        env["KUBELOOP_SERVING_MODEL_SHA256"] = source.sha256
-    if spec.payload_logging is not None:
-        env["KUBELOOP_SERVING_PAYLOAD_LOG_URI"] = spec.payload_logging.sink_uri
-        env["KUBELOOP_SERVING_PAYLOAD_LOG_SAMPLE_RATE"] = str(spec.payload_logging.sample_rate)
-    return env
+    payload = spec.payload_logging
+    served = served_uri(source, resolved)
+    return ServerEnv(
+        model_uri=served,
+        model_name=owner.name,
+        port=HTTP_PORT,
+        max_batch_size=spec.batching.max_batch_size,
+        max_batch_wait_ms=spec.batching.max_wait_ms,
+        model_version=resolved.version if resolved is not None else None,
+        # the server downloads from the registry
+        mlflow_tracking_uri=settings.mlflow_tracking_uri if is_registry_uri(served) else None,
+        model_sha256=source.sha256,
+        payload_log_uri=payload.sink_uri if payload else None,
+        payload_log_sample_rate=payload.sample_rate if payload else None,
+    ).to_env()
 
 
 def probe(path: str, period: int, failures: int) -> dict[str, Any]:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from kubeloop.api.drift import DriftMonitorStatus
 from kubeloop.api.summaries import DriftSummary, decode
-from kubeloop_operator.conditions import Conditions, set_condition
+from kubeloop_operator import reasons
+from kubeloop_operator.conditions import set_condition
+
+parse_time = TypeAdapter(datetime).validate_python
 
 
 def finished(job: dict[str, Any]) -> str | None:
@@ -33,73 +40,65 @@ def job_summary(pods: list[dict[str, Any]]) -> DriftSummary | None:
     return None
 
 
-def check_time(job: dict[str, Any]) -> str:
-    """When a check finished (RFC 3339 in UTC, so comparable as text)."""
+def check_time(job: dict[str, Any]) -> datetime:
+    """When a check finished."""
     status = job.get("status", {})
     ended = [
         c.get("lastTransitionTime")
         for c in status.get("conditions") or []
         if c.get("type") in ("Complete", "Failed")
     ]
-    return str(
+    return parse_time(
         status.get("completionTime") or next(iter(ended), None) or job["metadata"]["creationTimestamp"]
     )
 
 
+def is_new(current: DriftMonitorStatus, job: dict[str, Any]) -> bool:
+    """A finished check not applied yet, and not older than the last one applied (a restarted
+    operator sees every finished Job again)."""
+    if finished(job) is None or current.last_check_job == job["metadata"]["name"]:
+        return False
+    return current.last_check_time is None or check_time(job) >= current.last_check_time
+
+
 def apply_check(
-    current: dict[str, Any],
+    current: DriftMonitorStatus,
     job: dict[str, Any],
     summary: DriftSummary | None,
     generation: int,
     failure: str | None = None,
-) -> dict[str, Any]:
-    """Status after one finished check Job. Applying the same Job twice, or a Job older than the last
-    one applied (as when a restarted operator sees every finished Job again), changes nothing."""
+) -> DriftMonitorStatus:
+    """Status after one finished check Job; a Job that is not new (is_new) changes nothing."""
+    if not is_new(current, job):
+        return current
     name = job["metadata"]["name"]
-    finished_at = check_time(job)
-    if current.get("lastCheckJob") == name or finished_at < (current.get("lastCheckTime") or ""):
-        return dict(current)
-    status = dict(current)
-    status["lastCheckJob"] = name
-    status["lastCheckTime"] = finished_at
-    conditions: Conditions = list(current.get("conditions") or [])
+    status = current.model_copy(update={"last_check_job": name, "last_check_time": check_time(job)})
     if finished(job) == "Complete" and summary is not None:
-        status["checksSucceeded"] = int(current.get("checksSucceeded", 0)) + 1
-        status |= {
-            "driftShare": summary.drift_share,
-            "datasetDrift": summary.dataset_drift,
-            "features": [f.wire() for f in summary.features],
-        }
-        if summary.report_uri:
-            status["reportUri"] = summary.report_uri
+        status.checks_succeeded += 1
+        status.drift_share, status.dataset_drift = summary.drift_share, summary.dataset_drift
+        status.features = list(summary.features)
+        status.report_uri = summary.report_uri or status.report_uri
         drifted = [f.name for f in summary.features if f.drifted]
         message = (
             f"{len(drifted)}/{len(summary.features)} features drifted ({', '.join(drifted[:5])})"
             if drifted
             else "no feature drifted"
         )
-        reason = "DatasetDrift" if summary.dataset_drift else "NoDatasetDrift"
-        conditions = set_condition(
-            conditions, "DriftDetected", summary.dataset_drift, reason, message, generation
-        )
+        reason = reasons.DATASET_DRIFT if summary.dataset_drift else reasons.NO_DATASET_DRIFT
+        verdict: bool | None = summary.dataset_drift
     else:
-        status["checksFailed"] = int(current.get("checksFailed", 0)) + 1
-        conditions = set_condition(
-            conditions,
-            "DriftDetected",
-            None,
-            "CheckFailed",
-            f"drift check {name} failed: {failure or 'no summary'}"[:1024],
-            generation,
-        )
-    status["conditions"] = conditions
+        status.checks_failed += 1
+        reason, verdict = reasons.CHECK_FAILED, None
+        message = f"drift check {name} failed: {failure or 'no summary'}"[:1024]
+    status.conditions = set_condition(
+        current.conditions, reasons.DRIFT_DETECTED, verdict, reason, message, generation
+    )
     return status
 
 
-def should_retrain(
-    status: dict[str, Any], now_epoch: float, last_triggered_epoch: float | None, cooldown: int
-) -> bool:
+def should_retrain(status: DriftMonitorStatus, now: datetime, cooldown_seconds: int) -> bool:
     """One retrain per drift episode: only on dataset drift, and never inside the cooldown."""
-    if not status.get("datasetDrift"):
+    if not status.dataset_drift:
         return False
-    return last_triggered_epoch is None or now_epoch - last_triggered_epoch >= cooldown
+    last = status.last_triggered_time
+    return last is None or now - last >= timedelta(seconds=cooldown_seconds)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeloop_operator.conditions import Conditions, set_condition
+from kubeloop.api.deployment import ModelDeploymentStatus, ResolvedModel
+from kubeloop_operator import reasons
+from kubeloop_operator.conditions import set_condition
 
 
 def rolled_out(deployment: dict[str, Any]) -> bool:
@@ -19,41 +21,34 @@ def rolled_out(deployment: dict[str, Any]) -> bool:
 
 
 def derive_serving_status(
-    current: dict[str, Any],
+    previous: ModelDeploymentStatus,
     deployments: list[dict[str, Any]],
     generation: int,
     expected: int,
     url: str,
-    model: dict[str, Any] | None,
-    canary_model: dict[str, Any] | None,
+    model: ResolvedModel | None,
+    canary_model: ResolvedModel | None,
     problem: tuple[str, str] | None = None,
-) -> dict[str, Any]:
-    """Ready when each track has rolled out and at least `expected` replicas are ready."""
+) -> ModelDeploymentStatus:
+    """Ready when each track has rolled out and at least `expected` replicas are ready. Without a
+    `problem` the children of `generation` were applied, so observedGeneration becomes it."""
     replicas = sum(d.get("status", {}).get("replicas", 0) for d in deployments)
     ready = sum(d.get("status", {}).get("readyReplicas", 0) for d in deployments)
-    conditions: Conditions = list(current.get("conditions") or [])
     if problem is not None:
-        conditions = set_condition(conditions, "Ready", False, problem[0], problem[1], generation)
+        verdict, reason, message = False, problem[0], problem[1]
     elif not deployments:
-        conditions = set_condition(
-            conditions, "Ready", False, "Pending", "no inference server exists yet", generation
-        )
+        verdict, reason, message = False, reasons.PENDING, "no inference server exists yet"
     elif all(rolled_out(d) for d in deployments) and ready >= expected:
-        conditions = set_condition(
-            conditions, "Ready", True, "Available", f"{ready} replicas ready", generation
-        )
+        verdict, reason, message = True, reasons.AVAILABLE, f"{ready} replicas ready"
     else:
+        verdict, reason = False, reasons.ROLLING_OUT
         message = f"{ready}/{max(expected, replicas)} replicas ready"
-        conditions = set_condition(conditions, "Ready", False, "RollingOut", message, generation)
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "replicas": replicas,
-        "readyReplicas": ready,
-        "url": url,
-        "conditions": conditions,
-    }
-    if model is not None:
-        status["model"] = model
-    if canary_model is not None:
-        status["canaryModel"] = canary_model
-    return status
+    return ModelDeploymentStatus(
+        observed_generation=previous.observed_generation if problem else generation,
+        replicas=replicas,
+        ready_replicas=ready,
+        url=url,
+        model=model,
+        canary_model=canary_model,
+        conditions=set_condition(previous.conditions, reasons.READY, verdict, reason, message, generation),
+    )

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from kubeloop.api.summaries import TrainingSummary, decode
-from kubeloop_operator.conditions import Conditions, set_condition
+from kubeloop.api.training import TrainingJobStatus, TrainingPhase
+from kubeloop_operator import reasons
+from kubeloop_operator.conditions import safe_reason, set_condition
+
+parse_time = TypeAdapter(datetime).validate_python
 
 
 def job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -40,7 +47,7 @@ def pod_failure_reason(pods: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def phase_of(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: bool) -> str:
+def phase_of(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: bool) -> TrainingPhase:
     if job is None:
         return "Pending"
     if job_condition(job, "Complete"):  # not SuccessCriteriaMet: its pods may still be terminating
@@ -59,42 +66,43 @@ def failure(
     """(reason, message) of a failed run, most specific first: the deadline (a trainer only sees a
     SIGTERM), the trainer's own verdict, the kubelet's (an OOM kill leaves no summary), the Job's."""
     failed = job_condition(job, "Failed") or {}
-    if failed.get("reason") == "DeadlineExceeded":
-        return "DeadlineExceeded", failed.get("message") or "activeDeadlineSeconds passed"
+    if failed.get("reason") == reasons.DEADLINE_EXCEEDED:
+        return reasons.DEADLINE_EXCEEDED, failed.get("message") or "activeDeadlineSeconds passed"
     if summary is not None and summary.failure_reason:
         return summary.failure_reason, summary.message or "the trainer reported a failure"
     kubelet = pod_failure_reason(pods)
-    if kubelet == "OOMKilled":
-        return "OOMKilled", "a training container ran out of memory; raise spec.resources.memory"
-    return str(failed.get("reason") or kubelet or "Failed"), str(
+    if kubelet == reasons.OOM_KILLED:
+        return reasons.OOM_KILLED, "a training container ran out of memory; raise spec.resources.memory"
+    return str(failed.get("reason") or kubelet or reasons.FAILED), str(
         failed.get("message") or "the training Job failed"
     )
 
 
 def derive_training_status(
-    current: dict[str, Any],
+    previous: TrainingJobStatus,
     job: dict[str, Any] | None,
     pods: list[dict[str, Any]],
     generation: int,
     suspended: bool,
     mlflow_ui_url: str,
-) -> dict[str, Any]:
-    """The whole status object from what is observed now; `current` only keeps condition history."""
+) -> TrainingJobStatus:
+    """The whole status from what is observed now; `previous` only keeps condition history."""
     phase = phase_of(job, pods, suspended)
     summary = pod_summary(pods)
-    status: dict[str, Any] = {"observedGeneration": generation, "phase": phase}
-    if job is not None:
-        status["jobName"] = job["metadata"]["name"]
-        for field in ("startTime", "completionTime"):
-            if job.get("status", {}).get(field):
-                status[field] = job["status"][field]
+    job_status = (job or {}).get("status", {})
+    status = TrainingJobStatus(
+        observed_generation=generation,
+        phase=phase,
+        job_name=job["metadata"]["name"] if job else None,
+        start_time=job_status.get("startTime"),
+        completion_time=job_status.get("completionTime"),
+    )
     if summary is not None:
-        status |= summary.model_dump(
-            by_alias=True, exclude_none=True, exclude={"kind", "failure_reason", "message"}
-        )
+        status.mlflow_run_id, status.mlflow_run_url = summary.mlflow_run_id, summary.mlflow_run_url
+        status.metrics, status.best_trial = summary.metrics, summary.best_trial
+        status.registered_model = summary.registered_model
         if summary.mlflow_run_id and not summary.mlflow_run_url:
-            status["mlflowRunUrl"] = f"{mlflow_ui_url.rstrip('/')}/#/runs/{summary.mlflow_run_id}"
-    conditions: Conditions = list(current.get("conditions") or [])
+            status.mlflow_run_url = f"{mlflow_ui_url.rstrip('/')}/#/runs/{summary.mlflow_run_id}"
     if phase == "Succeeded":
         registered = summary.registered_model if summary else None
         message = (
@@ -102,16 +110,16 @@ def derive_training_status(
             if registered
             else "training completed"
         )
-        conditions = set_condition(conditions, "Succeeded", True, "Completed", message, generation)
+        verdict, reason = True, reasons.COMPLETED
     elif phase == "Failed" and job is not None:
         failed_at = (job_condition(job, "Failed") or {}).get("lastTransitionTime")
-        if failed_at:  # the Job controller sets completionTime only on success
-            status.setdefault("completionTime", failed_at)
+        if failed_at and status.completion_time is None:  # the Job controller sets it only on success
+            status.completion_time = parse_time(failed_at)
         reason, message = failure(job, pods, summary)
-        conditions = set_condition(conditions, "Succeeded", False, reason, message, generation)
+        verdict, reason = False, safe_reason(reason, reasons.FAILED)
     else:
-        conditions = set_condition(
-            conditions, "Succeeded", None, phase, f"training is {phase.lower()}", generation
-        )
-    status["conditions"] = conditions
+        verdict, reason, message = None, phase, f"training is {phase.lower()}"
+    status.conditions = set_condition(
+        previous.conditions, reasons.SUCCEEDED, verdict, reason, message, generation
+    )
     return status

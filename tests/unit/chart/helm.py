@@ -17,9 +17,9 @@ Manifest = dict[str, Any]
 
 
 @functools.cache
-def k8s_bin() -> Path:
-    """The directory of the pinned helm and kubectl (hack/build-k8s.sh: cached, built if missing)."""
-    out = subprocess.run([ROOT / "hack/build-k8s.sh"], capture_output=True, text=True, check=True)
+def helm_binary() -> Path:
+    """The pinned helm (hack/build-helm.sh: cached, built alone if missing)."""
+    out = subprocess.run([ROOT / "hack/build-helm.sh"], capture_output=True, text=True, check=True)
     return Path(out.stdout.strip())
 
 
@@ -27,7 +27,7 @@ def helm(
     *args: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [str(k8s_bin() / "helm"), *args], capture_output=True, text=True, timeout=300, check=False, env=env
+        [str(helm_binary()), *args], capture_output=True, text=True, timeout=300, check=False, env=env
     )
     if check and result.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
@@ -50,7 +50,7 @@ def template_text(
     if crds:
         args.append("--include-crds")
     result = subprocess.run(
-        [str(k8s_bin() / "helm"), *args],
+        [str(helm_binary()), *args],
         input=yaml.safe_dump(values) if values is not None else None,
         capture_output=True,
         text=True,

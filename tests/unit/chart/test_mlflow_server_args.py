@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.cluster import free_port, wait_for
+from tests.fixtures.cluster import wait_for
 from tests.fixtures.mlflow_server import mlflow_executable
+from tests.fixtures.ports import free_port
 from tests.unit.chart.helm import one, operator_env, render
 
 pytestmark = [pytest.mark.unit, pytest.mark.mlflow]

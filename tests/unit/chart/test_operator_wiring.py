@@ -129,7 +129,7 @@ def test_rbac_covers_every_kind_the_operator_calls_and_nothing_broad() -> None:
     resources = {r for rule in rules for r in rule["resources"]}
     assert not {"secrets", "configmaps", "nodes", "roles", "clusterroles"} & resources
     assert granted(rules, "", "pods") == {"list"}
-    assert granted(rules, "kubeloop.io", "trainingjobs/status") == {"patch"}
+    assert granted(rules, "kubeloop.io", "trainingjobs/status") == {"update"}
     assert granted(rules, "apiextensions.k8s.io", "customresourcedefinitions") == {"list", "watch"}
     assert granted(rules, "", "namespaces") == set(), "cluster-wide: kopf does not look at namespaces"
 

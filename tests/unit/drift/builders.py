@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
+from kubeloop.contracts.payload_log import partition_dir
+from kubeloop.contracts.payload_log import write_payload_file as write_payload_file_as_served
 from kubeloop_drift.profile import ProfileSettings, ReferenceProfile, is_feature_column, profile_column
+from kubeloop_serving.payload_table import FeatureNaming, PayloadRecord, payload_table
 
 
 def mixed_table(rows: int, seed: int, shift: float = 0.0) -> pa.Table:
@@ -43,20 +45,22 @@ def profile_of(table: pa.Table, settings: ProfileSettings | None = None) -> Refe
 
 
 def write_payload_file(sink: Path, model: str, features: pa.Table, timestamps: list[datetime]) -> Path:
-    """One payload-log file as the inference server writes it."""
+    """One payload-log file, written by the inference server's own code (one request per row)."""
+    columns = {name: features.column(name).to_numpy(zero_copy_only=False) for name in features.column_names}
     millis = [int(t.timestamp() * 1000) for t in timestamps]
-    newest = max(timestamps)
-    folder = sink / model / f"dt={newest.astimezone(UTC).date().isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = features.num_rows
-    columns: dict[str, pa.Array] = {
-        "_timestamp": pa.array(millis, type=pa.timestamp("ms", tz="UTC")),
-        "_request_id": pa.array([secrets.token_hex(4) for _ in range(rows)]),
-        "_model": pa.array([model] * rows),
-        "_version": pa.array(["3"] * rows),
-    }
-    columns.update({name: features.column(name) for name in features.column_names})
-    columns["_output.score"] = pa.array(np.zeros(rows))
-    path = folder / f"{max(millis)}-{secrets.token_hex(4)}.parquet"
-    pq.write_table(pa.table(columns), path)
-    return path
+    records = [
+        PayloadRecord(
+            timestamp_ms=stamp,
+            request_id=f"r{index}",
+            version="3",
+            inputs={name: values[index : index + 1] for name, values in columns.items()},
+            outputs={"score": np.zeros(1)},
+        )
+        for index, stamp in enumerate(millis)
+    ]
+    table = payload_table(model, records, FeatureNaming())
+    newest = max(millis)
+    written = write_payload_file_as_served(
+        LocalFileSystem(), partition_dir(str(sink), model, newest), table, newest
+    )
+    return Path(written)

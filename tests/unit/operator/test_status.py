@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from kubeloop.api.drift import FeatureResult
+from kubeloop.api.deployment import ModelDeploymentStatus
+from kubeloop.api.drift import DriftMonitorStatus, FeatureResult
 from kubeloop.api.summaries import DriftSummary, TrainingSummary, decode, encode
-from kubeloop.api.training import RegisteredModel
-from kubeloop_operator.conditions import observed_generation, set_condition
+from kubeloop.api.training import RegisteredModel, TrainingJobStatus
+from kubeloop_operator.conditions import set_condition
 from kubeloop_operator.status.drift import apply_check, should_retrain
 from kubeloop_operator.status.serving import derive_serving_status
 from kubeloop_operator.status.training import derive_training_status
@@ -32,20 +34,34 @@ def terminated_pod(message: str, code: int = 0, reason: str = "Completed") -> di
     }
 
 
+T1, T2, T3 = (datetime(2026, 1, 1, hour, tzinfo=UTC) for hour in (1, 2, 3))
+TRAINING, SERVING, DRIFT = TrainingJobStatus(), ModelDeploymentStatus(), DriftMonitorStatus()
+
+
+def derive_training(*args: Any) -> dict[str, Any]:
+    return derive_training_status(TRAINING, *args).wire()
+
+
+def derive_serving(*args: Any) -> dict[str, Any]:
+    return derive_serving_status(SERVING, *args).wire()
+
+
 def test_condition_transition_time_moves_only_on_change() -> None:
-    first = set_condition([], "Ready", True, "Available", "ok", 1, timestamp="t1")
-    same = set_condition(first, "Ready", True, "Available", "still ok", 2, timestamp="t2")
-    flipped = set_condition(same, "Ready", False, "RollingOut", "x", 3, timestamp="t3")
-    assert same[0]["lastTransitionTime"] == "t1" and same[0]["observedGeneration"] == 2
-    assert flipped[0]["lastTransitionTime"] == "t3" and flipped[0]["status"] == "False"
+    first = set_condition([], "Ready", True, "Available", "ok", 1, at=T1)
+    same = set_condition(first, "Ready", True, "Available", "still ok", 2, at=T2)
+    flipped = set_condition(same, "Ready", False, "RollingOut", "x", 3, at=T3)
+    assert same[0].last_transition_time == T1 and same[0].observed_generation == 2
+    assert flipped[0].last_transition_time == T3 and flipped[0].status == "False"
+    assert flipped[0].wire()["lastTransitionTime"] == "2026-01-01T03:00:00Z"
+    assert set_condition([], "Succeeded", False, "not a reason!", "m", 1)[0].reason == "Unknown"
 
 
 def test_training_phases() -> None:
-    assert derive_training_status({}, None, [], 1, False, "http://m")["phase"] == "Pending"
-    assert derive_training_status({}, job(active=1), [], 1, False, "http://m")["phase"] == "Pending"
+    assert derive_training(None, [], 1, False, "http://m")["phase"] == "Pending"
+    assert derive_training(job(active=1), [], 1, False, "http://m")["phase"] == "Pending"
     running = [{"metadata": {"name": "p"}, "status": {"phase": "Running"}}]
-    assert derive_training_status({}, job(active=1), running, 1, False, "http://m")["phase"] == "Running"
-    assert derive_training_status({}, job(), [], 1, True, "http://m")["phase"] == "Suspended"
+    assert derive_training(job(active=1), running, 1, False, "http://m")["phase"] == "Running"
+    assert derive_training(job(), [], 1, True, "http://m")["phase"] == "Suspended"
 
 
 def test_training_success_reads_the_summary() -> None:
@@ -54,8 +70,12 @@ def test_training_success_reads_the_summary() -> None:
         metrics={"val_f1": 0.91},
         registered_model=RegisteredModel(name="churn", version="4"),
     )
-    done = job([{"type": "Complete", "status": "True"}], startTime="s", completionTime="c")
-    status = derive_training_status({}, done, [terminated_pod(encode(summary))], 2, False, "http://mlflow")
+    done = job(
+        [{"type": "Complete", "status": "True"}],
+        startTime="2026-01-01T01:00:00Z",
+        completionTime="2026-01-01T02:00:00Z",
+    )
+    status = derive_training(done, [terminated_pod(encode(summary))], 2, False, "http://mlflow")
     assert status["phase"] == "Succeeded"
     assert status["mlflowRunId"] == "abc"
     assert status["mlflowRunUrl"] == "http://mlflow/#/runs/abc"
@@ -94,7 +114,7 @@ def test_training_failure_reasons(pods: list[dict[str, Any]], job_reason: str, r
             }
         ]
     )
-    status = derive_training_status({}, failed, pods, 1, False, "http://m")
+    status = derive_training(failed, pods, 1, False, "http://m")
     assert status["phase"] == "Failed"
     assert status["conditions"][0]["reason"] == reason
     assert status["completionTime"] == "2026-01-01T03:00:00Z"
@@ -116,20 +136,23 @@ def deployment(replicas: int, ready: int, generation: int = 1, observed: int = 1
 
 
 def test_serving_ready_needs_rollout_and_replicas() -> None:
-    ready = derive_serving_status({}, [deployment(2, 2)], 3, 2, "u", None, None)
+    ready = derive_serving([deployment(2, 2)], 3, 2, "u", None, None)
     assert ready["conditions"][0]["status"] == "True" and ready["readyReplicas"] == 2
-    rolling = derive_serving_status({}, [deployment(2, 1)], 3, 2, "u", None, None)
+    rolling = derive_serving([deployment(2, 1)], 3, 2, "u", None, None)
     assert rolling["conditions"][0]["reason"] == "RollingOut"
-    stale = derive_serving_status({}, [deployment(2, 2, generation=2, observed=1)], 3, 2, "u", None, None)
+    stale = derive_serving([deployment(2, 2, generation=2, observed=1)], 3, 2, "u", None, None)
     assert stale["conditions"][0]["status"] == "False"
-    problem = derive_serving_status({}, [deployment(2, 2)], 3, 2, "u", None, None, ("ModelNotResolved", "x"))
+    problem = derive_serving([deployment(2, 2)], 3, 2, "u", None, None, ("ModelNotResolved", "x"))
     assert problem["conditions"][0]["reason"] == "ModelNotResolved"
 
 
-def test_only_a_reconcile_advances_the_observed_generation() -> None:
-    assert observed_generation({"observedGeneration": 1}, 2, reconciled=True) == 2
-    assert observed_generation({"observedGeneration": 1}, 2, reconciled=False) == 1  # old children's event
-    assert observed_generation({}, 1, reconciled=False) == 0
+def test_a_problem_keeps_the_observed_generation() -> None:
+    """Children of generation 2 not applied (model unresolved): status still speaks for generation 1."""
+    before = ModelDeploymentStatus(observed_generation=1)
+    problem = ("ModelNotResolved", "x")
+    status = derive_serving_status(before, [deployment(2, 2)], 2, 2, "u", None, None, problem)
+    assert status.observed_generation == 1 and status.conditions[0].observed_generation == 2
+    assert derive_serving_status(before, [deployment(2, 2)], 2, 2, "u", None, None).observed_generation == 2
 
 
 def drift_summary(drifted: bool) -> DriftSummary:
@@ -148,10 +171,10 @@ def drift_summary(drifted: bool) -> DriftSummary:
 
 def test_drift_check_is_applied_once() -> None:
     check = job([{"type": "Complete", "status": "True"}], completionTime="2026-01-01T01:00:00Z")
-    once = apply_check({}, check, drift_summary(True), 1)
-    assert once["checksSucceeded"] == 1 and once["driftShare"] == 1.0 and once["datasetDrift"] is True
-    assert once["features"][0]["name"] == "age"
-    assert next(c for c in once["conditions"] if c["type"] == "DriftDetected")["status"] == "True"
+    once = apply_check(DRIFT, check, drift_summary(True), 1)
+    assert once.checks_succeeded == 1 and once.drift_share == 1.0 and once.dataset_drift is True
+    assert once.features[0].name == "age"
+    assert next(c for c in once.conditions if c.type == "DriftDetected").status == "True"
     assert apply_check(once, check, drift_summary(True), 1) == once
 
 
@@ -159,23 +182,25 @@ def test_an_older_check_seen_late_is_ignored() -> None:
     newer = job([{"type": "Complete", "status": "True"}], completionTime="2026-01-01T02:00:00Z")
     older = job([{"type": "Complete", "status": "True"}], completionTime="2026-01-01T01:00:00Z")
     older["metadata"]["name"] = "older"
-    status = apply_check({}, newer, drift_summary(True), 1)
+    status = apply_check(DRIFT, newer, drift_summary(True), 1)
     assert apply_check(status, older, drift_summary(False), 1) == status
 
 
 def test_failed_check_counts_and_keeps_last_verdict() -> None:
-    before = apply_check({}, job([{"type": "Complete", "status": "True"}]), drift_summary(False), 1)
+    before = apply_check(DRIFT, job([{"type": "Complete", "status": "True"}]), drift_summary(False), 1)
     failed = job([{"type": "Failed", "status": "True"}])
     failed["metadata"]["name"] = "j2"
     after = apply_check(before, failed, None, 1)
-    assert after["checksFailed"] == 1 and after["driftShare"] == 0.0
+    assert after.checks_failed == 1 and after.drift_share == 0.0
 
 
 def test_retrain_cooldown() -> None:
-    assert should_retrain({"datasetDrift": True}, 1000.0, None, 3600)
-    assert not should_retrain({"datasetDrift": True}, 1000.0, 900.0, 3600)
-    assert should_retrain({"datasetDrift": True}, 5000.0, 900.0, 3600)
-    assert not should_retrain({"datasetDrift": False}, 5000.0, None, 3600)
+    drifted = DriftMonitorStatus(dataset_drift=True)
+    assert should_retrain(drifted, T1, 3600)
+    triggered = drifted.model_copy(update={"last_triggered_time": T1})
+    assert not should_retrain(triggered, T1 + timedelta(seconds=100), 3600)
+    assert should_retrain(triggered, T2, 3600)
+    assert not should_retrain(DriftMonitorStatus(dataset_drift=False), T2, 3600)
 
 
 def test_summary_fits_a_termination_message() -> None:

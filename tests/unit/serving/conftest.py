@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,12 +18,16 @@ from typing import Any
 import httpx
 import numpy as np
 import onnx
+import pyarrow as pa
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubeloop.contracts.serving_env import ENV_PREFIX
+from kubeloop_drift.payload_log import payload_window
 from kubeloop_serving.server import ServingServer
-from kubeloop_serving.settings import ENV_PREFIX, ServingSettings
+from kubeloop_serving.settings import ServingSettings
+from tests.fixtures.ports import free_port
 
 OPSET = 17
 TABULAR_FEATURES = ("age", "income", "score", "tenure")
@@ -224,12 +227,6 @@ def post_all_at_once(url: str, path: str, documents: list[Any]) -> list[RawRespo
     return [RawResponse(status, body.encode()) for status, body in json.loads(done.stdout)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ServerProcess:
     """``python -m kubeloop_serving`` in a subprocess, configured through KUBELOOP_SERVING_* env."""
 
@@ -309,3 +306,9 @@ def tabular_server(tabular_path: Path) -> Iterator[RunningServer]:
     """One shared server for the tabular model (read-only tests)."""
     with serve_in_thread(tabular_path, model_name="tabular") as running:
         yield running
+
+
+def logged_rows(sink_uri: str, model: str, last_rows: int = 10**9) -> pa.Table:
+    """The payload log as the drift check reads it (the one reader), oldest row first."""
+    window = payload_window(sink_uri, model, last_rows=last_rows)
+    return window.read(window.schema.names).sort_by("_timestamp")

@@ -14,9 +14,14 @@ import httpx
 import pytest
 
 from kubeloop_serving.cli import main
-from kubeloop_serving.payload import read_payload_log
 from kubeloop_serving.storage import sha256_of
-from tests.unit.serving.conftest import GATHER_TABLE, ServerProcess, serve_in_thread, wait_for
+from tests.unit.serving.conftest import (
+    GATHER_TABLE,
+    ServerProcess,
+    logged_rows,
+    serve_in_thread,
+    wait_for,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -155,7 +160,7 @@ def test_sigterm_under_load_loses_no_accepted_request(
     assert result.failures == []
     assert len(result.ok_ids) >= 150
     assert result.unanswered == 32  # every worker ended on a refused or closed connection
-    logged = read_payload_log(str(sink), "gather").column("_request_id").to_pylist()
+    logged = logged_rows(str(sink), "gather").column("_request_id").to_pylist()
     assert sorted(logged) == sorted(result.ok_ids), "the payload log was not flushed on shutdown"
 
 

@@ -1,8 +1,7 @@
-"""Sampled payloads written as Parquet by the server, read back with read_payload_log."""
+"""Sampled payloads written as Parquet by the server, read back by the drift check's reader."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,18 +9,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kubeloop_serving.payload import PayloadLogger, read_payload_log
+from kubeloop.contracts.payload_log import file_millis
+from kubeloop_drift.errors import EmptyInputError
+from kubeloop_serving.payload import PayloadLogger
 from kubeloop_serving.payload_table import FeatureNaming, PayloadRecord
 from tests.unit.serving.conftest import (
     TABULAR_FEATURES,
+    logged_rows,
     serve_in_thread,
     tabular_reference,
     wait_for,
 )
 
 pytestmark = pytest.mark.unit
-
-FILE_NAME = re.compile(r"^\d{13}-[0-9a-f]{8}\.parquet$")
 
 
 def tabular_request(rows: np.ndarray, request_id: str | None = None) -> dict[str, object]:
@@ -52,10 +52,10 @@ def test_payloads_round_trip_through_parquet(tmp_path: Path, tabular_path: Path)
     # Shutdown flushed everything (the flush interval was never reached).
     files = list(sink.glob("churn/dt=*/*.parquet"))
     assert len(files) == 1
-    assert FILE_NAME.match(files[0].name)
+    assert file_millis(files[0].name) is not None
     assert files[0].parent.name == f"dt={datetime.now(UTC):%Y-%m-%d}"
 
-    table = read_payload_log(str(sink), "churn")
+    table = logged_rows(str(sink), "churn")
     assert table.num_rows == 7
     assert table.column_names[:4] == ["_timestamp", "_request_id", "_model", "_version"]
     assert table.column_names[4:8] == list(TABULAR_FEATURES)
@@ -80,10 +80,9 @@ def test_payloads_round_trip_through_parquet(tmp_path: Path, tabular_path: Path)
     stamps = table.column("_timestamp").to_pylist()
     assert all(before <= stamp <= datetime.now(UTC) for stamp in stamps)
 
-    assert read_payload_log(str(sink), "churn", last_n=2).column("_request_id").to_pylist() == ids[-2:]
-    assert read_payload_log(str(sink), "churn", since=datetime.now(UTC) + timedelta(days=1)).num_rows == 0
-    assert read_payload_log(str(sink), "churn", until=before).num_rows == 0
-    assert read_payload_log(str(sink), "other").num_rows == 0
+    assert logged_rows(str(sink), "churn", last_rows=1).column("_request_id").to_pylist() == ids[-1:]
+    with pytest.raises(EmptyInputError):
+        logged_rows(str(sink), "other")
 
 
 def test_rows_flush_while_serving_and_are_counted(tmp_path: Path, tabular_path: Path) -> None:
@@ -95,7 +94,7 @@ def test_rows_flush_while_serving_and_are_counted(tmp_path: Path, tabular_path: 
         wait_for(
             lambda: server.metric("kubeloop_serving_payload_log_rows_total", model="churn") == 2, "a flush"
         )
-        assert read_payload_log(str(sink), "churn").num_rows == 2
+        assert logged_rows(str(sink), "churn").num_rows == 2
 
 
 def test_a_failing_sink_drops_rows_but_never_fails_requests(tmp_path: Path, tabular_path: Path) -> None:
@@ -158,6 +157,6 @@ def test_s3_sink(s3: Any) -> None:
     logger.submit(record(3))
     logger.close(timeout=30)
     assert written == [3]
-    table = read_payload_log("s3://payloads/prod", "m")
+    table = logged_rows("s3://payloads/prod", "m")
     assert table.column_names[4:] == ["a", "b", "_output.y"]
     assert table.num_rows == 3

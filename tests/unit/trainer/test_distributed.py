@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from kubeloop.api.summaries import TrainingSummary, decode
 from kubeloop_trainer.splits import Part
 from kubeloop_trainer.topology import Topology
-from tests.fixtures.mlflow_server import free_port
+from tests.fixtures.ports import free_port
 from tests.unit.trainer import ddp_worker
 from tests.unit.trainer.builders import blobs, spec_json, write_parquet
 from tests.unit.trainer.conftest import PodEnvironment

@@ -8,31 +8,26 @@ Prints JSON. Needs the local cluster (make cluster-up) with the CRDs applied.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file shares its name with the standard library's operator module: keep bench/ off sys.path
-# (`python bench/operator.py`) and reach the project from the repository root, after the standard library.
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != BENCH_DIR] + [os.path.dirname(BENCH_DIR)]
-
 import argparse
 import json
+import os
 import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-ROOT = Path(BENCH_DIR).parent
 
 from kubeloop.api.deployment import ModelDeploymentSpec
 from kubeloop_operator.kube import Kube
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.serving import render_serving
 from kubeloop_operator.settings import OperatorSettings
-from tests.fixtures.cluster import free_port
+from tests.fixtures.ports import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SPEC = {"model": {"uri": "models:/churn/1"}, "replicas": {"min": 1, "max": 3}}
 
@@ -55,12 +50,14 @@ def wait_until(count: Callable[[], int], target: int, label: str, timeout: float
 
 
 def ready_deployments(kube: Kube, namespace: str) -> int:
-    items = kube._call("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]
+    items = kube.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]
     return sum(1 for d in items if (d.get("status") or {}).get("readyReplicas", 0) >= 1)
 
 
 def ready_model_deployments(kube: Kube, namespace: str) -> int:
-    items = kube._call("GET", f"/apis/kubeloop.io/v1alpha1/namespaces/{namespace}/modeldeployments")["items"]
+    items = kube.request("GET", f"/apis/kubeloop.io/v1alpha1/namespaces/{namespace}/modeldeployments")[
+        "items"
+    ]
     return sum(
         1
         for m in items
@@ -73,14 +70,14 @@ def ready_model_deployments(kube: Kube, namespace: str) -> int:
 
 def create_namespace(kube: Kube, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    kube._call(
+    kube.request(
         "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     )
     return name
 
 
 def delete_namespace(kube: Kube, name: str) -> None:
-    kube._call("DELETE", f"/api/v1/namespaces/{name}")
+    kube.request("DELETE", f"/api/v1/namespaces/{name}")
 
 
 def direct(kube: Kube, n: int, threads: int, timeout: float) -> float:
@@ -94,7 +91,7 @@ def direct(kube: Kube, n: int, threads: int, timeout: float) -> float:
             "kind": "ConfigMap",
             "metadata": {"name": f"m{i:04d}", "namespace": namespace},
         }
-        uid = kube._call("POST", f"/api/v1/namespaces/{namespace}/configmaps", parent)["metadata"]["uid"]
+        uid = kube.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", parent)["metadata"]["uid"]
         owner = Owner("ConfigMap", "v1", f"m{i:04d}", namespace, uid)
         for child in render_serving(owner, spec, settings):
             kube.apply(child)
@@ -114,12 +111,29 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def with_operator(kube: Kube, n: int, threads: int, timeout: float, kubeconfig: str) -> tuple[float, float]:
+def api_requests(metrics_port: int) -> dict[str, float]:
+    """The operator's own count of its reconciles' API requests, by HTTP method."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        sample.labels["method"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "kubeloop_operator_api_requests_total"
+    }
+
+
+def with_operator(
+    kube: Kube, n: int, threads: int, timeout: float, kubeconfig: str
+) -> tuple[float, float, dict[str, float]]:
     namespace = create_namespace(kube, "bench-op")
+    metrics_port = free_port()
     env = {
         **os.environ,
         "KUBECONFIG": kubeconfig,
-        "KUBELOOP_OPERATOR_METRICS_PORT": str(free_port()),
+        "KUBELOOP_OPERATOR_METRICS_PORT": str(metrics_port),
         "KUBELOOP_OPERATOR_WORKER_THREADS": str(threads),
     }
     log = open(ROOT / ".run/bench-operator.log", "wb")  # noqa: SIM115
@@ -139,7 +153,7 @@ def with_operator(kube: Kube, n: int, threads: int, timeout: float, kubeconfig: 
                 "metadata": {"name": f"m{i:04d}", "namespace": namespace},
                 "spec": SPEC,
             }
-            kube._call("POST", f"/apis/kubeloop.io/v1alpha1/namespaces/{namespace}/modeldeployments", body)
+            kube.request("POST", f"/apis/kubeloop.io/v1alpha1/namespaces/{namespace}/modeldeployments", body)
 
         start = time.monotonic()
         with ThreadPoolExecutor(threads) as pool:
@@ -148,11 +162,12 @@ def with_operator(kube: Kube, n: int, threads: int, timeout: float, kubeconfig: 
             lambda: ready_model_deployments(kube, namespace), n, "operator: Ready ModelDeployments", timeout
         )
         rss = peak_rss_mib(operator.pid)
+        requests = api_requests(metrics_port)
     finally:
         operator.terminate()
         operator.wait(timeout=30)
         delete_namespace(kube, namespace)
-    return end - start, rss
+    return end - start, rss, requests
 
 
 def main() -> None:
@@ -165,7 +180,7 @@ def main() -> None:
     os.environ["KUBECONFIG"] = kubeconfig
     kube = Kube("bench-direct")
     direct_seconds = direct(kube, args.n, args.threads, args.timeout)
-    operator_seconds, rss = with_operator(kube, args.n, args.threads, args.timeout, kubeconfig)
+    operator_seconds, rss, requests = with_operator(kube, args.n, args.threads, args.timeout, kubeconfig)
     print(
         json.dumps(
             {
@@ -178,6 +193,8 @@ def main() -> None:
                 "operator_over_direct_ratio": round(operator_seconds / direct_seconds, 2),
                 "operator_ready_per_second": round(args.n / operator_seconds, 1),
                 "operator_peak_rss_mib": round(rss, 1),
+                "operator_api_requests_per_resource": {k: round(v / args.n, 2) for k, v in requests.items()},
+                "direct_api_requests_per_resource": 1 + 4,
                 "peer": "same rendered children applied directly (server-side apply), same thread count",
             },
             indent=2,

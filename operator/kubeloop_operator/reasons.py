@@ -1,0 +1,33 @@
+"""Condition types and reasons (CamelCase, as the API conventions ask), named once."""
+
+from __future__ import annotations
+
+# condition types
+READY = "Ready"
+SUCCEEDED = "Succeeded"
+DRIFT_DETECTED = "DriftDetected"
+
+# any kind
+INVALID_SPEC = "InvalidSpec"
+
+# ModelDeployment
+AVAILABLE = "Available"
+PENDING = "Pending"
+ROLLING_OUT = "RollingOut"
+MODEL_NOT_RESOLVED = "ModelNotResolved"
+MODEL_VERSION_CHANGED = "ModelVersionChanged"
+
+# TrainingJob (besides its phases, and failure reasons from the trainer or the kubelet)
+COMPLETED = "Completed"
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+OOM_KILLED = "OOMKilled"
+FAILED = "Failed"
+
+# DriftMonitor
+SCHEDULED = "Scheduled"
+TARGET_NOT_FOUND = "TargetNotFound"
+PAYLOAD_LOGGING_OFF = "PayloadLoggingOff"
+DATASET_DRIFT = "DatasetDrift"
+NO_DATASET_DRIFT = "NoDatasetDrift"
+CHECK_FAILED = "CheckFailed"
+RETRAIN_TRIGGERED = "RetrainTriggered"

@@ -1,0 +1,370 @@
+"""Each kind's reconcile against an in-memory API server: what it applies, prunes, writes and posts."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import kopf
+import pytest
+from kubernetes.client.exceptions import ApiException
+from prometheus_client import REGISTRY
+
+from kubeloop.api.drift import FeatureResult
+from kubeloop.api.summaries import DriftSummary, TrainingSummary, encode
+from kubeloop_operator.context import Context
+from kubeloop_operator.kube import Kube, path
+from kubeloop_operator.reconcile import (
+    reconcile_drift_monitor,
+    reconcile_model_deployment,
+    reconcile_training_job,
+)
+from kubeloop_operator.settings import OperatorSettings
+from tests.unit.operator.fake_api import FakeApiServer
+
+pytestmark = pytest.mark.unit
+NS = "team-a"
+Obj = dict[str, Any]
+
+
+class World:
+    """The fake API server, a Context around it, and the Events the operator posted."""
+
+    def __init__(self) -> None:
+        self.api = FakeApiServer()
+        self.events: list[tuple[str, str, str]] = []
+        self.ctx = Context(
+            settings=OperatorSettings(),
+            kube=Kube("test", transport=self.api),
+            post=lambda _, type_, reason, message: self.events.append((type_, reason, message)),
+        )
+
+    def create(self, kind: str, name: str, spec: Obj, **meta: Any) -> None:
+        body = {
+            "apiVersion": "kubeloop.io/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": NS, **meta},
+            "spec": spec,
+        }
+        self.api.put(path(kind, NS, name), body)
+
+    def get(self, kind: str, name: str) -> Obj:
+        return self.api.objects[path(kind, NS, name)]
+
+    def status(self, kind: str, name: str) -> Obj:
+        status: Obj = self.get(kind, name).get("status") or {}
+        return status
+
+    def set_status(self, kind: str, name: str, status: Obj) -> None:
+        self.api.store(path(kind, NS, name), {**self.get(kind, name), "status": status})
+
+    def edit_spec(self, kind: str, name: str, spec: Obj) -> None:
+        self.api.store(path(kind, NS, name), {**self.get(kind, name), "spec": spec}, spec_changed=True)
+
+    def names(self, kind: str) -> list[str]:
+        prefix = path(kind, NS) + "/"
+        return sorted(key.removeprefix(prefix) for key in self.api.objects if key.startswith(prefix))
+
+
+def condition(status: Obj, type_: str) -> Obj:
+    found: Obj = next(c for c in status["conditions"] if c["type"] == type_)
+    return found
+
+
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    yield World()
+
+
+MODEL = {"model": {"uri": "s3://models/churn.onnx"}, "replicas": {"min": 2, "max": 4}}
+CANARY = {**MODEL, "canary": {"model": {"uri": "s3://models/churn-2.onnx"}, "trafficPercent": 50}}
+
+
+def roll_out(world: World, name: str) -> None:
+    """What the Deployment controller and kubelets do: every replica updated and ready."""
+    deployment = world.get("Deployment", name)
+    replicas = deployment["spec"].get("replicas", 2)
+    counts = ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
+    status = {"observedGeneration": deployment["metadata"]["generation"], **dict.fromkeys(counts, replicas)}
+    world.api.store(path("Deployment", NS, name), {**deployment, "status": status})
+
+
+def test_model_deployment_applies_children_once_and_writes_status_once(world: World) -> None:
+    world.create("ModelDeployment", "churn", MODEL)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    assert world.names("Deployment") == ["churn"]
+    assert world.names("Service") == world.names("PodDisruptionBudget") == ["churn"]
+    assert world.names("HorizontalPodAutoscaler") == ["churn"]
+    assert world.api.count("PATCH") == 4 and world.api.count("PUT") == 1
+    assert world.api.count("GET", "/modeldeployments/churn") == 1  # one read per reconcile
+    status = world.status("ModelDeployment", "churn")
+    assert status["observedGeneration"] == 1 and status["model"] == {"uri": "s3://models/churn.onnx"}
+    assert condition(status, "Ready")["reason"] == "RollingOut"
+    assert world.events == [], "not ready yet is no news"
+
+    world.api.requests.clear()
+    reconcile_model_deployment(world.ctx, NS, "churn")  # nothing changed: nothing written
+    assert world.api.count("PATCH") == world.api.count("PUT") == 0
+
+    roll_out(world, "churn")
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    status = world.status("ModelDeployment", "churn")
+    assert condition(status, "Ready")["status"] == "True" and status["readyReplicas"] == 2
+    assert world.events == [("Normal", "Available", "2 replicas ready")]
+    labels = {"namespace": NS, "modeldeployment": "churn"}
+    assert sample("kubeloop_modeldeployment_ready_replicas", **labels) == 2
+
+
+def test_a_new_generation_is_applied_and_the_unwanted_canary_pruned(world: World) -> None:
+    world.create("ModelDeployment", "churn", CANARY)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    assert world.names("Deployment") == ["churn", "churn-canary"]
+    world.edit_spec("ModelDeployment", "churn", MODEL)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    assert world.names("Deployment") == ["churn"]
+    status = world.status("ModelDeployment", "churn")
+    assert status["observedGeneration"] == 2 and "canaryModel" not in status
+    annotations = world.get("Deployment", "churn")["metadata"]["annotations"]
+    assert annotations["kubeloop.io/generation"] == "2"
+
+
+def test_a_deleted_child_is_applied_again(world: World) -> None:
+    world.create("ModelDeployment", "churn", MODEL)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    del world.api.objects[path("Deployment", NS, "churn")]
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    assert world.names("Deployment") == ["churn"]
+
+
+def test_an_edited_child_is_taken_back(world: World) -> None:
+    world.create("ModelDeployment", "churn", MODEL)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    edited = world.get("Deployment", "churn")
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "someone/else"
+    world.api.store(path("Deployment", NS, "churn"), edited, spec_changed=True)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    container = world.get("Deployment", "churn")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == world.ctx.settings.serving_image
+    scaled = world.get("Deployment", "churn")
+    scaled["spec"]["replicas"] = 3  # the autoscaler's business, not a drift to take back
+    world.api.store(path("Deployment", NS, "churn"), scaled, spec_changed=True)
+    world.api.requests.clear()
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    assert world.api.count("PATCH") == 0
+
+
+def test_a_bad_spec_is_a_permanent_error_naming_the_field(world: World) -> None:
+    world.create("ModelDeployment", "churn", {"model": {"uri": "ftp://nope"}})
+    with pytest.raises(kopf.PermanentError, match=r"spec\.model\.uri"):
+        reconcile_model_deployment(world.ctx, NS, "churn")
+    ready = condition(world.status("ModelDeployment", "churn"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec") and "spec.model.uri" in ready[
+        "message"
+    ]
+    assert world.names("Deployment") == []
+
+
+def test_an_unresolvable_model_keeps_the_generation_and_retries(world: World) -> None:
+    world.ctx.settings = OperatorSettings(mlflow_tracking_uri="http://127.0.0.1:9")
+    world.create("ModelDeployment", "churn", {"model": {"uri": "models:/churn@champion"}})
+    with pytest.raises(kopf.TemporaryError):
+        reconcile_model_deployment(world.ctx, NS, "churn")
+    status = world.status("ModelDeployment", "churn")
+    assert condition(status, "Ready")["reason"] == "ModelNotResolved" and "observedGeneration" not in status
+    assert world.names("Deployment") == []
+
+
+def test_a_pinned_registry_version_needs_no_registry(world: World) -> None:
+    world.create("ModelDeployment", "churn", {"model": {"uri": "models:/churn/3"}})
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    assert world.status("ModelDeployment", "churn")["model"] == {"uri": "models:/churn/3", "version": "3"}
+
+
+def test_a_status_conflict_is_decided_again_on_a_fresh_read(world: World) -> None:
+    world.create("ModelDeployment", "churn", MODEL)
+    conflicts: list[str] = []
+
+    def someone_else_writes_first(method: str, url: str, _: Any) -> None:
+        if method == "PUT" and not conflicts:
+            conflicts.append(url)
+            world.set_status("ModelDeployment", "churn", {"replicas": 7})
+
+    world.api.before.append(someone_else_writes_first)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    assert conflicts and world.api.count("GET", "/modeldeployments/churn") == 2
+    assert world.status("ModelDeployment", "churn")["replicas"] == 0  # derived from the world again
+
+
+def test_the_triggers_read_saves_a_get_and_a_stale_one_is_read_again(world: World) -> None:
+    world.create("ModelDeployment", "churn", MODEL)
+    stale = copy.deepcopy(world.get("ModelDeployment", "churn"))
+    reconcile_model_deployment(world.ctx, NS, "churn", copy.deepcopy(stale))
+    assert world.api.count("GET", "/modeldeployments/churn") == 0 and world.api.count("PUT") == 1
+    world.edit_spec("ModelDeployment", "churn", CANARY)
+    reconcile_model_deployment(world.ctx, NS, "churn", stale)  # an old read: its write conflicts
+    assert world.api.count("GET", "/modeldeployments/churn") == 1
+    assert world.status("ModelDeployment", "churn")["observedGeneration"] == 2
+    assert world.names("Deployment") == ["churn", "churn-canary"]
+
+
+def test_metric_series_go_with_the_object(world: World) -> None:
+    world.create("ModelDeployment", "gone", MODEL)
+    reconcile_model_deployment(world.ctx, NS, "gone")
+    labels = {"namespace": NS, "modeldeployment": "gone"}
+    assert sample("kubeloop_modeldeployment_min_replicas", **labels) == 2
+    del world.api.objects[path("ModelDeployment", NS, "gone")]
+    reconcile_model_deployment(world.ctx, NS, "gone")
+    assert sample("kubeloop_modeldeployment_min_replicas", **labels) is None
+    assert sample("kubeloop_modeldeployment_replicas", **labels) is None
+
+
+TRAINING = {"dataset": {"uri": "s3://data/train.parquet"}}
+
+
+def finish_job(world: World, name: str, summary: str) -> None:
+    job = world.get("Job", name)
+    done = {"type": "Complete", "status": "True", "lastTransitionTime": "2026-01-01T02:00:00Z"}
+    times = {"startTime": "2026-01-01T01:00:00Z", "completionTime": "2026-01-01T02:00:00Z"}
+    world.api.store(path("Job", NS, name), {**job, "status": {"conditions": [done], **times}})
+    terminated = {"terminated": {"exitCode": 0, "reason": "Completed", "message": summary}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{name}-abc", "namespace": NS, "labels": {"job-name": name}},
+        "status": {"phase": "Succeeded", "containerStatuses": [{"state": terminated}]},
+    }
+    world.api.put(path("Pod", NS, f"{name}-abc"), pod)
+
+
+def test_training_job_runs_once_and_stays_finished(world: World) -> None:
+    world.create("TrainingJob", "fit", TRAINING)
+    reconcile_training_job(world.ctx, NS, "fit")
+    assert world.names("Job") == ["fit"] and world.status("TrainingJob", "fit")["phase"] == "Pending"
+    finish_job(world, "fit", encode(TrainingSummary(mlflow_run_id="r1", metrics={"f1": 0.9})))
+    reconcile_training_job(world.ctx, NS, "fit")
+    status = world.status("TrainingJob", "fit")
+    assert status["phase"] == "Succeeded" and status["metrics"] == {"f1": 0.9}
+    assert condition(status, "Succeeded")["reason"] == "Completed"
+    assert ("Normal", "Succeeded", "training completed") in world.events
+    del world.api.objects[path("Job", NS, "fit")]  # ttlSecondsAfterFinished
+    world.ctx.remember_applied(("TrainingJob", NS, "fit"), None)  # as after a restart
+    reconcile_training_job(world.ctx, NS, "fit")
+    assert world.names("Job") == [], "a finished run is never started again"
+    assert world.status("TrainingJob", "fit")["phase"] == "Succeeded"
+
+
+def test_a_changed_training_spec_replaces_the_immutable_job(world: World) -> None:
+    world.create("TrainingJob", "fit", TRAINING)
+    reconcile_training_job(world.ctx, NS, "fit")
+
+    def immutable(method: str, url: str, _: Any) -> None:
+        if method == "PATCH" and url.endswith("/jobs/fit"):
+            raise ApiException(status=422, reason="Invalid")
+
+    world.api.before.append(immutable)
+    world.edit_spec("TrainingJob", "fit", {**TRAINING, "hyperparameters": {"lr": 0.1}})
+    with pytest.raises(kopf.TemporaryError, match="previous Job"):
+        reconcile_training_job(world.ctx, NS, "fit")
+    assert world.names("Job") == []
+
+
+DRIFT = {
+    "target": {"modelDeployment": "serve"},
+    "reference": {"uri": "s3://data/ref.parquet"},
+    "action": {
+        "type": "Retrain",
+        "cooldownSeconds": 3600,
+        "trainingJobTemplate": {"spec": {"dataset": {"uri": "s3://data/new.parquet"}}},
+    },
+}
+SERVED = {**MODEL, "payloadLogging": {"sinkUri": "s3://payloads"}}
+
+
+def drift_summary() -> str:
+    features = [FeatureResult(name="age", test="psi", score=0.4, threshold=0.2, drifted=True)]
+    summary = DriftSummary(
+        drift_share=1.0, dataset_drift=True, features=features, rows_reference=10, rows_current=5
+    )
+    return encode(summary)
+
+
+def check_job(world: World, name: str, finished_at: str) -> None:
+    labels = {"kubeloop.io/driftmonitor": "watch"}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+    }
+    world.api.put(path("Job", NS, name), job)
+    finish_job(world, name, drift_summary())
+    stored = world.get("Job", name)
+    stored["status"]["completionTime"] = finished_at
+
+
+def test_drift_monitor_waits_for_its_target(world: World) -> None:
+    world.create("DriftMonitor", "watch", DRIFT)
+    with pytest.raises(kopf.TemporaryError, match="does not exist"):
+        reconcile_drift_monitor(world.ctx, NS, "watch")
+    assert condition(world.status("DriftMonitor", "watch"), "Ready")["reason"] == "TargetNotFound"
+    world.create("ModelDeployment", "serve", SERVED)
+    reconcile_drift_monitor(world.ctx, NS, "watch")
+    status = world.status("DriftMonitor", "watch")
+    assert condition(status, "Ready")["reason"] == "Scheduled" and status["observedGeneration"] == 1
+    assert world.names("CronJob") == ["watch-check"]
+
+
+def test_a_drifted_check_triggers_one_retrain_per_cooldown(world: World) -> None:
+    world.create("ModelDeployment", "serve", SERVED)
+    world.create("DriftMonitor", "watch", DRIFT)
+    reconcile_drift_monitor(world.ctx, NS, "watch")
+    check_job(world, "watch-check-1", "2026-01-01T02:00:00Z")
+    reconcile_drift_monitor(world.ctx, NS, "watch")
+    status = world.status("DriftMonitor", "watch")
+    assert status["lastCheckJob"] == "watch-check-1" and status["checksSucceeded"] == 1
+    assert condition(status, "DriftDetected")["status"] == "True"
+    retrain = world.get("TrainingJob", status["lastTriggeredTrainingJob"])
+    assert retrain["spec"]["dataset"]["uri"] == "s3://data/new.parquet"
+    assert retrain["metadata"]["ownerReferences"][0]["kind"] == "DriftMonitor"
+    check_job(world, "watch-check-2", "2026-01-01T03:00:00Z")
+    reconcile_drift_monitor(world.ctx, NS, "watch")
+    reconcile_drift_monitor(world.ctx, NS, "watch")
+    assert world.status("DriftMonitor", "watch")["checksSucceeded"] == 2
+    assert len(world.names("TrainingJob")) == 1, "inside the cooldown: no second retrain"
+    labels = {"namespace": NS, "monitor": "watch"}
+    assert sample("kubeloop_drift_score", **labels, feature="age", test="psi") == 0.4
+    assert sample("kubeloop_drift_retrains_total", **labels) == 1
+
+
+def test_ready_does_not_roll_back_a_drift_detected_written_meanwhile(world: World) -> None:
+    """The race of issue 10: a spec change's reconcile read the monitor, then a finished check
+    wrote DriftDetected, then the reconcile wrote Ready. Its write must not undo the other."""
+    world.create("ModelDeployment", "serve", SERVED)
+    world.create("DriftMonitor", "watch", DRIFT)
+    detected = {
+        "type": "DriftDetected",
+        "status": "True",
+        "reason": "DatasetDrift",
+        "message": "1/2 features drifted",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+        "observedGeneration": 1,
+    }
+    written: list[bool] = []
+
+    def check_finishes_meanwhile(method: str, url: str, _: Any) -> None:
+        if url.endswith("/driftmonitors/watch/status") and not written:
+            written.append(True)
+            world.set_status("DriftMonitor", "watch", {"conditions": [detected], "lastCheckJob": "check-1"})
+
+    world.api.before.append(check_finishes_meanwhile)
+    reconcile_drift_monitor(world.ctx, NS, "watch")
+    status = world.status("DriftMonitor", "watch")
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Ready": "True",
+        "DriftDetected": "True",
+    }
+    assert status["lastCheckJob"] == "check-1"
