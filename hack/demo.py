@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.loop import MONITOR, SERVER, Loop, infer_body, post, ready_with_version, succeeded  # noqa: E402
 from tests.e2e.platform import Platform, namespace  # noqa: E402
 from tests.fixtures.churn import churn_data  # noqa: E402
+from tests.fixtures.cluster import wait_for  # noqa: E402
 
 NAMESPACE = "kubeloop-demo"
 STARTED = time.monotonic()
@@ -77,8 +78,11 @@ def main() -> None:
 
         step(f"DriftMonitor {MONITOR}: forcing its CronJob now (kubectl create job --from=cronjob/...)")
         platform.apply(loop.drift_monitor(), NAMESPACE)
-        platform.wait_status("driftmonitor", MONITOR, NAMESPACE, lambda s: True, 60, "created")
-        cronjobs = platform.kubectl.items("cronjobs", NAMESPACE, f"kubeloop.io/driftmonitor={MONITOR}")
+        cronjobs = wait_for(
+            lambda: platform.kubectl.items("cronjobs", NAMESPACE, f"kubeloop.io/driftmonitor={MONITOR}"),
+            120,
+            what="the check CronJob",
+        )
         job = f"{MONITOR}-now-{int(time.time())}"
         platform.kubectl.run(
             "create", "job", "-n", NAMESPACE, job, f"--from=cronjob/{cronjobs[0]['metadata']['name']}"

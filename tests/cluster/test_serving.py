@@ -37,7 +37,7 @@ def test_children_ready_and_status(operator: OperatorProcess, namespace: str) ->
     assert hpa and (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 4)
     assert kubectl.get("pdb", "churn", namespace)
     service = kubectl.get("service", "churn", namespace)
-    assert service and service["spec"]["ports"][0]["port"] == 80
+    assert service and service["spec"]["ports"][0]["port"] == 8080
     pods = kubectl.items("pods", namespace, "kubeloop.io/modeldeployment=churn")
     assert all(p["spec"]["securityContext"]["runAsNonRoot"] for p in pods)
     listed = kubectl.run("get", "kubeloop", "-n", namespace).stdout

@@ -55,7 +55,7 @@ class Loop:
         spec: dict[str, Any] = {
             "model": {"uri": uri},
             "replicas": {"min": 1, "max": 3},
-            "resources": {"cpu": "500m", "memory": "1Gi"},
+            "resources": {"cpu": "250m", "memory": "1Gi"},  # a rollout surge + 3 replicas fit 2 cores
             "payloadLogging": {"sinkUri": self.payloads, "sampleRate": 1.0},
             "registryPollSeconds": 5,
             "envFrom": S3_ENV,
