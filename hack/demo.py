@@ -40,6 +40,12 @@ def wait(platform: Platform, kind: str, name: str, check: Any, timeout: float, w
     return status
 
 
+def server_versions(platform: Platform) -> set[str]:
+    """The model versions of the server pods that exist (terminating ones included)."""
+    pods = platform.kubectl.items("pods", NAMESPACE, f"kubeloop.io/modeldeployment={SERVER}")
+    return {p["metadata"]["annotations"]["kubeloop.io/model-version"] for p in pods}
+
+
 def fresh_namespace(platform: Platform) -> None:
     k = platform.kubectl
     if k.get("namespace", NAMESPACE, "default") is not None:
@@ -110,6 +116,7 @@ def main() -> None:
             600,
             f"servers rolled to version {v2}",
         )
+        wait_for(lambda: server_versions(platform) == {v2}, 600, interval=2, what="the old server pods gone")
         answer = post(f"{base}/v2/models/{SERVER}/infer", infer_body(base, 3, 1.0, seed=99))
 
         step("summary")

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -68,7 +69,9 @@ class Platform:
         ports = service["spec"]["ports"]
         chosen = next((p for p in ports if port in (None, p.get("name"), p["port"])), None)
         assert chosen is not None, f"Service {namespace}/{name} has no port {port}: {ports}"
-        return f"http://127.0.0.1:{chosen['nodePort']}"
+        node_port = int(chosen["nodePort"])
+        wait_for(lambda: accepts(node_port), 60, what=f"kube-proxy forwarding node port {node_port}")
+        return f"http://127.0.0.1:{node_port}"
 
     def secret(self, name: str, namespace: str) -> dict[str, str]:
         secret = self.kubectl.get("secret", name, namespace)
@@ -141,6 +144,15 @@ class Platform:
         return self.kubectl.run(
             "logs", "-n", namespace, "-l", selector, "--tail=80", "--prefix", check=False
         ).stdout
+
+
+def accepts(port: int) -> bool:
+    """Whether 127.0.0.1:port takes a TCP connection (kube-proxy programs a new node port within seconds)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 @contextmanager
