@@ -6,10 +6,10 @@
 #   hack/platform.sh up      # idempotent; prints `export KUBECONFIG=... PATH=...`
 #   hack/platform.sh down    # the node and everything on it
 #   hack/platform.sh env     # the export line only (node already up)
+#   hack/platform.sh s3-secret NAMESPACE   # copy the S3 Secret (credentials + endpoint) into NAMESPACE
 #
-# When KUBECONFIG points at a reachable cluster that is not ours (KUBELOOP_USE_CURRENT_CLUSTER=1 or
-# `make demo` on a cluster), `up` installs the chart there and builds no node: the images must then be
-# pullable by that cluster (IMAGE_REPOSITORY_PREFIX / your registry).
+# It always uses this local node: installing on a cluster KUBECONFIG points at is not built yet (README,
+# "Install on a real cluster", for doing it by hand). KUBELOOP_SKIP_IMAGE_BUILD=1 reuses the last build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
