@@ -17,7 +17,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.e2e.loop import MONITOR, SERVER, Loop, infer_body, post, ready_with_version, succeeded  # noqa: E402
+from tests.e2e.loop import (  # noqa: E402
+    MONITOR,
+    SERVER,
+    Loop,
+    infer_body,
+    post,
+    ready_with_version,
+    serving_versions,
+    succeeded,
+)
 from tests.e2e.platform import Platform, namespace  # noqa: E402
 from tests.fixtures.churn import churn_data  # noqa: E402
 from tests.fixtures.cluster import wait_for  # noqa: E402
@@ -38,12 +47,6 @@ def wait(platform: Platform, kind: str, name: str, check: Any, timeout: float, w
     say(f"waiting: {what}")
     status: dict[str, Any] = platform.wait_status(kind, name, NAMESPACE, check, timeout, what)["status"]
     return status
-
-
-def server_versions(platform: Platform) -> set[str]:
-    """The model versions of the server pods that exist (terminating ones included)."""
-    pods = platform.kubectl.items("pods", NAMESPACE, f"kubeloop.io/modeldeployment={SERVER}")
-    return {p["metadata"]["annotations"]["kubeloop.io/model-version"] for p in pods}
 
 
 def fresh_namespace(platform: Platform) -> None:
@@ -116,7 +119,12 @@ def main() -> None:
             600,
             f"servers rolled to version {v2}",
         )
-        wait_for(lambda: server_versions(platform) == {v2}, 600, interval=2, what="the old server pods gone")
+        wait_for(
+            lambda: serving_versions(platform, NAMESPACE) == {v2},
+            600,
+            interval=2,
+            what="the old server pods gone",
+        )
         answer = post(f"{base}/v2/models/{SERVER}/infer", infer_body(base, 3, 1.0, seed=99))
 
         step("summary")

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from tests.e2e.platform import Platform
 from tests.fixtures.churn import TARGET, churn_data, feature_matrix
 
 API = "kubeloop.io/v1alpha1"
@@ -82,6 +83,13 @@ class Loop:
                 "action": {"type": "Retrain", "cooldownSeconds": 0, "trainingJobTemplate": {"spec": retrain}},
             },
         }
+
+
+def serving_versions(platform: Platform, namespace: str) -> set[str]:
+    """Model versions of the stable server pods that still exist (terminating ones included)."""
+    selector = f"kubeloop.io/modeldeployment={SERVER},kubeloop.io/track=stable"
+    pods = platform.kubectl.items("pods", namespace, selector)
+    return {p["metadata"]["annotations"]["kubeloop.io/model-version"] for p in pods}
 
 
 def get(url: str) -> dict[str, Any]:

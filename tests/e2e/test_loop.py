@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 
 from tests.e2e.load import SteadyLoad
-from tests.e2e.loop import MONITOR, SERVER, Loop, infer_body, post, ready_with_version, succeeded
+from tests.e2e.loop import (
+    MONITOR,
+    SERVER,
+    Loop,
+    infer_body,
+    post,
+    ready_with_version,
+    serving_versions,
+    succeeded,
+)
 from tests.e2e.platform import ROOT, Platform
 from tests.fixtures.churn import churn_data
 from tests.fixtures.cluster import wait_for
@@ -19,7 +28,6 @@ from tests.fixtures.cluster import wait_for
 # Real pods take minutes; the first test also waits for the platform to come up.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 RESULTS = ROOT / ".run/e2e"
-STABLE_PODS = f"kubeloop.io/modeldeployment={SERVER},kubeloop.io/track=stable"
 
 
 def record(name: str, data: dict[str, Any]) -> None:
@@ -44,11 +52,6 @@ def server_url(platform: Platform, loop: Loop) -> str:
 def payload_files(platform: Platform, loop: Loop) -> list[str]:
     files: list[str] = platform.s3().glob(f"{loop.payloads}/{SERVER}/dt=*/*.parquet")
     return files
-
-
-def serving_versions(platform: Platform, loop: Loop) -> set[str]:
-    pods = platform.kubectl.items("pods", loop.namespace, STABLE_PODS)
-    return {p["metadata"]["annotations"]["kubeloop.io/model-version"] for p in pods}
 
 
 def test_training_job_trains_tracks_and_registers(platform: Platform, loop: Loop) -> None:
@@ -133,7 +136,12 @@ def test_drift_check_reports_retrains_and_the_alias_move_rolls_the_servers(
     platform.wait_status(
         "modeldeployment", SERVER, loop.namespace, ready_with_version("2"), 300, "rolled to v2"
     )
-    wait_for(lambda: serving_versions(platform, loop) == {"2"}, 300, interval=2, what="every server on v2")
+    wait_for(
+        lambda: serving_versions(platform, loop.namespace) == {"2"},
+        300,
+        interval=2,
+        what="every server on v2",
+    )
     record(
         "drift",
         {
@@ -155,7 +163,10 @@ def test_rolling_update_under_load_loses_no_request(platform: Platform, loop: Lo
         timeline.append((round(time.monotonic() - load.started, 1), "pin version 1: the rollout starts"))
         platform.apply(loop.model_deployment(f"models:/{loop.model}/1"), loop.namespace)
         wait_for(
-            lambda: serving_versions(platform, loop) == {"1"}, 300, interval=1, what="old server pods gone"
+            lambda: serving_versions(platform, loop.namespace) == {"1"},
+            300,
+            interval=1,
+            what="old server pods gone",
         )
         timeline.append((round(time.monotonic() - load.started, 1), "rollout complete"))
         time.sleep(5)
