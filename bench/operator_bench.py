@@ -20,6 +20,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from kubernetes.client.exceptions import ApiException
+
 from kubeloop.api.deployment import ModelDeploymentSpec
 from kubeloop_operator.kube import Kube
 from kubeloop_operator.render.common import Owner
@@ -76,8 +78,25 @@ def create_namespace(kube: Kube, prefix: str) -> str:
     return name
 
 
-def delete_namespace(kube: Kube, name: str) -> None:
+def namespace_exists(kube: Kube, name: str) -> bool:
+    try:
+        kube.request("GET", f"/api/v1/namespaces/{name}")
+        return True
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+
+
+def delete_namespace(kube: Kube, name: str, timeout: float = 600) -> None:
+    """Delete and wait until it is gone: the garbage collector's work on one phase's objects must
+    not run during the next phase's timing."""
     kube.request("DELETE", f"/api/v1/namespaces/{name}")
+    start = time.monotonic()
+    while namespace_exists(kube, name):
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"namespace {name} still terminating after {timeout}s")
+        time.sleep(0.5)
 
 
 def direct(kube: Kube, n: int, threads: int, timeout: float) -> float:
