@@ -183,9 +183,11 @@ def with_operator(
         rss = peak_rss_mib(operator.pid)
         requests = api_requests(metrics_port)
     finally:
-        operator.terminate()
-        operator.wait(timeout=30)
-        delete_namespace(kube, namespace)
+        try:
+            delete_namespace(kube, namespace)  # while the operator runs: it may hold finalizers
+        finally:
+            operator.terminate()
+            operator.wait(timeout=30)
     return end - start, rss, requests
 
 
