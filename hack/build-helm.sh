@@ -10,6 +10,9 @@ BIN="$CACHE/bin/helm-$HELM_VERSION"
 
 if [ -x "$BIN/helm" ]; then echo "$BIN/helm"; exit 0; fi
 mkdir -p "$BIN"
+exec 9>"$BIN/.lock"
+flock 9  # one build at a time; the second finds the first's binary
+if [ -x "$BIN/helm" ]; then echo "$BIN/helm"; exit 0; fi
 # the control-plane cache (hack/build-k8s.sh) may hold the same version already
 for found in "$CACHE"/bin/*-helm-"$HELM_VERSION"/helm; do
   if [ -x "$found" ]; then cp "$found" "$BIN/helm"; echo "$BIN/helm"; exit 0; fi
