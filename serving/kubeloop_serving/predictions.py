@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.samples import Sample
 from prometheus_client.registry import Collector
 
 MAX_CLASSES = 50
@@ -64,7 +65,13 @@ class ArrayHistogram(Collector):
                 (labels, counts.cumsum(), self._sums[labels]) for labels, counts in self._counts.items()
             ]
         for labels, cumulative, total in snapshot:
-            family.add_metric(list(labels), list(zip(edges, cumulative.tolist(), strict=True)), total)
+            named = dict(zip(self.labelnames, labels, strict=True))
+            for edge, count in zip(edges, cumulative.tolist(), strict=True):
+                family.samples.append(Sample(self.name + "_bucket", {**named, "le": edge}, count))
+            # add_metric would leave these out when a bucket is negative, as OpenMetrics asks;
+            # a plain prometheus_client Histogram exports them, and analysis needs the count
+            family.samples.append(Sample(self.name + "_count", named, int(cumulative[-1])))
+            family.samples.append(Sample(self.name + "_sum", named, total))
         yield family
 
     def describe(self) -> Iterator[HistogramMetricFamily]:

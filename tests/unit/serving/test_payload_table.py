@@ -88,7 +88,9 @@ def test_strings_and_half_floats_are_stored() -> None:
 def test_shadow_rows_carry_their_track_and_agreement_after_the_outputs() -> None:
     stable = record(np.zeros((2, 2), np.float32), y=np.zeros(2))
     agrees = np.array([True, False, True])
-    shadow = PayloadRecord(0, "r2", "4", {"x": np.ones((3, 2), np.float32)}, {"y": np.ones(3)}, "shadow", agrees)
+    shadow = PayloadRecord(
+        0, "r2", "4", {"x": np.ones((3, 2), np.float32)}, {"y": np.ones(3)}, "shadow", agrees
+    )
     table = payload_table("m", [stable, shadow], NAMING)
     assert table.column_names[-1] == "_agrees"
     assert table.column("_track").to_pylist() == ["stable"] * 2 + ["shadow"] * 3
