@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import HistogramMetricFamily
-from prometheus_client.samples import Sample
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 MAX_CLASSES = 50
 OTHER_CLASS = "other"

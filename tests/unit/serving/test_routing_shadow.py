@@ -53,7 +53,10 @@ def test_agreement_with_a_shadow_that_differs_on_a_known_share(tmp_path: Path) -
                 answer = stable.infer("m", threshold_request(value))
                 assert answer.json()["outputs"][0]["data"] == [int(value > 0.5)]
             rows = "kubeloop_serving_shadow_rows_total"
-            compared = lambda: stable.metric(rows, result="agree") + stable.metric(rows, result="disagree")  # noqa: E731
+
+            def compared() -> float:
+                return stable.metric(rows, result="agree") + stable.metric(rows, result="disagree")
+
             wait_for(lambda: compared() == len(values), "every shadow answer compared")
             assert stable.metric(rows, result="disagree") == disagreeing == 20
             assert stable.metric(rows, result="agree") == len(values) - disagreeing
