@@ -89,6 +89,10 @@ bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 Model
 bench-serving: venv  ## kubeloop serve vs KServe's model server, same model, cores and load generator
 	$(PY) -m bench.serving
 
+.PHONY: bench-routing
+bench-routing: venv  ## the canary split's cost: canary through the stable server's router vs called directly
+	$(PY) -m bench.serving_routing
+
 .PHONY: bench-drift
 bench-drift: venv  ## kubeloop drift check vs Evidently's data-drift preset, 1M x 20 rows
 	$(PY) -m bench.drift
