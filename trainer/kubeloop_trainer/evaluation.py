@@ -125,7 +125,11 @@ def run_model(model: OnnxModel, x: FloatMatrix, task: Task) -> npt.NDArray[np.fl
             raise NotComparableError(f"the {model.name} fails on the evaluation data: {error}") from error
         parts.append(np.asarray(result, dtype=np.float64))
     values = np.concatenate(parts)
-    return values if task == "classification" else values.reshape(-1)
+    if task == "regression":
+        return values.reshape(-1)
+    # float32 rows sum to 1 within ~1e-7; log loss wants them exact (a tie stays a tie)
+    sums = values.sum(axis=1, keepdims=True) if values.ndim == 2 else None
+    return values / sums if sums is not None and np.all(sums > 0) else values
 
 
 def class_list(target: list[Any], models: Sequence[OnnxModel]) -> list[Any]:
