@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
+from kubeloop.api.challenge import ChallengeResult
 from kubeloop.api.common import ApiModel
 from kubeloop.api.drift import FeatureResult
 from kubeloop.api.training import RegisteredModel, Trial
@@ -38,6 +39,7 @@ class TrainingSummary(ApiModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     best_trial: Trial | None = None
     registered_model: RegisteredModel | None = None
+    challenge: ChallengeResult | None = None
     failure_reason: str | None = None
     message: str | None = None
 
@@ -58,6 +60,10 @@ def encode(summary: DriftSummary | TrainingSummary) -> str:
     else:
         trimmed.metrics = dict(sorted(trimmed.metrics.items())[:20])
         trimmed.message = (trimmed.message or "")[:512] or None
+        if trimmed.challenge is not None:  # the verdict stays; only its explanation is cut
+            trimmed.challenge = trimmed.challenge.model_copy(
+                update={"message": trimmed.challenge.message[:512]}
+            )
     return trimmed.model_dump_json(by_alias=True, exclude_none=True)
 
 

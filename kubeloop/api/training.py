@@ -5,8 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
+from kubeloop.api.challenge import (
+    CHALLENGE_SPEC_RULES,
+    Challenge,
+    ChallengeResult,
+    challenge_spec_problem,
+)
 from kubeloop.api.common import (
     DATA_URI_PATTERN,
     IMAGE_PATTERN,
@@ -17,6 +23,7 @@ from kubeloop.api.common import (
     Resources,
     conditions_field,
 )
+from kubeloop.api.labels import validations
 
 Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "mlp", "cnn"]
 Task = Literal["classification", "regression"]
@@ -134,32 +141,31 @@ class FineTune(ApiModel):
     schedule: list[UnfreezeStep] = Field(default_factory=list)
 
 
+SPEC_RULES: list[dict[str, str]] = [
+    {
+        "rule": "has(self.command) || has(self.dataset)",
+        "message": "the built-in trainer needs spec.dataset (or give spec.command)",
+    },
+    {
+        "rule": "!has(self.tuning) || !has(self.fineTune)",
+        "message": "tuning and fineTune exclude each other",
+    },
+    {
+        "rule": "self.workers <= 1 || has(self.command) || !has(self.builtin)"
+        " || self.builtin.algorithm in ['mlp', 'cnn']",
+        "message": "workers > 1 needs a PyTorch algorithm (mlp, cnn) or your own command",
+    },
+    {
+        "rule": "self.workers <= 1 || has(self.command) || !has(self.tuning)",
+        "message": "the built-in trainer runs tuning on one worker: set workers to 1",
+    },
+]
+
+
 class TrainingJobSpec(PodEnvironment):
     """Desired state of a TrainingJob."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.command) || has(self.dataset)",
-                    "message": "the built-in trainer needs spec.dataset (or give spec.command)",
-                },
-                {
-                    "rule": "!has(self.tuning) || !has(self.fineTune)",
-                    "message": "tuning and fineTune exclude each other",
-                },
-                {
-                    "rule": "self.workers <= 1 || has(self.command) || !has(self.builtin)"
-                    " || self.builtin.algorithm in ['mlp', 'cnn']",
-                    "message": "workers > 1 needs a PyTorch algorithm (mlp, cnn) or your own command",
-                },
-                {
-                    "rule": "self.workers <= 1 || has(self.command) || !has(self.tuning)",
-                    "message": "the built-in trainer runs tuning on one worker: set workers to 1",
-                },
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=validations(SPEC_RULES + CHALLENGE_SPEC_RULES))
     image: str | None = Field(
         None,
         min_length=1,
@@ -182,6 +188,18 @@ class TrainingJobSpec(PodEnvironment):
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
     tuning: Tuning | None = None
     fine_tune: FineTune | None = None
+    challenge: Challenge | None = Field(
+        None,
+        description="Champion/challenger gate: the new version gets register.alias only if it scores "
+        "at least as well as the champion on the evaluation data.",
+    )
+
+    @model_validator(mode="after")
+    def _challenge_rules(self) -> TrainingJobSpec:
+        problem = challenge_spec_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 TrainingPhase = Literal["Pending", "Suspended", "Running", "Succeeded", "Failed"]
@@ -190,6 +208,7 @@ TrainingPhase = Literal["Pending", "Suspended", "Running", "Succeeded", "Failed"
 class RegisteredModel(ApiModel):
     name: str
     version: str
+    alias: str | None = Field(None, description="The alias moved onto this version, if any.")
 
 
 class Trial(ApiModel):
@@ -211,4 +230,5 @@ class TrainingJobStatus(ApiModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     best_trial: Trial | None = None
     registered_model: RegisteredModel | None = None
+    challenge: ChallengeResult | None = Field(None, description="The champion/challenger gate's verdict.")
     conditions: list[Condition] = conditions_field()

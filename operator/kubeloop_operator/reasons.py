@@ -6,6 +6,7 @@ from __future__ import annotations
 READY = "Ready"
 SUCCEEDED = "Succeeded"
 DRIFT_DETECTED = "DriftDetected"
+CHALLENGER_GATE = "ChallengerGate"  # TrainingJob with spec.challenge: True when the new version may roll out
 
 # any kind
 INVALID_SPEC = "InvalidSpec"
@@ -22,6 +23,14 @@ COMPLETED = "Completed"
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 OOM_KILLED = "OOMKilled"
 FAILED = "Failed"
+
+# TrainingJob, condition ChallengerGate
+CHAMPION_BEATEN = "ChampionBeaten"
+NO_CHAMPION = "NoChampion"
+CHAMPION_NOT_BEATEN = "ChampionNotBeaten"
+CHAMPION_NOT_COMPARABLE = "ChampionNotComparable"
+AWAITING_EVALUATION = "AwaitingEvaluation"
+NOT_EVALUATED = "NotEvaluated"
 
 # DriftMonitor
 SCHEDULED = "Scheduled"

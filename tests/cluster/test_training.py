@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from kubeloop.api.challenge import ChallengeResult
 from kubeloop.api.summaries import TrainingSummary, encode
 from kubeloop.api.training import RegisteredModel
 from tests.cluster.manifests import training_job
@@ -140,3 +141,62 @@ def test_suspended_run_policy(operator: OperatorProcess, namespace: str) -> None
     kubectl.apply(training_job("later", runPolicy={"suspend": True}), namespace)
     wait_for(lambda: status_of(kubectl, namespace, "later").get("phase") == "Suspended", 30, what="Suspended")
     assert kubectl.items("pods", namespace, "job-name=later") == []
+
+
+def test_challenger_gate_verdict_in_status_and_kubectl_get(operator: OperatorProcess, namespace: str) -> None:
+    """The trainer's verdict (here: champion not beaten) becomes status, a condition, an Event and
+    the Gate column; the run itself succeeded."""
+    kubectl = operator.cluster.kubectl
+    gate = {
+        "champion": "models:/churn@champion",
+        "dataset": {"uri": "s3://data/holdout.parquet"},
+        "metric": "f1",
+    }
+    kubectl.apply(training_job("gated", challenge=gate), namespace)
+
+    def gate_condition() -> dict[str, Any] | None:
+        conditions = status_of(kubectl, namespace, "gated").get("conditions") or []
+        return next((c for c in conditions if c["type"] == "ChallengerGate"), None)
+
+    waiting = wait_for(gate_condition, 30, what="the ChallengerGate condition")
+    assert (waiting["status"], waiting["reason"]) == ("Unknown", "AwaitingEvaluation")
+    verdict = ChallengeResult(
+        outcome="NotBeaten",
+        metric="f1",
+        direction="maximize",
+        champion="models:/churn@champion",
+        champion_version="3",
+        champion_score=0.82,
+        challenger_score=0.74,
+        rows=1000,
+        message="champion not beaten: challenger f1 0.74 < champion models:/churn@champion (version 3) 0.82",
+    )
+    summary = TrainingSummary(
+        mlflow_run_id="feed", registered_model=RegisteredModel(name="churn", version="4"), challenge=verdict
+    )
+    exit_pod(kubectl, namespace, "gated", 0, encode(summary))
+    status = wait_for(
+        lambda: (s := status_of(kubectl, namespace, "gated")).get("phase") == "Succeeded" and s,
+        60,
+        what="Succeeded",
+    )
+    assert status["challenge"] == verdict.wire()
+    assert status["registeredModel"] == {"name": "churn", "version": "4"}
+    lost = next(c for c in status["conditions"] if c["type"] == "ChallengerGate")
+    assert (lost["status"], lost["reason"], lost["message"]) == (
+        "False",
+        "ChampionNotBeaten",
+        verdict.message,
+    )
+    wide = kubectl.run("get", "tj", "gated", "-n", namespace, "-o", "wide", "--no-headers").stdout.split()
+    assert wide[:7] == ["gated", "Succeeded", "1", "0", "churn", "4", "NotBeaten"]
+    assert wide[7:9] == ["0.74", "0.82"]
+    events = kubectl.run(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        "involvedObject.name=gated,reason=ChampionNotBeaten",
+    ).stdout
+    assert "champion not beaten" in events

@@ -11,6 +11,17 @@ from tests.cluster.manifests import drift_monitor, model_deployment, training_jo
 from tests.fixtures.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
+CHALLENGE = {
+    "champion": "models:/churn@champion",
+    "dataset": {"uri": "s3://data/holdout.parquet"},
+    "metric": "roc_auc",
+}
+
+
+def challenged_job() -> dict[str, Any]:
+    """A TrainingJob registering churn@challenger, gated against churn@champion."""
+    return with_change(training_job(), "challenge", CHALLENGE)
+
 
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("workers as a string", with_change(training_job(), "workers", "two"), "spec.workers"),
@@ -24,6 +35,53 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "reserved alias",
         with_change(training_job(), "register", {"modelName": "m", "alias": "v3"}),
         "reserved by MLflow",
+    ),
+    (
+        "champion not a registry URI",
+        with_change(challenged_job(), "challenge", {**CHALLENGE, "champion": "s3://models/churn.onnx"}),
+        "challenge.champion must be a registry URI: models:/name@alias or models:/name/version",
+    ),
+    (
+        "challenger alias is the champion's",
+        with_change(challenged_job(), "register", {"modelName": "churn", "alias": "champion"}),
+        "register.alias must not be the champion's alias",
+    ),
+    (
+        "challenge without an alias to give",
+        with_change(challenged_job(), "register", {"modelName": "churn"}),
+        "challenge needs register with an alias",
+    ),
+    (
+        "challenge with a custom command",
+        with_change(challenged_job(), "command", ["python", "train.py"]),
+        "challenge is run by the built-in trainer",
+    ),
+    (
+        "regression metric on a classifier",
+        with_change(challenged_job(), "challenge", {**CHALLENGE, "metric": "rmse"}),
+        "challenge.metric must suit builtin.task",
+    ),
+    (
+        "negative margin",
+        with_change(challenged_job(), "challenge", {**CHALLENGE, "margin": -0.1}),
+        "spec.challenge.margin",
+    ),
+    (
+        "challenge in a retrain template checked too",
+        with_change(
+            drift_monitor(),
+            "action",
+            {
+                "type": "Retrain",
+                "trainingJobTemplate": {
+                    "spec": {
+                        **challenged_job()["spec"],
+                        "register": {"modelName": "churn", "alias": "champion"},
+                    }
+                },
+            },
+        ),
+        "register.alias must not be the champion's alias",
     ),
     ("negative GPUs", with_change(training_job(), "resources.gpus", -1), "spec.resources.gpus"),
     ("malformed memory", with_change(training_job(), "resources.memory", "lots"), "spec.resources.memory"),
@@ -208,5 +266,7 @@ def test_valid_resources_are_accepted_with_defaults(crds: Cluster) -> None:
     assert md["replicas"] == {"min": 1, "max": 3}
     assert md["batching"] == {"maxBatchSize": 32, "maxWaitMs": 2}
     assert "canary" not in md
+    challenged = server_dry_run(crds, challenged_job())["spec"]
+    assert challenged["challenge"] == {**CHALLENGE, "margin": 0}
     dm = server_dry_run(crds, drift_monitor())["spec"]
     assert dm["schedule"] == "0 * * * *" and dm["driftShare"] == 0.5 and dm["action"]["type"] == "Alert"

@@ -79,10 +79,15 @@ class Recorder:
             return None
         return self.tracker.log_model(self.run_id, onnx_bytes, checkpoint)
 
-    def register(self, source: str, name: str, alias: str | None) -> str | None:
+    def register(
+        self, source: str, name: str, alias: str | None, tags: dict[str, str] | None = None
+    ) -> str | None:
+        """A new version of ``name``, tagged with the run's tags (and ``tags``), ``alias`` moved onto it."""
         if self.tracker is None or self.run_id is None:
             return None
-        return self.tracker.register(self.run_id, source, name, alias, self.context.tags())
+        return self.tracker.register(
+            self.run_id, source, name, alias, {**self.context.tags(), **(tags or {})}
+        )
 
     def finish(
         self, status: RunStatus, failure_reason: str | None = None, message: str | None = None

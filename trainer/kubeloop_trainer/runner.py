@@ -1,7 +1,8 @@
 """One training run from spec to registered model: the order of things, and what fails how.
 
-load + split data -> train (plain, fine-tune or tuning) -> test metrics -> export to ONNX ->
-parity check -> log model -> register -> summary. Every worker trains; only the chief (rank 0)
+load + split data (and the challenger gate's evaluation data) -> train (plain, fine-tune or
+tuning) -> test metrics -> export to ONNX -> parity check -> log model -> challenger gate ->
+register (the alias only if the gate passes) -> summary. Every worker trains; only the chief (rank 0)
 records, exports and registers. Any failure ends as a summary with a ``failure_reason``.
 """
 
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 
 from kubeloop.api.summaries import TrainingSummary
 from kubeloop.api.training import RegisteredModel, TrainingJobSpec, Trial
+from kubeloop_trainer.challenge import GateReport, run_gate
 from kubeloop_trainer.context import RunContext
 from kubeloop_trainer.dataset import DatasetFingerprint, load_dataset
 from kubeloop_trainer.errors import TrainerError
+from kubeloop_trainer.evaluation import EvaluationData, load_evaluation
 from kubeloop_trainer.features import Features, build_features
 from kubeloop_trainer.model import Recipe, TrainedModel
 from kubeloop_trainer.onnx_export import check_parity, export_model, model_metadata, require_parity
@@ -39,6 +42,7 @@ class Prepared:
     data: SplitData
     fingerprint: DatasetFingerprint
     recipe: Recipe
+    evaluation: EvaluationData | None = None  # the challenger gate's data
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,15 @@ def prepare(spec: TrainingJobSpec) -> Prepared:
         class_balancing=builtin.class_balancing,
         early_stopping_patience=builtin.early_stopping_patience,
     )
+    evaluation = None
+    if spec.challenge is not None:  # read before training: bad evaluation data fails fast
+        evaluation = load_evaluation(spec.challenge.dataset, spec.dataset.target_column, builtin.task)
     return Prepared(
-        features=features, data=take(features, split), fingerprint=loaded.fingerprint, recipe=recipe
+        features=features,
+        data=take(features, split),
+        fingerprint=loaded.fingerprint,
+        recipe=recipe,
+        evaluation=evaluation,
     )
 
 
@@ -99,6 +110,16 @@ def run_params(spec: TrainingJobSpec, prepared: Prepared) -> dict[str, object]:
     if spec.fine_tune is not None:
         params["fine_tune.base_model_uri"] = spec.fine_tune.base_model_uri
         params["fine_tune.schedule"] = spec.fine_tune.model_dump_json(by_alias=True)
+    if spec.challenge is not None and prepared.evaluation is not None:
+        evaluation = prepared.evaluation.fingerprint
+        params |= {
+            "challenge.champion": spec.challenge.champion,
+            "challenge.metric": spec.challenge.metric,
+            "challenge.margin": spec.challenge.margin,
+            "challenge.dataset.uri": evaluation.uri,
+            "challenge.dataset.sha256": evaluation.sha256,
+            "challenge.dataset.rows": evaluation.rows,
+        }
     if spec.tuning is not None:
         params["tuning"] = spec.tuning.model_dump_json(by_alias=True, exclude={"search_space"})
         params["tuning.search_space"] = json.dumps({k: v.wire() for k, v in spec.tuning.search_space.items()})
@@ -154,13 +175,17 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
     checkpoint = outcome.model.checkpoint()
     write_outputs(context, onnx_bytes, checkpoint)
     source = recorder.log_model(onnx_bytes, checkpoint)
+    gate = challenge(context, prepared, onnx_bytes, recorder)
     registered = None
     registration = spec.registration
     if registration is not None and source is not None:
-        version = recorder.register(source, registration.model_name, registration.alias)
-        registered = RegisteredModel(name=registration.model_name, version=version or "")
+        alias = registration.alias if gate is None or gate.result.passed else None
+        tags = gate.tags if gate is not None else {}
+        version = recorder.register(source, registration.model_name, alias, tags)
+        registered = RegisteredModel(name=registration.model_name, version=version or "", alias=alias)
         recorder.progress.say(
-            f"registered {registered.name} version {registered.version} alias {registration.alias}"
+            f"registered {registered.name} version {registered.version} "
+            + (f"alias {alias}" if alias else "without alias")
         )
     return TrainingSummary(
         mlflow_run_id=recorder.run_id,
@@ -168,8 +193,30 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
         metrics=metrics,
         best_trial=outcome.best_trial,
         registered_model=registered,
+        challenge=gate.result if gate is not None else None,
         message=parity.describe(),
     )
+
+
+def challenge(
+    context: RunContext, prepared: Prepared, onnx_bytes: bytes, recorder: Recorder
+) -> GateReport | None:
+    """The champion/challenger gate (when the spec asks for one), recorded on the run."""
+    spec_challenge, evaluation = context.spec.challenge, prepared.evaluation
+    if spec_challenge is None or evaluation is None:
+        return None
+    tracking_uri = recorder.tracker.tracking_uri if recorder.tracker else context.tracking_uri
+    if tracking_uri is None:  # the chief always has a tracker; this keeps the types honest
+        return None
+    recorder.progress.say(
+        f"challenging {spec_challenge.champion} on {evaluation.rows} rows of {evaluation.fingerprint.uri}"
+    )
+    gate = run_gate(spec_challenge, evaluation, onnx_bytes, tracking_uri)
+    recorder.metrics(gate.metrics)
+    recorder.tags(gate.tags)
+    recorder.progress.say(f"challenger gate {gate.result.outcome}: {gate.result.message}")
+    raise_if_stopped()
+    return gate
 
 
 def write_outputs(context: RunContext, onnx_bytes: bytes | None, checkpoint: bytes | None) -> None:

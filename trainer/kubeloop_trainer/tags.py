@@ -9,3 +9,6 @@ TRIALS_TAG = "kubeloop.io/trials"  # how many trials completed / were pruned
 FAILURE_REASON_TAG = "kubeloop.io/failure-reason"
 MESSAGE_TAG = "kubeloop.io/message"
 PARITY_TAG = "kubeloop.io/onnx-parity"
+CHALLENGE_TAG = "kubeloop.io/challenge"  # the gate's outcome: Passed, FirstModel, NotBeaten, NotComparable
+CHALLENGE_CHAMPION_TAG = "kubeloop.io/challenge-champion"  # the champion URI and the version it meant
+CHALLENGE_MESSAGE_TAG = "kubeloop.io/challenge-message"  # both scores, in words

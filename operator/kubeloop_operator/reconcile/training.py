@@ -9,6 +9,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubeloop.api.training import TrainingJobSpec, TrainingJobStatus
 from kubeloop_operator import metrics, reasons
+from kubeloop_operator.conditions import find
 from kubeloop_operator.context import Context
 from kubeloop_operator.kube import Obj
 from kubeloop_operator.reconcile.loop import (
@@ -62,7 +63,10 @@ def step(ctx: Context, obj: Obj) -> Outcome[TrainingJobStatus]:
         ctx.remember_applied(key, None)
     pods = ctx.kube.list_labeled("Pod", owner.namespace, {"job-name": name}) if job else []
     ui = ctx.settings.mlflow_ui_url or spec.mlflow.tracking_uri or ctx.settings.mlflow_tracking_uri
-    status = derive_training_status(previous, job, pods, owner.generation, spec.run_policy.suspend, ui)
+    challenged = spec.challenge is not None
+    status = derive_training_status(
+        previous, job, pods, owner.generation, spec.run_policy.suspend, ui, challenged
+    )
     gpus = spec.resources.gpus * spec.workers
     return Outcome(status, [announce(ctx, obj, previous, status, gpus)])
 
@@ -96,6 +100,9 @@ def announce(
             metrics.TRAINING_FAILURES.labels(key[1], condition.reason).inc()
         else:
             ctx.post(obj, "Normal", phase, condition.message)
+        gate = find(status.conditions, reasons.CHALLENGER_GATE)
+        if phase == "Succeeded" and gate is not None and gate.status == "False":
+            ctx.post(obj, "Warning", gate.reason, gate.message)  # trained, but nothing moves
         if phase in FINAL and previous.phase not in FINAL and status.start_time and status.completion_time:
             seconds = (status.completion_time - status.start_time).total_seconds()
             metrics.TRAINING_DURATION.labels(key[1], phase).observe(seconds)

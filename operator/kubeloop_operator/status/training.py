@@ -11,6 +11,7 @@ from kubeloop.api.summaries import TrainingSummary, decode
 from kubeloop.api.training import TrainingJobStatus, TrainingPhase
 from kubeloop_operator import reasons
 from kubeloop_operator.conditions import safe_reason, set_condition
+from kubeloop_operator.status.challenge import gate_condition, registered_message
 
 parse_time = TypeAdapter(datetime).validate_python
 
@@ -85,8 +86,10 @@ def derive_training_status(
     generation: int,
     suspended: bool,
     mlflow_ui_url: str,
+    challenged: bool = False,
 ) -> TrainingJobStatus:
-    """The whole status from what is observed now; `previous` only keeps condition history."""
+    """The whole status from what is observed now; `previous` only keeps condition history.
+    ``challenged``: the spec has a challenger gate (its condition is Unknown until a verdict)."""
     phase = phase_of(job, pods, suspended)
     summary = pod_summary(pods)
     job_status = (job or {}).get("status", {})
@@ -100,16 +103,11 @@ def derive_training_status(
     if summary is not None:
         status.mlflow_run_id, status.mlflow_run_url = summary.mlflow_run_id, summary.mlflow_run_url
         status.metrics, status.best_trial = summary.metrics, summary.best_trial
-        status.registered_model = summary.registered_model
+        status.registered_model, status.challenge = summary.registered_model, summary.challenge
         if summary.mlflow_run_id and not summary.mlflow_run_url:
             status.mlflow_run_url = f"{mlflow_ui_url.rstrip('/')}/#/runs/{summary.mlflow_run_id}"
     if phase == "Succeeded":
-        registered = summary.registered_model if summary else None
-        message = (
-            f"registered {registered.name} version {registered.version}"
-            if registered
-            else "training completed"
-        )
+        message = registered_message(status.registered_model, status.challenge)
         verdict, reason = True, reasons.COMPLETED
     elif phase == "Failed" and job is not None:
         failed_at = (job_condition(job, "Failed") or {}).get("lastTransitionTime")
@@ -119,7 +117,6 @@ def derive_training_status(
         verdict, reason = False, safe_reason(reason, reasons.FAILED)
     else:
         verdict, reason, message = None, phase, f"training is {phase.lower()}"
-    status.conditions = set_condition(
-        previous.conditions, reasons.SUCCEEDED, verdict, reason, message, generation
-    )
+    conditions = set_condition(previous.conditions, reasons.SUCCEEDED, verdict, reason, message, generation)
+    status.conditions = gate_condition(conditions, status.challenge, challenged, phase, generation)
     return status

@@ -66,3 +66,17 @@ def spec(dataset: Path | str, target: str = "label", **fields: Any) -> TrainingJ
 def spec_json(dataset: Path | str, target: str = "label", **fields: Any) -> str:
     """The spec as the operator puts it in KUBELOOP_TRAINING_SPEC."""
     return json.dumps(spec(dataset, target, **fields).wire())
+
+
+def additive(n_rows: int = 600, seed: int = 0, shuffle_labels: bool = False) -> pa.Table:
+    """Binary churn labels from the sum of three features (a fourth is noise): a one-split stump
+    learns a third of the signal, logistic regression nearly all of it, shuffled labels none."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, size=(n_rows, 4))
+    logit = 1.5 * (x[:, 0] + x[:, 1] + x[:, 2])
+    churned = rng.random(n_rows) < 1 / (1 + np.exp(-logit))
+    if shuffle_labels:
+        churned = rng.permutation(churned)
+    columns: dict[str, Any] = {f"f{i}": x[:, i].astype(np.float32) for i in range(4)}
+    columns["label"] = ["churn" if c else "stay" for c in churned]
+    return pa.table(columns)

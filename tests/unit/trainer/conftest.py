@@ -27,6 +27,7 @@ class PodEnvironment:
         self.namespace = "team-a"
         self.uid = f"uid-{self.name}"
         self.experiment = f"exp-{self.name}"
+        self.termination_message = ""  # what the last run left for the operator, verbatim
         for key, value in self.env().items():
             monkeypatch.setenv(key, value)
         for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -47,7 +48,8 @@ class PodEnvironment:
         self.monkeypatch.setenv("KUBELOOP_TRAINING_SPEC", spec_json(dataset, target, **fields))
         termination_log = self.workdir / f"termination-{next(_names)}.log"
         code = main(["--termination-log", str(termination_log)])
-        summary = decode(termination_log.read_text())
+        self.termination_message = termination_log.read_text()
+        summary = decode(self.termination_message)
         assert isinstance(summary, TrainingSummary)
         return code, summary
 
