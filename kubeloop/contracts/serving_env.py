@@ -32,6 +32,8 @@ class ServerEnv:
     model_sha256: str | None = None
     payload_log_uri: str | None = None
     payload_log_sample_rate: float | None = None
+    routes_file: str | None = None
+    track: str | None = None
 
     def to_env(self) -> dict[str, str]:
         """The variables, by name, in field order."""
