@@ -47,9 +47,9 @@ kopf.timer(
 )(model_deployment)
 # read when the handlers are registered (kopf's timers are fixed then), from the same environment
 ROLLOUT_POLL_SECONDS = OperatorSettings().rollout_poll_seconds
-kopf.timer(
-    GROUP, VERSION, PLURAL, id="rollout", interval=ROLLOUT_POLL_SECONDS, when=has_canary, **RETRY
-)(model_deployment)
+kopf.timer(GROUP, VERSION, PLURAL, id="rollout", interval=ROLLOUT_POLL_SECONDS, when=has_canary, **RETRY)(
+    model_deployment
+)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
