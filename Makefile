@@ -26,6 +26,10 @@ k8s-bins:  ## build (or find cached) kube-apiserver, controller-manager, schedul
 helm-bin:  ## build (or find cached) the pinned helm alone (what the unit tier needs)
 	@hack/build-helm.sh >/dev/null
 
+.PHONY: prometheus-bin
+prometheus-bin:  ## build (or find cached) Prometheus + promtool (the chart's Prometheus; the unit tier's promtool)
+	@hack/build-addons.sh prometheus >/dev/null
+
 .PHONY: system-deps
 system-deps:  ## Debian's prometheus/promtool and kubeconform (idempotent, quiet when present)
 	@hack/install-system.sh
@@ -59,11 +63,11 @@ e2e-deps: k8s-bins node-deps  ## what the real node needs: images, kubelet, kube
 	hack/e2e-deps.sh
 
 .PHONY: test
-test: venv k8s-bins system-deps lint e2e-deps  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
+test: venv k8s-bins prometheus-bin system-deps lint e2e-deps  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
 	$(VENV)/bin/pytest --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-fast
-test-fast: venv k8s-bins system-deps  ## unit and cluster tiers only (no images, no real node)
+test-fast: venv k8s-bins prometheus-bin system-deps  ## unit and cluster tiers only (no images, no real node)
 	$(VENV)/bin/pytest -m "not e2e" --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-e2e
@@ -71,7 +75,7 @@ test-e2e: venv e2e-deps  ## the e2e tier only: kubeloop installed with Helm on a
 	$(VENV)/bin/pytest -m e2e --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: venv helm-bin system-deps  ## unit tier only (seconds, no cluster)
+test-unit: venv helm-bin prometheus-bin system-deps  ## unit tier only (seconds, no cluster)
 	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
 
 .PHONY: demo
@@ -88,6 +92,10 @@ bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 Model
 .PHONY: bench-serving
 bench-serving: venv  ## kubeloop serve vs KServe's model server, same model, cores and load generator
 	$(PY) -m bench.serving
+
+.PHONY: bench-routing
+bench-routing: venv  ## the canary split's cost: canary through the stable server's router vs called directly
+	$(PY) -m bench.serving_routing
 
 .PHONY: bench-drift
 bench-drift: venv  ## kubeloop drift check vs Evidently's data-drift preset, 1M x 20 rows

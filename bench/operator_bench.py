@@ -145,7 +145,7 @@ def api_requests(metrics_port: int) -> dict[str, float]:
 
 
 def with_operator(
-    kube: Kube, n: int, threads: int, timeout: float, kubeconfig: str
+    kube: Kube, n: int, threads: int, timeout: float, kubeconfig: str, operator_tree: Path | None
 ) -> tuple[float, float, dict[str, float]]:
     namespace = create_namespace(kube, "bench-op")
     metrics_port = free_port()
@@ -155,6 +155,10 @@ def with_operator(
         "KUBELOOP_OPERATOR_METRICS_PORT": str(metrics_port),
         "KUBELOOP_OPERATOR_WORKER_THREADS": str(threads),
     }
+    if operator_tree is not None:  # another revision's operator, against the same peer and bench
+        env["PYTHONPATH"] = ":".join(
+            str(operator_tree / d) for d in (".", "operator", "serving", "drift", "trainer")
+        )
     log = open(ROOT / ".run/bench-operator.log", "wb")  # noqa: SIM115
     operator = subprocess.Popen(
         [sys.executable, "-m", "kubeloop", "operator", "-n", namespace, "--liveness", ""],
@@ -196,16 +200,24 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300)
     parser.add_argument("--threads", type=int, default=OperatorSettings().worker_threads)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument(
+        "--operator-tree",
+        type=Path,
+        help="run the operator from this source tree (a worktree of another revision) to compare",
+    )
     args = parser.parse_args()
     kubeconfig = os.environ.get("KUBECONFIG", str(ROOT / ".run/kubeconfig"))
     os.environ["KUBECONFIG"] = kubeconfig
     kube = Kube("bench-direct")
     direct_seconds = direct(kube, args.n, args.threads, args.timeout)
-    operator_seconds, rss, requests = with_operator(kube, args.n, args.threads, args.timeout, kubeconfig)
+    operator_seconds, rss, requests = with_operator(
+        kube, args.n, args.threads, args.timeout, kubeconfig, args.operator_tree
+    )
     print(
         json.dumps(
             {
                 "benchmark": "operator",
+                "operator_tree": str(args.operator_tree or ROOT),
                 "n_model_deployments": args.n,
                 "children_per_resource": 4,
                 "threads": args.threads,

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build the cluster add-on servers of the real node (hack/kubelet/node.sh) from the Go module proxy
-# at pinned versions, cached by version: CoreDNS, metrics-server, SeaweedFS (S3).
+# at pinned versions, cached by version: CoreDNS, metrics-server, SeaweedFS (S3), and Prometheus (with
+# promtool) for the chart's prometheus.enabled (Debian's package is built without Kubernetes service
+# discovery, which the chart's scrape configuration needs).
 #
-#   hack/build-addons.sh [coredns|metrics-server|seaweedfs ...]   # default: all three
+#   hack/build-addons.sh [coredns|metrics-server|seaweedfs|prometheus ...]   # default: all four
 #
 # Prints one line per add-on: NAME PATH-OF-BINARY. Progress goes to stderr. A warm cache returns in
 # milliseconds; cold (2 cores, empty module cache): CoreDNS ~4 min, metrics-server ~3 min,
@@ -13,6 +15,8 @@ COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
 METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.8.0}"
 # SeaweedFS publishes no semver tags on the Go module proxy; pin the pseudo-version it lists.
 SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
+# Prometheus v3.5.1 (an LTS release; the chart's default image tag): Go module versions are v0.<3 digits>.
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v3.5.1}"
 CACHE="${KUBELOOP_CACHE:-$HOME/.cache/kubeloop}"
 
 export CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath" GOTOOLCHAIN=local
@@ -21,6 +25,7 @@ log() { echo "[build-addons] $*" >&2; }
 coredns_bin() { echo "$CACHE/bin/coredns-$COREDNS_VERSION/coredns"; }
 metrics_server_bin() { echo "$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION/metrics-server"; }
 seaweedfs_bin() { echo "$CACHE/bin/seaweedfs-$SEAWEEDFS_VERSION/weed"; }
+prometheus_bin() { echo "$CACHE/bin/prometheus-$PROMETHEUS_VERSION/prometheus"; }  # promtool beside it
 
 build_coredns() {  # plain go install: CoreDNS's go.mod has no replace directives
   local out; out=$(coredns_bin)
@@ -63,13 +68,38 @@ build_seaweedfs() {  # wrapper module repeating upstream's one replace directive
   log "seaweedfs built in $((SECONDS - t)) s"
 }
 
+build_prometheus() {  # wrapper module repeating upstream's replace and excludes; prometheus + promtool
+  local out dir v=${PROMETHEUS_VERSION#v}
+  out=$(prometheus_bin); dir="$CACHE/src/prometheus-$PROMETHEUS_VERSION"
+  [ -x "$out" ] && [ -x "$(dirname "$out")/promtool" ] && return
+  local major=${v%%.*} rest=${v#*.}
+  local minor=${rest%%.*} patch=${rest#*.}
+  local module="v0.$major$(printf '%02d' "$minor").$patch"  # v3.5.1 -> v0.305.1
+  log "building prometheus $PROMETHEUS_VERSION (module $module; cold ~10 min)"
+  local t=$SECONDS
+  mkdir -p "$dir" "$(dirname "$out")"
+  (cd "$dir"
+   [ -f go.mod ] || {
+     go mod init kubeloop.local/prometheus-wrapper >&2
+     go mod edit -require="github.com/prometheus/prometheus@$module" \
+       -replace=github.com/fsnotify/fsnotify@v1.8.0=github.com/fsnotify/fsnotify@v1.7.0 \
+       -exclude=github.com/linode/linodego@v1.0.0 -exclude=github.com/grpc-ecosystem/grpc-gateway@v1.14.7 \
+       -exclude=google.golang.org/api@v0.30.0
+   }
+   local x=github.com/prometheus/common/version
+   go build -ldflags "-s -w -X $x.Version=$v -X $x.Revision=$module -X $x.Branch=HEAD -X $x.BuildUser=kubeloop" \
+     -o "$(dirname "$out")/" github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool)
+  log "prometheus built in $((SECONDS - t)) s"
+}
+
 command -v go >/dev/null || { echo "go is required to build the add-ons" >&2; exit 1; }
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=(coredns metrics-server seaweedfs)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(coredns metrics-server seaweedfs prometheus)
 for n in "${names[@]}"; do
   case "$n" in
     coredns) build_coredns; echo "coredns $(coredns_bin)" ;;
     metrics-server) build_metrics_server; echo "metrics-server $(metrics_server_bin)" ;;
     seaweedfs) build_seaweedfs; echo "seaweedfs $(seaweedfs_bin)" ;;
-    *) echo "unknown add-on: $n (coredns|metrics-server|seaweedfs)" >&2; exit 2 ;;
+    prometheus) build_prometheus; echo "prometheus $(prometheus_bin)" ;;
+    *) echo "unknown add-on: $n (coredns|metrics-server|seaweedfs|prometheus)" >&2; exit 2 ;;
   esac
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kubeloop on a REAL single-node cluster: the images built here, the node (hack/kubelet/node.sh: control
 # plane, kubelet on containerd, CoreDNS, metrics-server, an S3 server), and the Helm chart installed with
-# the operator, MLflow and the local images. Used by the e2e tier and `make demo`.
+# the operator, MLflow, Prometheus (scraping the model servers, for canary analysis) and the local images.
+# Used by the e2e tier and `make demo`.
 #
 #   hack/platform.sh up      # idempotent; prints `export KUBECONFIG=... PATH=...`
 #   hack/platform.sh down    # the node and everything on it

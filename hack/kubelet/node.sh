@@ -8,10 +8,11 @@
 #   hack/kubelet/node.sh build    # kubelet + kube-proxy v1.36.1 (copy of build-k8s.sh wrapper module) and
 #                                 # the add-on servers (hack/build-addons.sh), all cached by version
 #   hack/kubelet/node.sh up       # PKI, control plane, containerd, CNI, local images, kubelet, kube-proxy,
-#                                 # add-ons (hack/addons): CoreDNS, metrics-server, SeaweedFS S3
+#                                 # add-ons (hack/addons): CoreDNS, metrics-server, SeaweedFS S3; the
+#                                 # Prometheus image the chart's prometheus.enabled runs (hack/local-values.yaml)
 #   hack/kubelet/node.sh images FILE|DIR...  # import image archives (*.tar of a DIR) into containerd (k8s.io)
 #                                 # (also at `up`: KUBELOOP_IMAGES="DIR|FILE ...")
-#   KUBELOOP_ADDONS="coredns metrics-server s3" (default) selects the add-ons `build` and `up` handle.
+#   KUBELOOP_ADDONS="coredns metrics-server s3 prometheus" (default) selects the add-ons `build` and `up` handle.
 #   hack/kubelet/node.sh status
 #   hack/kubelet/node.sh down     # delete pods, stop what `up` started (by recorded pid), unmount, remove state
 #   hack/kubelet/node.sh purge    # down + containerd's image store and /var/log/pods
@@ -35,12 +36,14 @@ CTR_SOCK=/run/containerd/containerd.sock
 # The image references and fixed ClusterIPs below are also written in those manifests.
 DNS_IP=10.97.0.10 S3_IP=10.97.0.20 S3_PORT=8333
 COREDNS_VERSION=v1.15.0 METRICS_SERVER_VERSION=v0.8.0 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+PROMETHEUS_VERSION=v3.5.1  # also in hack/local-values.yaml and the chart's default (tests/unit/chart check)
 COREDNS_IMAGE=localhost/kubeloop/coredns:$COREDNS_VERSION
 METRICS_SERVER_IMAGE=localhost/kubeloop/metrics-server:$METRICS_SERVER_VERSION
 SEAWEEDFS_IMAGE=localhost/kubeloop/seaweedfs:$SEAWEEDFS_VERSION
+PROMETHEUS_IMAGE=localhost/kubeloop/prometheus:$PROMETHEUS_VERSION  # image only: the chart runs it
 IMAGE_CACHE="${KUBELOOP_CACHE:-$HOME/.cache/kubeloop}/images"
 ADDONS="$root/hack/addons"
-ENABLED_ADDONS="${KUBELOOP_ADDONS-coredns metrics-server s3}"  # subset to build/install; "" for none
+ENABLED_ADDONS="${KUBELOOP_ADDONS-coredns metrics-server s3 prometheus}"  # subset to build/install; "" for none
 enabled() { case " $ENABLED_ADDONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # Host sysctls the kubelet (kernel tunables, protectKernelDefaults=false) and kube-proxy (conntrack,
@@ -53,7 +56,8 @@ log() { echo "[kubelet-node] $*" >&2; }
 bin() { "$root/hack/build-k8s.sh"; }
 kc() { KUBECONFIG="$W/admin.kubeconfig" "$(bin)/kubectl" "$@"; }
 addon_bin() { COREDNS_VERSION=$COREDNS_VERSION METRICS_SERVER_VERSION=$METRICS_SERVER_VERSION \
-  SEAWEEDFS_VERSION=$SEAWEEDFS_VERSION "$root/hack/build-addons.sh" "$1" | awk '{print $2}'; }
+  SEAWEEDFS_VERSION=$SEAWEEDFS_VERSION PROMETHEUS_VERSION=$PROMETHEUS_VERSION \
+  "$root/hack/build-addons.sh" "$1" | awk '{print $2}'; }
 s3check_bin() {  # the S3 client of hack/addons/s3check, cached by source hash
   local h; h=$(sha256sum "$ADDONS/s3check/main.go" | cut -c1-12)
   local out="${KUBELOOP_CACHE:-$HOME/.cache/kubeloop}/bin/s3check-$h/s3check"
@@ -72,6 +76,7 @@ build() {  # everything `up` needs: kubelet, kube-proxy, the add-on servers and 
   ! enabled coredns || addon_bin coredns >/dev/null
   ! enabled metrics-server || addon_bin metrics-server >/dev/null
   ! enabled s3 || { addon_bin seaweedfs >/dev/null; s3check_bin >/dev/null; }
+  ! enabled prometheus || addon_bin prometheus >/dev/null
   echo "$KUBELET_BIN"
 }
 
@@ -194,6 +199,8 @@ addon_images() {
   ! enabled coredns || addon_image coredns "$COREDNS_IMAGE" "$(addon_bin coredns)"
   ! enabled metrics-server || addon_image metrics-server "$METRICS_SERVER_IMAGE" "$(addon_bin metrics-server)"
   ! enabled s3 || addon_image seaweedfs "$SEAWEEDFS_IMAGE" "$(addon_bin seaweedfs)" "$(s3check_bin)"
+  # Upstream Prometheus (Debian's package lacks Kubernetes service discovery); the binary alone (112 MB).
+  ! enabled prometheus || addon_image prometheus "$PROMETHEUS_IMAGE" "$(addon_bin prometheus)"
 }
 
 archive_refs() {  # ARCHIVE: the image names an archive carries (OCI index annotations or docker RepoTags)

@@ -2,7 +2,10 @@
 
 Layout: ``{sink}/{model}/dt=YYYY-MM-DD/{unix_millis}-{8 hex}.parquet``, the day being the UTC day of
 the rows, one row per input row. Columns: ``_timestamp`` (timestamp[ms, UTC]), ``_request_id``,
-``_model``, ``_version``, the features by name, then ``_output.*``. A file is written under a hidden
+``_model``, ``_version``, ``_track`` (the track that computed the outputs: stable, canary, shadow
+or an A/B variant; absent in files written before it existed, read as null), the features by name,
+then ``_output.*``, and ``_agrees`` (bool: a shadow row's outputs agree with stable's; null on other
+rows, absent from files without shadow rows). A file is written under a hidden
 name and renamed when complete (on file systems that can), so a reader takes only names that match.
 """
 
@@ -17,6 +20,8 @@ TIMESTAMP_COLUMN = "_timestamp"
 REQUEST_ID_COLUMN = "_request_id"
 MODEL_COLUMN = "_model"
 VERSION_COLUMN = "_version"
+TRACK_COLUMN = "_track"
+AGREES_COLUMN = "_agrees"
 OUTPUT_PREFIX = "_output."
 _FILE_NAME = re.compile(r"^(\d+)-[0-9a-f]{8}\.parquet$")
 _PARTITION_NAME = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")

@@ -4,7 +4,12 @@ The operator renders a ConfigMap (key ``routes.json``) mounted into the stable t
 ``ROUTES_DIR``; the server reads ``ROUTES_FILE`` at start and again whenever it changes, so a new
 canary weight needs no restart (the kubelet refreshes a mounted ConfigMap within its sync period).
 A request that a server forwarded carries ``FORWARDED_HEADER`` and is never forwarded again; every
-answer names the track that computed it in ``TRACK_HEADER``.
+answer names the track that computed it in ``TRACK_HEADER``: the server's ``TRACK`` setting, or the
+name of the A/B variant (a ``TRACK_PATTERN`` name) it served as.
+
+Splits are exact per server process: a smooth weighted counter picks the canary (or an A/B
+variant, for requests without the sticky header) for exactly ``weight_percent`` of every 100
+requests, whatever the connections; the shadow's ``percent`` counts requests the server answered itself.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ ROUTES_FILE = f"{ROUTES_DIR}/{ROUTES_KEY}"
 FORWARDED_HEADER = "x-kubeloop-forwarded"
 TRACK_HEADER = "x-kubeloop-track"
 Track = Literal["stable", "canary", "shadow", "variant"]
+TRACK_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""A track name: stable, canary, shadow or an A/B variant's name (a DNS label, metrics label value)."""
 
 
 class _Contract(BaseModel):
@@ -43,13 +50,13 @@ class Shadow(_Contract):
 class Variant(_Contract):
     """One arm of an A/B test; ``url`` None means this server itself."""
 
-    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    name: str = Field(min_length=1, max_length=63, pattern=TRACK_PATTERN)
     url: str | None = None
     weight_percent: int = Field(ge=0, le=100)
 
 
 class ABTest(_Contract):
-    """A fixed split, sticky per value of ``header`` (hashed); no header: weighted at random."""
+    """A fixed split, sticky per value of ``header`` (blake2b of the value); no header: by the counter."""
 
     header: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]+$")
     variants: list[Variant] = Field(min_length=2)

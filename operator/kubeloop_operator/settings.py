@@ -21,6 +21,9 @@ class OperatorSettings(BaseSettings):
     mlflow_ui_url: str | None = Field(
         None, description="Base URL users open for MLflow links; default: tracking URI."
     )
+    prometheus_url: str | None = Field(
+        None, description="Prometheus that canary analysis queries (the chart's own when prometheus.enabled)."
+    )
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty: all.")
     field_manager: str = Field("kubeloop-operator", description="Server-side apply field manager.")
     metrics_port: int = Field(9090, description="Port of the operator's Prometheus metrics.")

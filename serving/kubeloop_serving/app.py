@@ -13,6 +13,7 @@ from kubeloop_serving.dataplane import DataPlane, FatalHandler
 from kubeloop_serving.infer_route import InferenceEndpoint
 from kubeloop_serving.metrics import ServingMetrics
 from kubeloop_serving.rest import build_router, install_error_handler
+from kubeloop_serving.routing import Router
 from kubeloop_serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,15 @@ def create_app(settings: ServingSettings, on_fatal: FatalHandler = _log_fatal) -
     non-zero. Shutdown (after uvicorn has drained HTTP) finishes queued batches and writes the
     payload log.
     """
-    dataplane = DataPlane(settings, ServingMetrics())
+    metrics = ServingMetrics()
+    dataplane = DataPlane(settings, metrics)
+    router = Router(settings, dataplane, metrics) if settings.routes_file is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(dataplane.load(on_fatal), name="kubeloop-load-model")
+        if router is not None:
+            await router.start()
         try:
             yield
         finally:
@@ -42,6 +47,8 @@ def create_app(settings: ServingSettings, on_fatal: FatalHandler = _log_fatal) -
                 log.warning("shutting down while the model is still loading")
                 loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)
+            if router is not None:
+                await router.close()
             await dataplane.close()
 
     app = FastAPI(
@@ -54,4 +61,5 @@ def create_app(settings: ServingSettings, on_fatal: FatalHandler = _log_fatal) -
     app.state.dataplane = dataplane
     install_error_handler(app)
     app.include_router(build_router(dataplane))
-    return InferenceEndpoint(app, dataplane, settings.max_request_bytes, settings.body_timeout_seconds)
+    route = router.infer if router is not None else None
+    return InferenceEndpoint(app, dataplane, settings.max_request_bytes, settings.body_timeout_seconds, route)

@@ -9,6 +9,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any
 
@@ -29,6 +30,7 @@ from kubeloop_serving.metrics import ServingMetrics
 from kubeloop_serving.model import OnnxModel
 from kubeloop_serving.payload import PayloadLogger
 from kubeloop_serving.payload_table import FeatureNaming, PayloadRecord
+from kubeloop_serving.predictions import OutputDistribution
 from kubeloop_serving.request import InferenceRequest, decode_request, validate_against
 from kubeloop_serving.request_bounds import OFFLOAD_DECODE_BYTES
 from kubeloop_serving.response import EncodedResponse, choose_outputs, encode_response
@@ -63,6 +65,17 @@ def onnxruntime_runner(model: OnnxModel) -> Callable[[Tensors], Tensors]:
     return run
 
 
+@dataclass(frozen=True)
+class Inference:
+    """One answer computed here: the encoded response and the tensors it came from."""
+
+    response: EncodedResponse
+    request_id: str | None
+    version: str
+    inputs: Tensors
+    outputs: Tensors
+
+
 class DataPlane:
     """Serves one model: metadata, readiness and inference with batching, metrics and payload logs."""
 
@@ -75,8 +88,10 @@ class DataPlane:
         self._payload_log: PayloadLogger | None = None
         self._stopping = False
         self._inflight = metrics.inflight.labels(self.name)
-        self._request_counters: dict[int, Any] = {}
+        self._request_counters: dict[tuple[str, int], Any] = {}
+        self._durations: dict[str, Any] = {}
         self._output_names: list[str] = []
+        self._distribution = OutputDistribution(metrics.predicted_class, metrics.prediction, self.name)
 
     async def load(self, on_fatal: FatalHandler) -> None:
         """Load in a worker thread, then start batching and payload logging; on failure call ``on_fatal``."""
@@ -96,7 +111,6 @@ class DataPlane:
         labels = (self.name, loaded.version)
         self.metrics.model_load.labels(*labels).set(loaded.load_seconds)
         self.metrics.model_info.labels(*labels, loaded.uri_scheme).set(1)
-        self._duration = self.metrics.request_duration.labels(*labels)
         observe_batch = self.metrics.batch_size.labels(*labels).observe
         run = onnxruntime_runner(loaded.model)
         if loaded.model.signature.batchable and self.settings.max_batch_size > 1:
@@ -187,26 +201,30 @@ class DataPlane:
         return loaded
 
     async def infer(
-        self, name: str, version: str | None, body: bytes, header_length: int | None
-    ) -> EncodedResponse:
-        """Decode, validate, run (batched) and encode one inference request, counting it."""
+        self, name: str, version: str | None, body: bytes, header_length: int | None, track: str | None = None
+    ) -> Inference:
+        """Decode, validate, run (batched) and encode one inference request, counting it under
+        ``track`` (default: the server's TRACK)."""
         loaded = self._served(name, version)
+        track = track or self.settings.track
         started = time.perf_counter()
         self._inflight.inc()
         code = 500
         try:
-            response = await self._infer(loaded, body, header_length)
+            inference = await self._infer(loaded, body, header_length, track)
             code = 200
-            return response
+            return inference
         except ServingError as error:
             code = error.status_code
             raise
         finally:
             self._inflight.dec()
-            self._duration.observe(time.perf_counter() - started)
-            self._count(code, loaded.version)
+            self._duration(track, loaded.version).observe(time.perf_counter() - started)
+            self._count(track, code, loaded.version)
 
-    async def _infer(self, loaded: LoadedModel, body: bytes, header_length: int | None) -> EncodedResponse:
+    async def _infer(
+        self, loaded: LoadedModel, body: bytes, header_length: int | None, track: str
+    ) -> Inference:
         runner = self._runner
         if runner is None:
             raise ModelNotReadyError(f"model {self.name!r} is not ready")
@@ -221,22 +239,34 @@ class DataPlane:
         )
         choices = choose_outputs(self._output_names, requested, request.binary_output)
         response = encode_response(self.name, loaded.version, request.id, outputs, choices)
-        self._log_payload(received_ms, request.id, loaded.version, request.inputs, outputs)
-        return response
+        if self._output_names:
+            self._distribution.observe(loaded.version, track, outputs[self._output_names[0]])
+        self.log_payload(
+            PayloadRecord(received_ms, request.id or "", loaded.version, request.inputs, outputs, track)
+        )
+        return Inference(response, request.id, loaded.version, request.inputs, outputs)
 
-    def _count(self, code: int, version: str) -> None:
-        counter = self._request_counters.get(code)
+    def _duration(self, track: str, version: str) -> Any:
+        duration = self._durations.get(track)
+        if duration is None:
+            duration = self._durations[track] = self.metrics.request_duration.labels(
+                self.name, version, track
+            )
+        return duration
+
+    def _count(self, track: str, code: int, version: str) -> None:
+        counter = self._request_counters.get((track, code))
         if counter is None:
-            counter = self._request_counters[code] = self.metrics.requests.labels(
-                self.name, version, str(code)
+            counter = self._request_counters[(track, code)] = self.metrics.requests.labels(
+                self.name, version, track, str(code)
             )
         counter.inc()
 
-    def _log_payload(
-        self, received_ms: int, request_id: str | None, version: str, inputs: Tensors, outputs: Tensors
-    ) -> None:
+    def log_payload(self, record: PayloadRecord) -> None:
+        """Sample ``record`` into the payload log (when on); an empty request id gets a generated one."""
         payload_log = self._payload_log
         if payload_log is None or random.random() >= self.settings.payload_log_sample_rate:
             return
-        record_id = request_id if request_id is not None else uuid.uuid4().hex
-        payload_log.submit(PayloadRecord(received_ms, record_id, version, inputs, outputs))
+        if not record.request_id:
+            record = replace(record, request_id=uuid.uuid4().hex)
+        payload_log.submit(record)

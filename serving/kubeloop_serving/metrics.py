@@ -7,10 +7,17 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from kubeloop_serving.predictions import ArrayHistogram
+
 PREFIX = "kubeloop_serving_"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+#: Fine in [0, 1] (probabilities, scores), coarse and symmetric beyond (regression outputs).
+PREDICTION_BUCKETS = (
+    -1000.0, -100.0, -10.0, -2.0, -1.0, -0.5, -0.1, 0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5,
+    0.6, 0.7, 0.8, 0.9, 0.95, 1.0, 2.0, 10.0, 100.0, 1000.0,
+)  # fmt: skip
 
 
 @dataclass
@@ -22,14 +29,14 @@ class ServingMetrics:
     def __post_init__(self) -> None:
         self.requests = Counter(
             PREFIX + "requests",
-            "Inference requests answered, by HTTP status code.",
-            ["model", "version", "code"],
+            "Inference requests this server computed an answer for, by track and HTTP status code.",
+            ["model", "version", "track", "code"],
             registry=self.registry,
         )
         self.request_duration = Histogram(
             PREFIX + "request_duration_seconds",
-            "Time from receiving an inference request to having its response.",
-            ["model", "version"],
+            "Time from receiving an inference request to having its response (computed here).",
+            ["model", "version", "track"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -69,6 +76,84 @@ class ServingMetrics:
             PREFIX + "payload_log_dropped",
             "Payload rows dropped because the sink was slow or failing.",
             ["model"],
+            registry=self.registry,
+        )
+        self._routing_metrics()
+        self._prediction_metrics()
+
+    def _routing_metrics(self) -> None:
+        self.routed = Counter(
+            PREFIX + "routed_requests",
+            "Requests this server forwarded to a route (canary or A/B variant), by the route's answer "
+            'code ("error": not reached, served here instead).',
+            ["model", "route", "code"],
+            registry=self.registry,
+        )
+        self.forward_duration = Histogram(
+            PREFIX + "forward_duration_seconds",
+            "Time from forwarding a request to a route to having its whole answer.",
+            ["model", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.route_fallbacks = Counter(
+            PREFIX + "route_fallbacks",
+            "Requests meant for a route that were served here: the route could not be reached "
+            "(connect, timeout, error) or was not ready (unavailable: it answered 503).",
+            ["model", "route", "reason"],
+            registry=self.registry,
+        )
+        self.route_weight = Gauge(
+            PREFIX + "route_weight_percent",
+            "Weight in effect per route: canary, shadow, or an A/B variant (absent: no such route).",
+            ["model", "route"],
+            registry=self.registry,
+        )
+        self.routes_generation = Gauge(
+            PREFIX + "routes_generation",
+            "ModelDeployment generation of the routing table in effect (-1: none loaded).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.routes_reload_errors = Counter(
+            PREFIX + "routes_reload_errors",
+            "Routes files that could not be read or were invalid (the last good table stays).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.shadow_requests = Counter(
+            PREFIX + "shadow_requests",
+            'Copies sent to the shadow, by its answer code ("error": no answer).',
+            ["model", "code"],
+            registry=self.registry,
+        )
+        self.shadow_dropped = Counter(
+            PREFIX + "shadow_dropped",
+            "Copies for the shadow dropped because its queue was full.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.shadow_rows = Counter(
+            PREFIX + "shadow_rows",
+            "Rows the shadow answered, by whether its outputs agree with stable's (exact for integers "
+            "and strings, numpy.allclose for floats).",
+            ["model", "result"],
+            registry=self.registry,
+        )
+
+    def _prediction_metrics(self) -> None:
+        self.predicted_class = Counter(
+            PREFIX + "predicted_class",
+            "Rows of the first output by predicted class (integer, bool or string outputs; at most "
+            'MAX_CLASSES classes, the rest "other").',
+            ["model", "version", "track", "class"],
+            registry=self.registry,
+        )
+        self.prediction = ArrayHistogram(
+            PREFIX + "prediction",
+            "Values of the first output (float outputs; every element of each row).",
+            ["model", "version", "track"],
+            PREDICTION_BUCKETS,
             registry=self.registry,
         )
 

@@ -1,10 +1,11 @@
 """Pure conversion of logged requests into the payload-log Arrow table (kubeloop.contracts.payload_log).
 
 One row per batch row. Columns: ``_timestamp`` (timestamp[ms, UTC]), ``_request_id``, ``_model``,
-``_version``; then per input: a 2-D input [n, k] gives k columns (the model's
+``_version``, ``_track``; then per input: a 2-D input [n, k] gives k columns (the model's
 ``kubeloop.feature_names`` for its first input, else ``{input}_{i}``), a 1-D input [n] one scalar
 column ``{input}``, any other rank one list column ``{input}`` (the row's slice, flattened); per
-output: ``_output.{output}`` (scalar per row), ``_output.{output}.{j}`` for [n, m], else a list.
+output: ``_output.{output}`` (scalar per row), ``_output.{output}.{j}`` for [n, m], else a list;
+last ``_agrees`` for shadow rows compared with stable's answer.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import numpy as np
 import pyarrow as pa
 
 from kubeloop.contracts.payload_log import (
+    AGREES_COLUMN,
     MODEL_COLUMN,
     OUTPUT_PREFIX,
     REQUEST_ID_COLUMN,
     TIMESTAMP_COLUMN,
+    TRACK_COLUMN,
     VERSION_COLUMN,
 )
 from kubeloop_serving.datatypes import Tensors
@@ -33,6 +36,7 @@ BASE_SCHEMA = pa.schema(
         (REQUEST_ID_COLUMN, pa.string()),
         (MODEL_COLUMN, pa.string()),
         (VERSION_COLUMN, pa.string()),
+        (TRACK_COLUMN, pa.string()),
     ]
 )
 
@@ -46,6 +50,9 @@ class PayloadRecord:
     version: str
     inputs: Tensors
     outputs: Tensors
+    track: str = "stable"
+    agrees: np.ndarray[Any, np.dtype[np.bool_]] | None = None
+    """Per row, whether a shadow's outputs agree with stable's (shadow records only)."""
 
     @property
     def rows(self) -> int:
@@ -93,7 +100,10 @@ def payload_table(model: str, records: Sequence[PayloadRecord], naming: FeatureN
 
 def _layout(record: PayloadRecord) -> tuple[object, ...]:
     rows = record.rows
-    return tuple((name, _block(array, rows).shape[1:], array.dtype.str) for name, array in _tensors(record))
+    tensors = tuple(
+        (name, _block(array, rows).shape[1:], array.dtype.str) for name, array in _tensors(record)
+    )
+    return (*tensors, record.agrees is not None)
 
 
 def _tensors(record: PayloadRecord) -> list[tuple[str, np.ndarray[Any, Any]]]:
@@ -118,10 +128,14 @@ def _group_table(model: str, records: list[PayloadRecord], naming: FeatureNaming
         REQUEST_ID_COLUMN: pa.array(np.repeat([r.request_id for r in records], counts).tolist(), pa.string()),
         MODEL_COLUMN: pa.array([model] * total, pa.string()),
         VERSION_COLUMN: pa.array(np.repeat([r.version for r in records], counts).tolist(), pa.string()),
+        TRACK_COLUMN: pa.array(np.repeat([r.track for r in records], counts).tolist(), pa.string()),
     }
     for index, (name, _) in enumerate(_tensors(records[0])):
         stacked = np.concatenate([_block(_tensors(r)[index][1], r.rows) for r in records])
         columns.update(tensor_columns(name, stacked, naming))
+    if records[0].agrees is not None:
+        agrees = [np.broadcast_to(r.agrees if r.agrees is not None else False, (r.rows,)) for r in records]
+        columns[AGREES_COLUMN] = pa.array(np.concatenate(agrees), pa.bool_())
     return pa.table(columns)
 
 

@@ -74,7 +74,7 @@ def _decode(body: bytes, header_length: int | None, budget: DecodeBudget) -> Inf
         header, binary = body[:header_length], memoryview(body)[header_length:]
     document = _load_json(header)
     parameters = _object(document.get("parameters", {}), "parameters")
-    inputs, used = _decode_inputs(document.get("inputs"), binary, len(header), budget)
+    inputs, used = decode_tensors(document.get("inputs"), binary, len(header), budget)
     if used != len(binary):
         raise InvalidRequestError(f"{len(binary) - used} bytes of binary data are not claimed by any input")
     request_id = document.get("id")
@@ -103,9 +103,10 @@ def _object(value: object, what: str) -> dict[str, Any]:
     return value
 
 
-def _decode_inputs(
+def decode_tensors(
     raw_inputs: object, binary: memoryview, header_bytes: int, budget: DecodeBudget
 ) -> tuple[Tensors, int]:
+    """A request's ``inputs`` (or an answer's ``outputs``) list as arrays, and the binary bytes used."""
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InvalidRequestError("inputs must be a non-empty list")
     inputs: Tensors = {}

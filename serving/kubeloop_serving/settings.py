@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubeloop.contracts.registry_uri import is_registry_uri, parse_registry_uri
+from kubeloop.contracts.routing import TRACK_PATTERN
 from kubeloop.contracts.serving_env import ENV_PREFIX, MLFLOW_TRACKING_URI
 
 __all__ = ["ENV_PREFIX", "ServingSettings", "model_name_from_uri"]
@@ -83,6 +84,37 @@ class ServingSettings(BaseSettings):
     )
     drain_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
+    routes_file: str | None = Field(
+        None,
+        description="Routing table (kubeloop.contracts.routing, e.g. /etc/kubeloop/routes/routes.json): "
+        "canary split, shadow, A/B; re-read when it changes. Unset = every request served here.",
+    )
+    track: str = Field(
+        "stable",
+        max_length=63,
+        pattern=TRACK_PATTERN,
+        description="Which track this server is (stable, canary, shadow or an A/B variant's name): "
+        "the x-kubeloop-track answer header, the metrics' track label, the payload log's _track.",
+    )
+    routes_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often the routes file is checked for a change."
+    )
+    forward_connect_timeout_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="A route (canary, variant) not connected within this is skipped: "
+        "the request is served here and counted as a fallback.",
+    )
+    forward_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest a forwarded request may take before it is served here instead.",
+    )
+    shadow_concurrency: int = Field(
+        8, ge=1, le=1024, description="Shadow copies in flight at once; the rest wait in the shadow queue."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Python and uvicorn log level."

@@ -47,6 +47,28 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- include "kubeloop.componentName" (list . "mlflow") -}}
 {{- end -}}
 
+{{- define "kubeloop.prometheusName" -}}
+{{- include "kubeloop.componentName" (list . "prometheus") -}}
+{{- end -}}
+
+{{/* The Prometheus the operator's canary analysis queries: explicit, else this chart's Prometheus, else none. */}}
+{{- define "kubeloop.prometheusUrl" -}}
+{{- if .Values.operator.settings.prometheusUrl -}}
+{{- .Values.operator.settings.prometheusUrl -}}
+{{- else if .Values.prometheus.enabled -}}
+{{- printf "http://%s.%s.svc:%d" (include "kubeloop.prometheusName" .) .Release.Namespace (int .Values.prometheus.port) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* operator.watchNamespaces when they are all exact names (no kopf glob patterns), else empty: all. */}}
+{{- define "kubeloop.exactWatchNamespaces" -}}
+{{- $exact := true -}}
+{{- range .Values.operator.watchNamespaces -}}{{- if or (contains "*" .) (contains "?" .) (hasPrefix "!" .) -}}{{- $exact = false -}}{{- end -}}{{- end -}}
+{{- if and $exact .Values.operator.watchNamespaces -}}
+{{- toJson .Values.operator.watchNamespaces -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "kubeloop.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "kubeloop.operatorName" .) .Values.serviceAccount.name -}}

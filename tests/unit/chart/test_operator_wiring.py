@@ -81,7 +81,7 @@ def pod_specs(manifests: list[Manifest]) -> list[tuple[str, dict[str, Any]]]:
 @pytest.mark.parametrize("files", VALUE_SETS.values(), ids=VALUE_SETS.keys())
 def test_restricted_pod_security_standard(files: tuple[Path, ...]) -> None:
     manifests = render({"mlflow": {"enabled": True}}, *files)
-    assert len(pod_specs(manifests)) == 2, "the operator and MLflow"
+    assert len(pod_specs(manifests)) == (3 if files else 2), "the operator, MLflow (and Prometheus: all-on)"
     for name, pod in pod_specs(manifests):
         security = pod["securityContext"]
         assert security["runAsNonRoot"] is True and security["runAsUser"] > 0, name

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from kubeloop.api.deployment import ModelDeploymentSpec, ResolvedModel
+from kubeloop.contracts.routing import ROUTES_FILE, Variant
 from kubeloop.contracts.serving_env import ENV_PREFIX, ServerEnv, env_name
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.serving import render_serving
@@ -48,3 +49,28 @@ def test_rendered_environment_parses_into_the_server_settings(monkeypatch: pytes
     assert settings.port == int(
         deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
     )
+
+
+def test_routing_variables_parse_into_the_server_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = ServerEnv(
+        model_uri="models:/churn/7",
+        model_name="churn-prod",
+        port=8080,
+        max_batch_size=32,
+        max_batch_wait_ms=2.0,
+        routes_file=ROUTES_FILE,
+        track="canary",
+    ).to_env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = ServingSettings()
+    assert (settings.routes_file, settings.track) == (ROUTES_FILE, "canary")
+    monkeypatch.delenv(env_name("routes_file"))
+    monkeypatch.delenv(env_name("track"))
+    assert (ServingSettings().routes_file, ServingSettings().track) == (None, "stable")
+
+
+@pytest.mark.parametrize("track", ["stable", "canary", "shadow", "variant-b"])
+def test_every_track_the_routes_can_name_is_a_valid_setting(track: str) -> None:
+    assert ServingSettings(model_uri="/m.onnx", track=track).track == track
+    Variant(name=track, weight_percent=50)

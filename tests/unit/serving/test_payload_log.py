@@ -57,9 +57,9 @@ def test_payloads_round_trip_through_parquet(tmp_path: Path, tabular_path: Path)
 
     table = logged_rows(str(sink), "churn")
     assert table.num_rows == 7
-    assert table.column_names[:4] == ["_timestamp", "_request_id", "_model", "_version"]
-    assert table.column_names[4:8] == list(TABULAR_FEATURES)
-    assert table.column_names[8:] == [
+    assert table.column_names[:5] == ["_timestamp", "_request_id", "_model", "_version", "_track"]
+    assert table.column_names[5:9] == list(TABULAR_FEATURES)
+    assert table.column_names[9:] == [
         "_output.scores.0",
         "_output.scores.1",
         "_output.scores.2",
@@ -158,5 +158,5 @@ def test_s3_sink(s3: Any) -> None:
     logger.close(timeout=30)
     assert written == [3]
     table = logged_rows("s3://payloads/prod", "m")
-    assert table.column_names[4:] == ["a", "b", "_output.y"]
+    assert table.column_names[5:] == ["a", "b", "_output.y"]
     assert table.num_rows == 3

@@ -29,6 +29,7 @@ def test_tabular_rows_use_feature_names_and_output_columns() -> None:
         "_request_id",
         "_model",
         "_version",
+        "_track",
         "age",
         "income",
         "_output.scores.0",
@@ -41,11 +42,12 @@ def test_tabular_rows_use_feature_names_and_output_columns() -> None:
     assert table.column("_request_id").to_pylist() == ["r1", "r1"]
     assert table.column("_model").to_pylist() == ["churn", "churn"]
     assert table.column("_version").to_pylist() == ["3", "3"]
+    assert table.column("_track").to_pylist() == ["stable", "stable"]
 
 
 def test_without_feature_names_columns_are_numbered() -> None:
     table = payload_table("m", [record(np.zeros((1, 3), np.float64), y=np.zeros(1))], FeatureNaming())
-    assert table.column_names[4:] == ["x_0", "x_1", "x_2", "_output.y"]
+    assert table.column_names[5:] == ["x_0", "x_1", "x_2", "_output.y"]
 
 
 def test_other_ranks_become_list_columns() -> None:
@@ -81,3 +83,15 @@ def test_strings_and_half_floats_are_stored() -> None:
     table = payload_table("m", [rec], FeatureNaming())
     assert table.column("text").to_pylist() == ["a", "b"]
     assert table.schema.field("_output.h").type == pa.float32()
+
+
+def test_shadow_rows_carry_their_track_and_agreement_after_the_outputs() -> None:
+    stable = record(np.zeros((2, 2), np.float32), y=np.zeros(2))
+    agrees = np.array([True, False, True])
+    shadow = PayloadRecord(
+        0, "r2", "4", {"x": np.ones((3, 2), np.float32)}, {"y": np.ones(3)}, "shadow", agrees
+    )
+    table = payload_table("m", [stable, shadow], NAMING)
+    assert table.column_names[-1] == "_agrees"
+    assert table.column("_track").to_pylist() == ["stable"] * 2 + ["shadow"] * 3
+    assert table.column("_agrees").to_pylist() == [None, None, True, False, True]

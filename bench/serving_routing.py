@@ -1,0 +1,164 @@
+"""The cost of the canary split: requests served by the canary through the stable server's router
+(weight 100) against the same requests sent to the canary directly, side by side.
+
+Same model (the tabular MLP of bench.serving), same two servers pinned to the same CPUs, same
+closed-loop keep-alive load generator (bench.serving_loadgen) in its own process on other CPUs,
+interleaved rounds. Prints JSON: rps, p50_ms, p99_ms per path x concurrency and routed/direct ratios.
+
+    python -m bench.serving_routing            # about 2 minutes
+    python -m bench.serving_routing --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.serving import _cpu_set, load, summarise
+from bench.serving_models import request_body, tabular_mlp
+from bench.serving_servers import ServerSpec, running_servers
+from kubeloop.contracts.routing import Canary, Routes
+
+ROOT = Path(__file__).resolve().parent.parent
+PATHS = ("direct", "routed")
+
+
+def metric(url: str, name: str) -> float:
+    """The sum of every sample of ``name`` at ``url``/metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+
+
+def publish(routes_file: Path, routes: Routes) -> None:
+    staged = routes_file.with_suffix(".tmp")
+    staged.write_text(routes.to_json())
+    os.replace(staged, routes_file)
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="canary through the split vs direct (prints JSON)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--server-cpus", default="0", help="taskset CPU list shared by both servers")
+    parser.add_argument("--loadgen-cpus", default=None)
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.warmup, args.rounds, args.concurrency = 2.0, 0.5, 1, [1, 8]
+    if args.loadgen_cpus is None:
+        others = sorted(os.sched_getaffinity(0) - _cpu_set(args.server_cpus))
+        args.loadgen_cpus = ",".join(map(str, others or sorted(os.sched_getaffinity(0))))
+    return args
+
+
+def main() -> None:
+    args = arguments()
+    threads = str(max(1, len(os.sched_getaffinity(0) & _cpu_set(args.server_cpus))))
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="kubeloop-bench-routing-") as scratch_name:
+        scratch = Path(scratch_name)
+        model = tabular_mlp(scratch)
+        body_file = scratch / "body.json"
+        body_file.write_bytes(request_body(model))
+        routes_file = scratch / "routes.json"
+        common = {
+            "KUBELOOP_SERVING_MODEL_URI": str(model.path),
+            "KUBELOOP_SERVING_MODEL_NAME": model.name,
+            "KUBELOOP_SERVING_INTRA_OP_THREADS": threads,
+            "KUBELOOP_SERVING_MAX_BATCH_SIZE": "1",
+            "KUBELOOP_SERVING_LOG_LEVEL": "warning",
+        }
+        server = [sys.executable, "-m", "kubeloop_serving"]
+        specs = [
+            ServerSpec("canary", server, {**common, "KUBELOOP_SERVING_TRACK": "canary"}, "PORT_ENV"),
+            ServerSpec(
+                "stable",
+                server,
+                {
+                    **common,
+                    "KUBELOOP_SERVING_ROUTES_FILE": str(routes_file),
+                    "KUBELOOP_SERVING_ROUTES_POLL_SECONDS": "0.2",
+                },
+                "PORT_ENV",
+            ),
+        ]
+        with running_servers(specs, args.server_cpus, ROOT, scratch) as urls:
+            publish(routes_file, Routes(generation=1, canary=Canary(url=urls["canary"], weight_percent=100)))
+            while metric(urls["stable"], "kubeloop_serving_routes_generation") != 1:
+                time.sleep(0.1)
+            targets = {"direct": urls["canary"], "routed": urls["stable"]}
+            for round_number in range(args.rounds):
+                for concurrency in args.concurrency:
+                    order = PATHS if round_number % 2 == 0 else PATHS[::-1]
+                    for path in order:
+                        url = f"{targets[path]}/v2/models/{model.name}/infer"
+                        run = load(
+                            url,
+                            body_file,
+                            concurrency=concurrency,
+                            cpus=args.loadgen_cpus,
+                            warmup=args.warmup,
+                            duration=args.duration,
+                        )
+                        runs.setdefault((path, concurrency), []).append(run)
+                        print(f"{path} c={concurrency}: {run}", file=sys.stderr)
+            computed_by_stable = metric(urls["stable"], "kubeloop_serving_requests_total")
+            fallbacks = metric(urls["stable"], "kubeloop_serving_route_fallbacks_total")
+    results = [{"path": p, "concurrency": c, **summarise(measured)} for (p, c), measured in runs.items()]
+    print(json.dumps(report(args, results, computed_by_stable, fallbacks), indent=2))
+
+
+def report(
+    args: argparse.Namespace, results: list[dict[str, Any]], computed: float, fallbacks: float
+) -> dict[str, Any]:
+    by_key = {(r["path"], r["concurrency"]): r for r in results}
+    ratios = [
+        {
+            "concurrency": concurrency,
+            "p50_ratio": round(
+                by_key[("routed", concurrency)]["p50_ms"] / by_key[("direct", concurrency)]["p50_ms"], 2
+            ),
+            "p99_ratio": round(
+                by_key[("routed", concurrency)]["p99_ms"] / by_key[("direct", concurrency)]["p99_ms"], 2
+            ),
+            "rps_ratio": round(
+                by_key[("routed", concurrency)]["rps"] / by_key[("direct", concurrency)]["rps"], 2
+            ),
+            "added_p50_ms": round(
+                by_key[("routed", concurrency)]["p50_ms"] - by_key[("direct", concurrency)]["p50_ms"], 3
+            ),
+        }
+        for concurrency in args.concurrency
+    ]
+    return {
+        "peer": "the same canary server called directly (no router hop)",
+        "environment": {
+            "cpus_visible": len(os.sched_getaffinity(0)),
+            "server_cpus": args.server_cpus,
+            "loadgen_cpus": args.loadgen_cpus,
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+            "payload": "OIP v2 JSON, one row of 64 floats, tabular MLP",
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+        "results": results,
+        "ratios_routed_over_direct": ratios,
+        "requests_computed_by_stable": computed,
+        "fallbacks": fallbacks,
+    }
+
+
+if __name__ == "__main__":
+    main()
