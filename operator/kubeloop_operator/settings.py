@@ -38,11 +38,6 @@ class OperatorSettings(BaseSettings):
         True, description="Let kopf list namespaces/CRDs; off for a namespaced install whose RBAC forbids it."
     )
     worker_threads: int = Field(16, ge=1, description="Threads for synchronous API calls.")
-    prometheus_url: str | None = Field(
-        None,
-        description="Prometheus HTTP API that scrapes the inference servers, for canary analysis; unset: "
-        "a canary with analysis is held at weight 0.",
-    )
     rollout_poll_seconds: float = Field(
         5.0, gt=0, description="How often ModelDeployments with a canary are reconciled (steps, analyses)."
     )

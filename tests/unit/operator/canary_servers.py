@@ -1,5 +1,5 @@
 """Real inference servers and a real metrics exporter for canary analysis tests, and a Prometheus that
-scrapes them with the labels the cluster gives (namespace, and track until the servers export it)."""
+scrapes them with the label the cluster's discovery gives (namespace)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ class ServerProcess:
             "KUBELOOP_SERVING_MODEL_URI": str(self.model_path),
             "KUBELOOP_SERVING_MODEL_NAME": self.model,
             "KUBELOOP_SERVING_MODEL_VERSION": self.version,
-            "KUBELOOP_SERVING_TRACK": self.track,  # read by servers that know it, ignored by older ones
+            "KUBELOOP_SERVING_TRACK": self.track,
             "KUBELOOP_SERVING_HOST": "127.0.0.1",
             "KUBELOOP_SERVING_PORT": str(self.port),
             "KUBELOOP_SERVING_INTRA_OP_THREADS": "1",
