@@ -159,7 +159,7 @@ class Watch:
             self.seen.append(state)
         return obj
 
-    def until(self, phase: str, timeout: float = 90) -> dict[str, Any]:
+    def until(self, phase: str, timeout: float = 180) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             obj = self.poll()
             return obj if ((obj.get("status") or {}).get("rollout") or {}).get("phase") == phase else None
