@@ -154,6 +154,8 @@ KINDS: dict[str, dict[str, Any]] = {
             {"name": "Model", "type": "string", "jsonPath": ".spec.model.uri"},
             {"name": "Version", "type": "string", "jsonPath": ".status.model.version"},
             {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"},
+            {"name": "Weight", "type": "integer", "jsonPath": ".status.rollout.weight"},
+            {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout.phase"},
             {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
         ],
     },

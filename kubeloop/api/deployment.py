@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+import itertools
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kubeloop.api.common import (
     IMAGE_PATTERN,
@@ -15,6 +19,7 @@ from kubeloop.api.common import (
     Resources,
     conditions_field,
 )
+from kubeloop.api.labels import validations
 
 SHA256_PATTERN = r"^[a-f0-9]{64}$"
 
@@ -63,11 +68,90 @@ class PayloadLogging(ApiModel):
     )
 
 
+STEPS_RULE = {
+    "rule": "self.isSorted() && self.all(x, self.exists_one(y, y == x))",
+    "message": "steps must be strictly increasing weights (percent of requests), e.g. [5, 10, 25, 50]",
+}
+CANARY_MODE_RULE = {
+    "rule": "has(self.trafficPercent) != has(self.analysis)",
+    "message": "set exactly one of trafficPercent (a fixed weight) or analysis (stepped weights with checks)",
+}
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+
+class CanaryChecks(ApiModel):
+    """SLOs of the canary, read from Prometheus over the same window for both tracks; unset: not checked."""
+
+    max_error_rate: float | None = Field(
+        0.01, ge=0, le=1, description="Highest share of the canary's requests answered 5xx."
+    )
+    max_error_rate_increase: float | None = Field(
+        None, ge=0, le=1, description="Highest canary error rate minus stable's (0.01: one point more)."
+    )
+    max_p99_seconds: float | None = Field(None, gt=0, le=3600, description="Highest canary p99 latency.")
+    max_p99_ratio: float | None = Field(
+        None, gt=0, le=1000, description="Highest canary p99 divided by stable's p99."
+    )
+    max_output_psi: float | None = Field(
+        0.2,
+        gt=0,
+        le=100,
+        description="Highest PSI of the canary's prediction distribution against stable's "
+        "(predicted classes, or prediction histogram buckets).",
+    )
+
+
+class CanaryAnalysis(ApiModel):
+    """Stepped weights with checks (Argo Rollouts / Flagger): each step holds its weight for a warm-up
+    and at least one interval; too little traffic is inconclusive (the step is held, never passed)."""
+
+    steps: list[Percent] = Field(
+        [5, 10, 25, 50],
+        min_length=1,
+        max_length=20,
+        description="Canary weights (percent of requests), strictly increasing; after the last one passes "
+        "the canary is promoted.",
+        json_schema_extra=validations([STEPS_RULE]),
+    )
+    interval_seconds: int = Field(60, ge=1, le=86400, description="Time between analyses of a step.")
+    warmup_seconds: int = Field(
+        30, ge=0, le=86400, description="Requests of a step's first seconds are not analysed."
+    )
+    min_requests: int = Field(
+        100, ge=1, description="Fewer canary requests in the window: inconclusive (the step is held)."
+    )
+    failure_limit: int = Field(
+        0, ge=0, le=100, description="Failed analyses tolerated; one more rolls the canary back."
+    )
+    checks: CanaryChecks = Field(default_factory=CanaryChecks)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: list[int]) -> list[int]:
+        if any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError(STEPS_RULE["message"])
+        return steps
+
+
 class Canary(ApiModel):
-    """A second model taking a share of traffic (by replica share behind the one Service)."""
+    """A second model that the stable servers forward an exact share of requests to (per request, not
+    per pod): a fixed `trafficPercent`, or `analysis` walking steps and promoting or rolling back."""
+
+    model_config = ConfigDict(json_schema_extra=validations([CANARY_MODE_RULE]))
 
     model: ModelSource
-    traffic_percent: int = Field(ge=0, le=100)
+    traffic_percent: int | None = Field(None, ge=0, le=100, description="A fixed weight, no analysis.")
+    analysis: CanaryAnalysis | None = None
+    paused: bool = Field(False, description="Hold the current weight; no analysis until resumed.")
+    abort: bool = Field(
+        False, description="Weight 0 and the canary scaled down, as a rollback; unset it to start again."
+    )
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> Canary:
+        if (self.traffic_percent is None) == (self.analysis is None):
+            raise ValueError(CANARY_MODE_RULE["message"])
+        return self
 
 
 class ModelDeploymentSpec(PodEnvironment):
@@ -93,6 +177,51 @@ class ResolvedModel(ApiModel):
     version: str | None = None
 
 
+RolloutPhase = Literal[
+    "Idle", "Progressing", "Paused", "Inconclusive", "Promoting", "Promoted", "RolledBack", "Aborted"
+]
+TERMINAL_PHASES = ("Promoted", "RolledBack", "Aborted")
+
+
+class CheckResult(ApiModel):
+    """One check's last value; value unset: not measurable in the window (then passed is unset too)."""
+
+    name: str
+    value: float | None = None
+    threshold: float
+    passed: bool | None = None
+
+
+class RolloutStatus(ApiModel):
+    """Where the canary's progressive delivery stands (the operator's record of its steps)."""
+
+    phase: RolloutPhase = "Idle"
+    canary_uri: str | None = Field(None, description="The canary model this rollout is about (its identity).")
+    canary_version: str | None = None
+    weight: int = Field(0, description="Percent of requests the stable servers forward to the canary now.")
+    step: int = Field(0, description="1-based index into analysis.steps; 0: not started.")
+    step_started_at: datetime | None = Field(None, description="When the step's weight was written.")
+    window_start: datetime | None = Field(None, description="Start of the window being analysed.")
+    analyzed_at: datetime | None = None
+    weight_zero_since: datetime | None = Field(
+        None, description="When the weight went to 0 at the end; the canary is kept until routes propagate."
+    )
+    failures: int = 0
+    checks: list[CheckResult] = Field(default_factory=list)
+    message: str = ""
+    alias_moved: bool | None = Field(None, description="Promotion moved the registry alias stable follows.")
+
+
+class PromotedModel(ApiModel):
+    """A promoted canary that stable serves in place of spec.model (which named a fixed version):
+    kept while spec.model.uri is still `replaces`."""
+
+    uri: str
+    version: str | None = None
+    sha256: str | None = None
+    replaces: str
+
+
 class ModelDeploymentStatus(ApiModel):
     observed_generation: int | None = None
     replicas: int = 0
@@ -100,4 +229,6 @@ class ModelDeploymentStatus(ApiModel):
     url: str | None = None
     model: ResolvedModel | None = None
     canary_model: ResolvedModel | None = None
+    rollout: RolloutStatus | None = None
+    promoted_model: PromotedModel | None = None
     conditions: list[Condition] = conditions_field()

@@ -12,11 +12,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from kubeloop.api.deployment import ResolvedModel
+from kubeloop_operator.conditions import now
 from kubeloop_operator.kube import Kube, Obj
 from kubeloop_operator.metrics import ObjectSeries
+from kubeloop_operator.prometheus import Prometheus
 from kubeloop_operator.settings import OperatorSettings
 
 EventPoster = Callable[[Obj, str, str, str], None]  # (object, "Normal"|"Warning", reason, message)
@@ -42,13 +45,16 @@ class Context:
     post: EventPoster = post_with_kopf
     series: ObjectSeries = field(default_factory=ObjectSeries)
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], datetime] = now  # times written to status (rollout steps)
+    prometheus: Prometheus | None = None
     _applied: dict[Key, tuple[str, dict[str, str], float]] = field(default_factory=dict)
     _resolved: dict[tuple[str, str], tuple[ResolvedModel, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def create(cls, settings: OperatorSettings) -> Context:
-        return cls(settings=settings, kube=Kube(settings.field_manager))
+        prometheus = Prometheus(settings.prometheus_url) if settings.prometheus_url else None
+        return cls(settings=settings, kube=Kube(settings.field_manager), prometheus=prometheus)
 
     def applied_recently(self, key: Key, manifests: list[Obj], observed: dict[str, str]) -> bool:
         """These exact children were applied for `key` within resync_seconds and the observed

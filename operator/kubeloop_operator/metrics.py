@@ -68,6 +68,21 @@ SERVING_MODEL_VERSION_CHANGES = Counter(
     "Rollouts caused by a registry alias moving.",
     ["namespace", "modeldeployment"],
 )
+SERVING_CANARY_WEIGHT = Gauge(
+    "kubeloop_modeldeployment_canary_weight_percent",
+    "Percent of requests the stable servers forward to the canary.",
+    ["namespace", "modeldeployment"],
+)
+SERVING_ROLLOUT_PHASE = Gauge(
+    "kubeloop_modeldeployment_rollout_phase",
+    "1 for the current phase of each ModelDeployment's canary rollout.",
+    ["namespace", "modeldeployment", "phase"],
+)
+SERVING_CANARY_CHECK = Gauge(
+    "kubeloop_modeldeployment_canary_check_value",
+    "Last value of each canary check (see status.rollout.checks for thresholds).",
+    ["namespace", "modeldeployment", "check"],
+)
 
 DRIFT_SCORE = Gauge(
     "kubeloop_drift_score", "Latest drift score per feature.", ["namespace", "monitor", "feature", "test"]
@@ -91,6 +106,9 @@ DRIFT_RETRAINS = Counter(
 )
 
 PHASES = ("Pending", "Suspended", "Running", "Succeeded", "Failed")
+ROLLOUT_PHASES = (
+    "Idle", "Progressing", "Paused", "Inconclusive", "Promoting", "Promoted", "RolledBack", "Aborted"
+)  # fmt: skip
 Key = tuple[str, str, str]  # (kind, namespace, name)
 Series = tuple[MetricWrapperBase, tuple[str, ...]]
 
@@ -152,3 +170,27 @@ def record_drift(
     if share is not None:
         series.set_gauge(key, DRIFT_SHARE, (namespace, monitor), share)
         series.set_gauge(key, DRIFT_DETECTED, (namespace, monitor), 1 if detected else 0)
+
+
+def record_rollout(
+    series: ObjectSeries, key: Key, phase: str | None, weight: int, checks: dict[str, float]
+) -> None:
+    """Weight, phase and check values of a canary rollout; none of it without a canary."""
+    labels = (key[1], key[2])
+    metrics: tuple[MetricWrapperBase, ...] = (
+        SERVING_CANARY_WEIGHT,
+        SERVING_ROLLOUT_PHASE,
+        SERVING_CANARY_CHECK,
+    )
+    if phase is None:
+        series.keep_only(key, metrics, set())
+        return
+    keep: set[Series] = {(SERVING_CANARY_WEIGHT, labels)}
+    series.set_gauge(key, SERVING_CANARY_WEIGHT, labels, weight)
+    for candidate in ROLLOUT_PHASES:
+        series.set_gauge(key, SERVING_ROLLOUT_PHASE, (*labels, candidate), 1 if candidate == phase else 0)
+        keep.add((SERVING_ROLLOUT_PHASE, (*labels, candidate)))
+    for name, value in checks.items():
+        series.set_gauge(key, SERVING_CANARY_CHECK, (*labels, name), value)
+        keep.add((SERVING_CANARY_CHECK, (*labels, name)))
+    series.keep_only(key, metrics, keep)

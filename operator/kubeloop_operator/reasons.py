@@ -7,6 +7,7 @@ READY = "Ready"
 SUCCEEDED = "Succeeded"
 DRIFT_DETECTED = "DriftDetected"
 CHALLENGER_GATE = "ChallengerGate"  # TrainingJob with spec.challenge: True when the new version may roll out
+PROGRESSING = "Progressing"  # ModelDeployment with a canary: its rollout
 
 # any kind
 INVALID_SPEC = "InvalidSpec"
@@ -17,6 +18,22 @@ PENDING = "Pending"
 ROLLING_OUT = "RollingOut"
 MODEL_NOT_RESOLVED = "ModelNotResolved"
 MODEL_VERSION_CHANGED = "ModelVersionChanged"
+
+# ModelDeployment canary rollout (condition Progressing, and Events)
+CANARY_PENDING = "CanaryPending"
+FIXED_WEIGHT = "FixedWeight"
+STEP_STARTED = "StepStarted"
+STEP_PROGRESSING = "StepProgressing"
+ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
+ANALYSIS_FAILED = "AnalysisFailed"
+ROLLOUT_PAUSED = "Paused"
+PROMOTING = "Promoting"
+PROMOTED = "Promoted"
+ROLLED_BACK = "RolledBack"
+ABORTED = "Aborted"
+PROMETHEUS_NOT_CONFIGURED = "PrometheusNotConfigured"
+METRICS_UNAVAILABLE = "MetricsUnavailable"
+PROMOTION_BLOCKED = "PromotionBlocked"
 
 # TrainingJob (besides its phases, and failure reasons from the trainer or the kubelet)
 COMPLETED = "Completed"

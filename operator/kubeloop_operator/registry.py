@@ -42,3 +42,33 @@ def resolve(uri: str, tracking_uri: str) -> ResolvedModel | None:
     else:
         raise RegistryError(f"{uri}: a ModelDeployment needs a version number or an alias")
     return ResolvedModel(uri=pinned_uri(reference.name, version), version=version)
+
+
+def set_alias(tracking_uri: str, name: str, alias: str, version: str, timeout: float = 5.0) -> None:
+    """Point `models:/name@alias` at `version` (MLflow's REST API; idempotent)."""
+    body = json.dumps({"name": name, "alias": alias, "version": version}).encode()
+    request = urllib.request.Request(
+        f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/registered-models/alias",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            pass
+    except Exception as error:
+        raise RegistryError(f"cannot move models:/{name}@{alias} to version {version}: {error}") from error
+
+
+def movable_alias(stable_uri: str, canary: ResolvedModel) -> tuple[str, str, str] | None:
+    """(name, alias, version) when promoting `canary` means moving the alias stable follows: stable is
+    `models:/name@alias` and the canary a version of the same registered model."""
+    if not is_registry_uri(stable_uri) or canary.version is None or not is_registry_uri(canary.uri):
+        return None
+    try:
+        stable, promoted = parse_registry_uri(stable_uri), parse_registry_uri(canary.uri)
+    except ValueError:
+        return None
+    if stable.alias is None or stable.name != promoted.name:
+        return None
+    return stable.name, stable.alias, canary.version

@@ -38,3 +38,12 @@ class OperatorSettings(BaseSettings):
         True, description="Let kopf list namespaces/CRDs; off for a namespaced install whose RBAC forbids it."
     )
     worker_threads: int = Field(16, ge=1, description="Threads for synchronous API calls.")
+    rollout_poll_seconds: float = Field(
+        5.0, gt=0, description="How often ModelDeployments with a canary are reconciled (steps, analyses)."
+    )
+    routes_propagation_seconds: float = Field(
+        90.0,
+        ge=0,
+        description="How long a weight change takes to reach every stable server (the kubelet's ConfigMap "
+        "sync); a canary whose weight went to 0 keeps running this long.",
+    )

@@ -1,5 +1,5 @@
 """ModelDeployment triggers: its own changes, its servers' rollout progress, a timer for the ones
-that follow a registry alias, its deletion."""
+that follow a registry alias, one for those with a canary (steps and analyses), its deletion."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from kubeloop.api.common import GROUP, VERSION
 from kubeloop_operator.context import context_of
 from kubeloop_operator.handlers.options import RETRY, deleted
 from kubeloop_operator.reconcile import reconcile_model_deployment
+from kubeloop_operator.settings import OperatorSettings
 
 PLURAL = "modeldeployments"
 LABEL = "kubeloop.io/modeldeployment"
@@ -20,6 +21,11 @@ def follows_alias(spec: kopf.Spec, **_: Any) -> bool:
     """`models:/name@alias` is asked again every registryPollSeconds (the reconcile's cache)."""
     uris = [spec.get("model", {}).get("uri", ""), (spec.get("canary") or {}).get("model", {}).get("uri", "")]
     return any("@" in uri for uri in uris)
+
+
+def has_canary(spec: kopf.Spec, **_: Any) -> bool:
+    """A canary's steps, analyses and drain are due at times kept in status: asked every poll."""
+    return bool(spec.get("canary"))
 
 
 def model_deployment(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
@@ -39,6 +45,11 @@ kopf.on.event(GROUP, VERSION, PLURAL, when=deleted)(model_deployment)
 kopf.timer(
     GROUP, VERSION, PLURAL, id="registry", interval=15, initial_delay=15, idle=10, when=follows_alias, **RETRY
 )(model_deployment)
+# read when the handlers are registered (kopf's timers are fixed then), from the same environment
+ROLLOUT_POLL_SECONDS = OperatorSettings().rollout_poll_seconds
+kopf.timer(GROUP, VERSION, PLURAL, id="rollout", interval=ROLLOUT_POLL_SECONDS, when=has_canary, **RETRY)(
+    model_deployment
+)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})

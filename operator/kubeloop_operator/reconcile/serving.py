@@ -20,9 +20,12 @@ from kubeloop_operator.reconcile.loop import (
     parse_status,
     reconcile,
 )
+from kubeloop_operator.reconcile.rollout import Plan, announce_rollout, plan_delivery, record_rollout
 from kubeloop_operator.registry import RegistryError, resolve
 from kubeloop_operator.render.common import Owner
+from kubeloop_operator.render.delivery import Delivery, canary_name
 from kubeloop_operator.render.serving import expected_replicas, render_serving, service_url
+from kubeloop_operator.status.rollout import rollout_condition
 from kubeloop_operator.status.serving import derive_serving_status
 
 KIND = "ModelDeployment"
@@ -59,6 +62,8 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
     except SpecError as error:
         return invalid(previous, previous.conditions, reasons.READY, owner.generation, error)
     url = service_url(owner, ctx.settings.cluster_domain)
+    listed = ctx.kube.list_labeled("Deployment", owner.namespace, owner.labels())
+    observed = {d["metadata"]["name"]: d for d in listed}
     try:
         model = resolve_model(ctx, spec.model.uri, spec.registry_poll_seconds)
         canary = (
@@ -66,17 +71,16 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
         )
     except RegistryError as error:
         problem = (reasons.MODEL_NOT_RESOLVED, str(error))
-        deployments = ctx.kube.list_labeled("Deployment", owner.namespace, owner.labels())
+        held = Plan(previous.rollout, previous.promoted_model, Delivery())
         status = derive(
-            previous, deployments, owner, spec, url, previous.model, previous.canary_model, problem
+            previous, listed, owner, spec, url, previous.model, previous.canary_model, held, problem
         )
         return Outcome(
             status, [announce(ctx, obj, previous, status)], kopf.TemporaryError(str(error), delay=15)
         )
 
-    children = render_serving(owner, spec, ctx.settings, model, canary, ctx.service_monitors)
-    listed = ctx.kube.list_labeled("Deployment", owner.namespace, owner.labels())
-    observed = {d["metadata"]["name"]: d for d in listed}
+    plan = plan_delivery(ctx, owner, spec, previous, canary, observed, ctx.wall_clock())
+    children = render_serving(owner, spec, ctx.settings, model, canary, ctx.service_monitors, plan.delivery)
     wanted = {c["metadata"]["name"] for c in children if c["kind"] == "Deployment"}
     if not ctx.applied_recently(key, children, generations(observed, wanted)):
         for child in children:
@@ -84,17 +88,25 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
             if child["kind"] == "Deployment":
                 observed[child["metadata"]["name"]] = applied
         ctx.kube.prune("Deployment", listed, wanted)
-        if not any(c["kind"] == "HorizontalPodAutoscaler" for c in children):
-            ctx.kube.delete("HorizontalPodAutoscaler", owner.namespace, owner.name)
+        if spec.canary is None:
+            ctx.kube.delete("Service", owner.namespace, canary_name(owner))
         ctx.remember_applied(key, children, generations(observed, wanted))
     deployments = [d for name, d in observed.items() if name in wanted]
+    stable = plan.delivery.stable
     resolved = (
-        model or ResolvedModel(uri=spec.model.uri),
+        (stable.resolved or ResolvedModel(uri=stable.source.uri))
+        if stable
+        else (model or ResolvedModel(uri=spec.model.uri)),
         canary or (ResolvedModel(uri=spec.canary.model.uri) if spec.canary else None),
     )
-    status = derive(previous, deployments, owner, spec, url, *resolved, None)
-    effects = [announce(ctx, obj, previous, status), record(ctx, obj, spec, status)]
-    return Outcome(status, effects)
+    status = derive(previous, deployments, owner, spec, url, *resolved, plan, None)
+    effects = [
+        announce(ctx, obj, previous, status),
+        announce_rollout(ctx, obj, previous.rollout, status.rollout),
+        record(ctx, obj, spec, status),
+        record_rollout(ctx, obj, status.rollout),
+    ]
+    return Outcome(status, effects, plan.error)
 
 
 def generations(observed: dict[str, Obj], wanted: set[str]) -> dict[str, str]:
@@ -111,10 +123,23 @@ def derive(
     url: str,
     model: ResolvedModel | None,
     canary: ResolvedModel | None,
+    plan: Plan,
     problem: tuple[str, str] | None,
 ) -> ModelDeploymentStatus:
-    return derive_serving_status(
-        previous, deployments, owner.generation, expected_replicas(spec), url, model, canary, problem
+    status = derive_serving_status(
+        previous,
+        deployments,
+        owner.generation,
+        expected_replicas(spec, plan.delivery),
+        url,
+        model,
+        canary,
+        problem,
+    )
+    fixed = spec.canary is not None and spec.canary.analysis is None
+    conditions = rollout_condition(status.conditions, plan.rollout, fixed, plan.problem, owner.generation)
+    return status.model_copy(
+        update={"rollout": plan.rollout, "promoted_model": plan.promoted, "conditions": conditions}
     )
 
 

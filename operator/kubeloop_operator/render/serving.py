@@ -18,7 +18,16 @@ from kubeloop_operator.render.common import (
     scheduling,
     writable_tmp,
 )
-from kubeloop_operator.render.names import child_name
+from kubeloop_operator.render.delivery import (
+    CANARY,
+    Delivery,
+    Track,
+    canary_name,
+    render_routes,
+    render_track_service,
+    routes_file,
+    routes_volume,
+)
 from kubeloop_operator.settings import OperatorSettings
 
 HTTP_PORT = 8080
@@ -28,20 +37,6 @@ PAYLOAD_VOLUME = "payload-log"
 # it is removed from the Service at once, but connections already routed to it still arrive.
 PRE_STOP_SECONDS = 5
 TERMINATION_GRACE_SECONDS = 30  # pre-stop + the server's drain of in-flight requests
-
-
-def canary_replicas(stable_min: int, percent: int) -> int:
-    """Replicas of the canary so that its share of pods behind the Service approximates `percent`."""
-    if percent <= 0:
-        return 0
-    if percent >= 100:
-        return stable_min
-    return max(1, round(stable_min * percent / (100 - percent)))
-
-
-def stable_replicas(stable_min: int, percent: int) -> int:
-    """All traffic on the canary (100%) leaves the stable track at zero replicas."""
-    return 0 if percent >= 100 else stable_min
 
 
 def sink_path(payload: PayloadLogging) -> str | None:
@@ -70,6 +65,7 @@ def server_env(
     source: ModelSource,
     resolved: ResolvedModel | None,
     settings: OperatorSettings,
+    track: str = "stable",
 ) -> dict[str, str]:
     payload = spec.payload_logging
     served = served_uri(source, resolved)
@@ -85,6 +81,8 @@ def server_env(
         model_sha256=source.sha256,
         payload_log_uri=payload.sink_uri if payload else None,
         payload_log_sample_rate=payload.sample_rate if payload else None,
+        routes_file=routes_file() if track == "stable" else None,  # only stable forwards
+        track=track,
     ).to_env()
 
 
@@ -93,9 +91,12 @@ def probe(path: str, period: int, failures: int) -> dict[str, Any]:
 
 
 def server_container(
-    env: dict[str, str], spec: ModelDeploymentSpec, settings: OperatorSettings
+    env: dict[str, str],
+    spec: ModelDeploymentSpec,
+    settings: OperatorSettings,
+    mounts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    volumes_mounts = writable_tmp()[1] + payload_volume(spec.payload_logging)[1]
+    volumes_mounts = writable_tmp()[1] + payload_volume(spec.payload_logging)[1] + (mounts or [])
     container: dict[str, Any] = {
         "name": "server",
         "image": spec.image or settings.serving_image,
@@ -125,10 +126,15 @@ def render_server(
     source: ModelSource,
     resolved: ResolvedModel | None,
 ) -> Manifest:
-    name = owner.name if track == "stable" else child_name(owner.name, track)
+    name = owner.name if track == "stable" else canary_name(owner)
     selector = {**owner.labels(), "kubeloop.io/track": track}
     version = resolved.version if resolved and resolved.version else ""
     volumes = writable_tmp()[0] + payload_volume(spec.payload_logging)[0]
+    mounts = []
+    if track == "stable":
+        volume, mount = routes_volume(owner)
+        volumes, mounts = [*volumes, volume], [mount]
+    env = server_env(owner, spec, source, resolved, settings, track)
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
@@ -144,15 +150,13 @@ def render_server(
                 "securityContext": restricted_pod_security(),
                 **pod_identity(spec),
                 "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                "containers": [
-                    server_container(server_env(owner, spec, source, resolved, settings), spec, settings)
-                ],
+                "containers": [server_container(env, spec, settings, mounts)],
                 "volumes": volumes,
                 **scheduling(spec, spec.resources),
             },
         },
     }
-    if track != "stable" or replicas == 0:  # otherwise the stable track's replicas belong to the HPA
+    if track != "stable":  # the stable track's replicas belong to the HPA
         deployment_spec["replicas"] = replicas
     return {
         "apiVersion": "apps/v1",
@@ -163,15 +167,8 @@ def render_server(
 
 
 def render_service(owner: Owner) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": owner.metadata(owner.name),
-        "spec": {
-            "selector": owner.labels(),
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}],
-        },
-    }
+    """The Service clients call: the stable pods only (they forward the canary's share)."""
+    return render_track_service(owner, "stable", owner.name, SERVICE_PORT)
 
 
 def render_autoscaler(owner: Owner, spec: ModelDeploymentSpec, min_replicas: int) -> Manifest:
@@ -230,22 +227,26 @@ def render_serving(
     resolved: ResolvedModel | None = None,
     canary_resolved: ResolvedModel | None = None,
     service_monitor: bool = False,
+    delivery: Delivery | None = None,
 ) -> list[Manifest]:
-    """Every child of a ModelDeployment. The stable track scales with the HPA; the canary is fixed."""
-    percent = spec.canary.traffic_percent if spec.canary else 0
-    stable_min = stable_replicas(spec.replicas.min, percent)
+    """Every child of a ModelDeployment. The stable track scales with the HPA and serves every request
+    the Service gets, forwarding the canary's weight (the routes ConfigMap) to the canary's Service."""
+    delivery = delivery or Delivery()
+    stable = delivery.stable or Track(spec.model, resolved)
     children = [
-        render_server(owner, spec, settings, "stable", stable_min, spec.model, resolved),
+        render_server(owner, spec, settings, "stable", 0, stable.source, stable.resolved),
         render_service(owner),
+        render_routes(owner, spec, delivery.weight, SERVICE_PORT, settings.cluster_domain),
         render_disruption_budget(owner),
+        render_autoscaler(owner, spec, spec.replicas.min),
     ]
-    if stable_min > 0:
-        children.append(render_autoscaler(owner, spec, stable_min))
-    if spec.canary is not None and percent > 0:
-        replicas = canary_replicas(spec.replicas.min, percent)
-        children.append(
-            render_server(owner, spec, settings, "canary", replicas, spec.canary.model, canary_resolved)
-        )
+    if spec.canary is not None:
+        children += [
+            render_server(
+                owner, spec, settings, CANARY, delivery.canary_replicas, spec.canary.model, canary_resolved
+            ),
+            render_track_service(owner, CANARY, canary_name(owner), SERVICE_PORT),
+        ]
     if service_monitor:
         children.append(render_service_monitor(owner))
     return children
@@ -255,7 +256,6 @@ def service_url(owner: Owner, cluster_domain: str) -> str:
     return f"http://{owner.name}.{owner.namespace}.svc.{cluster_domain}:{SERVICE_PORT}/v2/models/{owner.name}"
 
 
-def expected_replicas(spec: ModelDeploymentSpec) -> int:
-    """Ready replicas at which a ModelDeployment is fully Ready (the minimum of each track)."""
-    percent = spec.canary.traffic_percent if spec.canary else 0
-    return stable_replicas(spec.replicas.min, percent) + canary_replicas(spec.replicas.min, percent)
+def expected_replicas(spec: ModelDeploymentSpec, delivery: Delivery | None = None) -> int:
+    """Ready replicas at which a ModelDeployment is fully Ready: stable's minimum and the canary's."""
+    return spec.replicas.min + (delivery.canary_replicas if delivery and spec.canary else 0)

@@ -196,3 +196,51 @@ def test_workers_zero_is_refused_by_its_range_not_the_distributed_rule() -> None
     assert spec["properties"]["workers"]["minimum"] == 1
     with pytest.raises(ValidationError, match="greater than or equal to 1"):
         TrainingJobSpec.model_validate({"command": ["x"], "workers": 0})
+
+
+CANARY_MODEL = {"uri": "models:/churn/2"}
+
+
+@pytest.mark.parametrize(
+    ("canary", "message"),
+    [
+        ({"trafficPercent": 10, "analysis": {}}, "exactly one of trafficPercent"),
+        ({}, "exactly one of trafficPercent"),
+        ({"analysis": {"steps": [10, 5]}}, "strictly increasing"),
+        ({"analysis": {"steps": [10, 10, 50]}}, "strictly increasing"),
+        ({"analysis": {"steps": [0, 50]}}, "greater than or equal to 1"),
+        ({"analysis": {"steps": [50, 101]}}, "less than or equal to 100"),
+        ({"analysis": {"steps": []}}, "at least 1 item"),
+        ({"analysis": {"checks": {"maxErrorRate": 1.5}}}, "less than or equal to 1"),
+        ({"analysis": {"checks": {"maxP99Seconds": 0}}}, "greater than 0"),
+    ],
+)
+def test_canary_rules(canary: dict[str, Any], message: str) -> None:
+    from kubeloop.api.deployment import Canary
+
+    with pytest.raises(ValidationError, match=message):
+        Canary.model_validate({"model": CANARY_MODEL, **canary})
+
+
+def test_canary_defaults_and_the_rules_in_the_schema() -> None:
+    from kubeloop.api.deployment import Canary
+
+    analysed = Canary.model_validate({"model": CANARY_MODEL, "analysis": {}})
+    assert analysed.analysis is not None and analysed.analysis.steps == [5, 10, 25, 50]
+    assert (analysed.paused, analysed.abort) == (False, False)
+    spec = crd("ModelDeployment")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    canary = spec["properties"]["canary"]
+    assert canary["x-kubernetes-validations"][0]["rule"] == "has(self.trafficPercent) != has(self.analysis)"
+    steps = canary["properties"]["analysis"]["properties"]["steps"]
+    assert "isSorted()" in steps["x-kubernetes-validations"][0]["rule"]
+    assert steps["default"] == [5, 10, 25, 50] and steps["items"]["maximum"] == 100
+    checks = canary["properties"]["analysis"]["properties"]["checks"]
+    assert checks["default"] == {"maxErrorRate": 0.01, "maxOutputPsi": 0.2}
+
+
+def test_kubectl_get_shows_weight_and_rollout_phase() -> None:
+    columns = {
+        c["name"]: c["jsonPath"]
+        for c in crd("ModelDeployment")["spec"]["versions"][0]["additionalPrinterColumns"]
+    }
+    assert columns["Weight"] == ".status.rollout.weight" and columns["Rollout"] == ".status.rollout.phase"

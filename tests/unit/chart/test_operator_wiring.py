@@ -127,7 +127,8 @@ def test_rbac_covers_every_kind_the_operator_calls_and_nothing_broad() -> None:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
         assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"]), rule
     resources = {r for rule in rules for r in rule["resources"]}
-    assert not {"secrets", "configmaps", "nodes", "roles", "clusterroles"} & resources
+    assert not {"secrets", "nodes", "roles", "clusterroles"} & resources
+    assert granted(rules, "", "configmaps") == {"patch", "create"}, "routes are written, never read"
     assert granted(rules, "", "pods") == {"list"}
     assert granted(rules, "kubeloop.io", "trainingjobs/status") == {"update"}
     assert granted(rules, "apiextensions.k8s.io", "customresourcedefinitions") == {"list", "watch"}

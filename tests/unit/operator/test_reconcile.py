@@ -100,7 +100,7 @@ def test_model_deployment_applies_children_once_and_writes_status_once(world: Wo
     assert world.names("Deployment") == ["churn"]
     assert world.names("Service") == world.names("PodDisruptionBudget") == ["churn"]
     assert world.names("HorizontalPodAutoscaler") == ["churn"]
-    assert world.api.count("PATCH") == 4 and world.api.count("PUT") == 1
+    assert world.api.count("PATCH") == 5 and world.api.count("PUT") == 1  # + the routes ConfigMap
     assert world.api.count("GET", "/modeldeployments/churn") == 1  # one read per reconcile
     status = world.status("ModelDeployment", "churn")
     assert status["observedGeneration"] == 1 and status["model"] == {"uri": "s3://models/churn.onnx"}

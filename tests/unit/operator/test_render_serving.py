@@ -5,7 +5,10 @@ from typing import Any
 import pytest
 
 from kubeloop.api.deployment import ModelDeploymentSpec, ResolvedModel
-from kubeloop_operator.render.serving import canary_replicas, expected_replicas, render_serving
+from kubeloop.contracts.routing import ROUTES_DIR, ROUTES_FILE, ROUTES_KEY, Routes
+from kubeloop_operator.render.delivery import Delivery, Track
+from kubeloop_operator.render.serving import expected_replicas, render_serving
+from kubeloop_operator.rollout.machine import canary_replicas
 from kubeloop_operator.settings import OperatorSettings
 from tests.unit.operator.conftest import owner_of
 
@@ -31,7 +34,13 @@ def test_children_and_autoscaling(settings: OperatorSettings) -> None:
     kinds = by_kind(
         render_serving(owner_of("ModelDeployment"), spec(replicas={"min": 2, "max": 5}), settings)
     )
-    assert set(kinds) == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    assert set(kinds) == {
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }
     hpa = kinds["HorizontalPodAutoscaler"][0]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
     assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
@@ -73,32 +82,98 @@ def test_batching_payload_logging_and_pvc(settings: OperatorSettings) -> None:
 
 
 @pytest.mark.parametrize(
-    ("stable", "percent", "canary"), [(1, 10, 1), (4, 20, 1), (9, 10, 1), (3, 50, 3), (2, 0, 0)]
+    ("stable", "weight", "most", "canary"),
+    [
+        (1, 10, 3, 1),
+        (4, 20, 8, 1),
+        (9, 10, 9, 1),
+        (3, 50, 5, 2),
+        (10, 25, 10, 3),
+        (2, 0, 3, 0),
+        (8, 100, 5, 5),
+    ],
 )
-def test_canary_replica_share(stable: int, percent: int, canary: int) -> None:
-    assert canary_replicas(stable, percent) == canary
+def test_canary_replicas_follow_its_share_of_stable_load(
+    stable: int, weight: int, most: int, canary: int
+) -> None:
+    """ceil(stable * weight / 100), at least 1 while weighted, never above replicas.max; the old
+    replica ratio gave a 10% canary next to one stable pod half of the traffic."""
+    assert canary_replicas(stable, weight, most) == canary
 
 
-def test_canary_track(settings: OperatorSettings) -> None:
-    md = spec(
-        replicas={"min": 4, "max": 8}, canary={"model": {"uri": "models:/churn/9"}, "trafficPercent": 20}
-    )
-    deployments = by_kind(render_serving(owner_of("ModelDeployment", "churn"), md, settings))["Deployment"]
-    stable, canary = deployments
-    assert canary["metadata"]["name"] == "churn-canary"
-    assert canary["spec"]["replicas"] == 1
+CANARY = {"model": {"uri": "models:/churn/9"}, "analysis": {"steps": [10, 50]}}
+
+
+def routes_of(children: list[dict[str, Any]]) -> Routes:
+    config = by_kind(children)["ConfigMap"][0]
+    return Routes.model_validate_json(config["data"][ROUTES_KEY])
+
+
+def test_canary_track_its_service_and_the_routes(settings: OperatorSettings) -> None:
+    md = spec(replicas={"min": 4, "max": 8}, canary=CANARY)
+    owner = owner_of("ModelDeployment", "churn")
+    children = render_serving(owner, md, settings, delivery=Delivery(weight=10, canary_replicas=1))
+    kinds = by_kind(children)
+    stable, canary = kinds["Deployment"]
+    assert canary["metadata"]["name"] == "churn-canary" and canary["spec"]["replicas"] == 1
     assert env_of(canary)["KUBELOOP_SERVING_MODEL_URI"] == "models:/churn/9"
+    assert env_of(canary)["KUBELOOP_SERVING_TRACK"] == "canary"
+    assert "KUBELOOP_SERVING_ROUTES_FILE" not in env_of(canary), "the canary forwards nothing"
     assert canary["spec"]["selector"]["matchLabels"]["kubeloop.io/track"] == "canary"
     assert stable["spec"]["selector"]["matchLabels"]["kubeloop.io/track"] == "stable"
-    assert expected_replicas(md) == 5
+    assert "replicas" not in stable["spec"], "the HPA owns the stable track's replicas"
+    services = {s["metadata"]["name"]: s["spec"]["selector"] for s in kinds["Service"]}
+    assert services["churn"]["kubeloop.io/track"] == "stable", "clients reach stable pods only"
+    assert services["churn-canary"]["kubeloop.io/track"] == "canary"
+    routes = routes_of(children)
+    assert routes.canary is not None and routes.canary.weight_percent == 10
+    assert routes.canary.url == "http://churn-canary.team-a.svc.cluster.local:8080"
+    assert kinds["ConfigMap"][0]["metadata"]["name"] == "churn-routes"
+    assert expected_replicas(md, Delivery(weight=10, canary_replicas=1)) == 5
 
 
-def test_service_selects_both_tracks(settings: OperatorSettings) -> None:
+def test_the_weight_changes_only_the_routes_never_the_stable_pods(settings: OperatorSettings) -> None:
+    md, owner = spec(canary=CANARY), owner_of("ModelDeployment", "churn")
+    before = render_serving(owner, md, settings, delivery=Delivery(weight=0, canary_replicas=1))
+    after = render_serving(owner, md, settings, delivery=Delivery(weight=50, canary_replicas=1))
+    changed = [(b["kind"], b["metadata"]["name"]) for b, a in zip(before, after, strict=True) if a != b]
+    assert changed == [("ConfigMap", "churn-routes")]
+    assert routes_of(before).canary.weight_percent == 0  # type: ignore[union-attr]
+    without = render_serving(owner, spec(), settings)
+    assert without[0] == before[0], "adding a canary does not restart stable either"
+    assert routes_of(without).canary is None
+
+
+def test_stable_pods_mount_the_routes_as_a_volume(settings: OperatorSettings) -> None:
+    stable = render_serving(owner_of("ModelDeployment", "churn"), spec(), settings)[0]
+    pod = stable["spec"]["template"]["spec"]
+    assert {"name": "routes", "configMap": {"name": "churn-routes"}} in pod["volumes"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "routes")
+    assert mount == {"name": "routes", "mountPath": ROUTES_DIR, "readOnly": True}, (
+        "no subPath: updates propagate"
+    )
+    assert env_of(stable)["KUBELOOP_SERVING_ROUTES_FILE"] == ROUTES_FILE
+    assert env_of(stable)["KUBELOOP_SERVING_TRACK"] == "stable"
+
+
+def test_a_promotion_serves_the_canary_model_on_the_stable_track(settings: OperatorSettings) -> None:
+    md = spec(model={"uri": "models:/churn/3"}, canary=CANARY)
+    promoted = Track(md.canary.model, ResolvedModel(uri="models:/churn/9", version="9"))  # type: ignore[union-attr]
+    children = render_serving(
+        owner_of("ModelDeployment", "churn"), md, settings, delivery=Delivery(stable=promoted)
+    )
+    stable = by_kind(children)["Deployment"][0]
+    assert env_of(stable)["KUBELOOP_SERVING_MODEL_URI"] == "models:/churn/9"
+    assert env_of(stable)["KUBELOOP_SERVING_MODEL_VERSION"] == "9"
+
+
+def test_service_selects_stable_pods_only(settings: OperatorSettings) -> None:
     md = spec(canary={"model": {"uri": "models:/churn/9"}, "trafficPercent": 50})
     kinds = by_kind(render_serving(owner_of("ModelDeployment"), md, settings))
     selector = kinds["Service"][0]["spec"]["selector"].items()
-    for deployment in kinds["Deployment"]:
-        assert set(selector) <= set(deployment["spec"]["template"]["metadata"]["labels"].items())
+    stable, canary = kinds["Deployment"]
+    assert set(selector) <= set(stable["spec"]["template"]["metadata"]["labels"].items())
+    assert not set(selector) <= set(canary["spec"]["template"]["metadata"]["labels"].items())
 
 
 def test_service_monitor_only_when_asked(settings: OperatorSettings) -> None:

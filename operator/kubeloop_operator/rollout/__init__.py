@@ -1,0 +1,1 @@
+"""Progressive delivery of a ModelDeployment's canary: pure check evaluation and the step machine."""
