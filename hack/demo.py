@@ -1,9 +1,11 @@
 """`make demo`: the whole loop on a real node, every step a real pod.
 
 Images built here, a real kubelet, kubeloop installed with Helm (operator, MLflow, an S3 server), then:
-train (a TrainingJob registers churn@champion) -> serve (a ModelDeployment of models:/churn@champion) ->
-live traffic, then traffic that drifted -> a forced DriftMonitor check finds the drift, writes its report
-and starts a retrain -> the retrained model is registered as champion -> the servers roll to it.
+train (a TrainingJob registers churn@champion) -> serve (a ModelDeployment of models:/churn@champion, whose
+canary follows @challenger) -> live traffic, then traffic that drifted -> a forced DriftMonitor check finds
+the drift, writes its report and starts a retrain -> the retrained model must beat the champion on the
+latest data (challenger gate) -> as challenger it gets an exact share of requests, step by step, checked
+from Prometheus -> promoted: the champion alias moves and the stable servers roll to it.
 The cluster stays up afterwards (`make platform-down` removes it).
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.e2e.load import SteadyLoad  # noqa: E402
 from tests.e2e.loop import (  # noqa: E402
     MONITOR,
     SERVER,
@@ -28,10 +31,19 @@ from tests.e2e.loop import (  # noqa: E402
     succeeded,
 )
 from tests.e2e.platform import Platform, namespace  # noqa: E402
-from tests.fixtures.churn import churn_data  # noqa: E402
+from tests.fixtures.churn import TARGET, churn_data  # noqa: E402
 from tests.fixtures.cluster import wait_for  # noqa: E402
 
 NAMESPACE = "kubeloop-demo"
+# The canary's analysis: short steps for a demo. A model retrained on drifted data is meant to predict
+# differently from the one it replaces, so the output bound here only catches a broken model.
+ANALYSIS = {
+    "steps": [20, 50],
+    "intervalSeconds": 15,
+    "warmupSeconds": 5,
+    "minRequests": 50,
+    "checks": {"maxErrorRate": 0.01, "maxP99Seconds": 2.0, "maxOutputPsi": 2.0},
+}
 STARTED = time.monotonic()
 
 
@@ -56,6 +68,77 @@ def fresh_namespace(platform: Platform) -> None:
         k.run("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=180s", check=False)
 
 
+def follow_rollout(platform: Platform, version: str) -> dict[str, Any]:
+    """Print each change of the canary's rollout until it ends; the last rollout status."""
+    seen: tuple[Any, ...] = ()
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        obj = platform.kubectl.get("modeldeployment", SERVER, NAMESPACE) or {}
+        rollout: dict[str, Any] = (obj.get("status") or {}).get("rollout") or {}
+        now = tuple(rollout.get(k) for k in ("phase", "canaryVersion", "weight", "step"))
+        if now != seen and rollout.get("canaryVersion") == version:
+            checks = ", ".join(f"{c['name']} {c.get('value')}" for c in rollout.get("checks") or [])
+            say(f"[{time.monotonic() - STARTED:5.0f}s] {now[0]}: weight {now[2]}% (step {now[3]}) {checks}")
+            seen = now
+            if now[0] in ("Promoted", "RolledBack", "Aborted"):
+                return rollout
+        time.sleep(1)
+    raise RuntimeError(f"no verdict on the canary of version {version} within 900 s")
+
+
+def check_drift_now(platform: Platform, loop: Loop, gate: dict[str, Any]) -> dict[str, Any]:
+    """Create the DriftMonitor, run its check at once, and wait for the retrain it starts."""
+    platform.apply(loop.drift_monitor(challenge=gate), NAMESPACE)
+    cronjobs = wait_for(
+        lambda: platform.kubectl.items("cronjobs", NAMESPACE, f"kubeloop.io/driftmonitor={MONITOR}"),
+        120,
+        what="the check CronJob",
+    )
+    job = f"{MONITOR}-now-{int(time.time())}"
+    platform.kubectl.run(
+        "create", "job", "-n", NAMESPACE, job, f"--from=cronjob/{cronjobs[0]['metadata']['name']}"
+    )
+    return wait(
+        platform,
+        "driftmonitor",
+        MONITOR,
+        lambda s: s.get("lastCheckTime") and s.get("lastTriggeredTrainingJob"),
+        600,
+        "the check, and the retrain it starts",
+    )
+
+
+def canary_until_promoted(
+    platform: Platform, base: str, version: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Live traffic while the canary of `version` is analysed, promoted and the stable servers roll."""
+    body = infer_body(base, 4, 1.0, seed=11)
+    with SteadyLoad(f"{base}/v2/models/{SERVER}/infer", body, rate=40) as load:
+        rollout = follow_rollout(platform, version)
+        if rollout["phase"] != "Promoted":
+            raise RuntimeError(f"the canary was not promoted: {rollout}")
+        wait(
+            platform,
+            "modeldeployment",
+            SERVER,
+            ready_with_version(version),
+            600,
+            f"stable rolled to {version}",
+        )
+        wait_for(
+            lambda: serving_versions(platform, NAMESPACE) == {version},
+            600,
+            interval=2,
+            what="the old server pods gone",
+        )
+    traffic = load.result.summary()
+    say(
+        f"live traffic during the rollout: {traffic['sent']} sent, {traffic['failed']} failed, "
+        f"answered by {traffic['tracks_answering']}"
+    )
+    return rollout, traffic
+
+
 def main() -> None:
     step("kubeloop on a real node: images, kubelet + containerd, CoreDNS, metrics-server, S3, Helm chart")
     platform = Platform.up(None)
@@ -65,7 +148,9 @@ def main() -> None:
         step("data: 4,000 customers for training, and newer data that drifted, in the in-cluster S3 server")
         platform.put_table(loop.train_uri, churn_data(4000, 0.0, seed=1))
         platform.put_table(loop.latest_uri, churn_data(4000, 1.0, seed=4))
-        say(f"{loop.train_uri}\n    {loop.latest_uri}")
+        holdout = f"s3://kubeloop/datasets/{NAMESPACE}/holdout.parquet"
+        platform.put_table(holdout, churn_data(2000, 1.0, seed=5))
+        say(f"{loop.train_uri}\n    {loop.latest_uri}\n    {holdout} (what a challenger is judged on)")
 
         step("TrainingJob churn-gbm: a trainer pod trains, logs to MLflow, exports ONNX, registers")
         platform.apply(loop.gradient_boosting("churn-gbm"), NAMESPACE)
@@ -73,8 +158,9 @@ def main() -> None:
         v1 = trained["registeredModel"]["version"]
         say(f"registered {loop.model} version {v1} as champion; metrics {trained['metrics']}")
 
-        step(f"ModelDeployment {SERVER}: models:/{loop.model}@champion on Open Inference Protocol v2")
-        platform.apply(loop.model_deployment(f"models:/{loop.model}@champion"), NAMESPACE)
+        step(f"ModelDeployment {SERVER}: models:/{loop.model}@champion, its canary following @challenger")
+        canary = {"model": {"uri": f"models:/{loop.model}@challenger"}, "analysis": ANALYSIS}
+        platform.apply(loop.model_deployment(f"models:/{loop.model}@champion", canary=canary), NAMESPACE)
         wait(platform, "modeldeployment", SERVER, ready_with_version(v1), 600, f"{SERVER} Ready")
         base = platform.service_url(SERVER, NAMESPACE)
         sent = 0
@@ -86,50 +172,38 @@ def main() -> None:
         time.sleep(5)  # the payload log flushes every 2 s
 
         step(f"DriftMonitor {MONITOR}: forcing its CronJob now (kubectl create job --from=cronjob/...)")
-        platform.apply(loop.drift_monitor(), NAMESPACE)
-        cronjobs = wait_for(
-            lambda: platform.kubectl.items("cronjobs", NAMESPACE, f"kubeloop.io/driftmonitor={MONITOR}"),
-            120,
-            what="the check CronJob",
-        )
-        job = f"{MONITOR}-now-{int(time.time())}"
-        platform.kubectl.run(
-            "create", "job", "-n", NAMESPACE, job, f"--from=cronjob/{cronjobs[0]['metadata']['name']}"
-        )
-        drift = wait(
-            platform,
-            "driftmonitor",
-            MONITOR,
-            lambda s: s.get("lastCheckTime") and s.get("lastTriggeredTrainingJob"),
-            600,
-            "the check, and the retrain it starts",
-        )
+        gate = {
+            "champion": f"models:/{loop.model}@champion",
+            "dataset": {"uri": holdout, "targetColumn": TARGET},
+            "metric": "roc_auc",
+        }
+        drift = check_drift_now(platform, loop, gate)
         retrain = drift["lastTriggeredTrainingJob"]
         say(f"drift share {drift['driftShare']:.2f}; report {drift['reportUri']}")
 
-        step(f"TrainingJob {retrain} (made by the DriftMonitor) retrains on the latest data")
+        step(f"TrainingJob {retrain} (made by the DriftMonitor) retrains on the latest data, then the gate")
         retrained = wait(platform, "trainingjob", retrain, succeeded, 900, f"{retrain} Succeeded")
-        v2 = retrained["registeredModel"]["version"]
-        say(f"registered version {v2} as champion; metrics {retrained['metrics']}")
-        wait(
-            platform,
-            "modeldeployment",
-            SERVER,
-            ready_with_version(v2),
-            600,
-            f"servers rolled to version {v2}",
+        v2, gated = retrained["registeredModel"]["version"], retrained["challenge"]
+        say(
+            f"version {v2}: {gated['outcome']} ({gated['metric']} {gated['challengerScore']:.4f} vs the "
+            f"champion's {gated['championScore']:.4f}); metrics {retrained['metrics']}"
         )
-        wait_for(
-            lambda: serving_versions(platform, NAMESPACE) == {v2},
-            600,
-            interval=2,
-            what="the old server pods gone",
-        )
+        if gated["outcome"] != "Passed":
+            raise RuntimeError(f"the retrained model did not beat the champion: {gated}")
+
+        step(f"canary analysis of version {v2} under live traffic (steps {ANALYSIS['steps']} %)")
+        rollout, traffic = canary_until_promoted(platform, base, v2)
         answer = post(f"{base}/v2/models/{SERVER}/infer", infer_body(base, 3, 1.0, seed=99))
 
         step("summary")
         rows = [
             ("registered model", f"{loop.model}: version {v1} (trained), version {v2} (retrained on drift)"),
+            (
+                "challenger gate",
+                f"{gated['metric']} {gated['challengerScore']:.4f} vs {gated['championScore']:.4f}",
+            ),
+            ("canary", f"promoted; last checks {rollout.get('checks')}"),
+            ("traffic", f"{traffic['sent']} requests during the rollout, {traffic['failed']} failed"),
             ("first metrics", str(trained["metrics"])),
             ("retrained metrics", str(retrained["metrics"])),
             ("drift", f"share {drift['driftShare']:.2f}, dataset drift {drift['datasetDrift']}"),

@@ -43,6 +43,12 @@ MODEL = "serve"  # the ModelDeployment's name is the served model's name (KUBELO
 MONITOR = "watch"
 FEATURES = 4
 RATE_INTERVAL = "1m"
+# One step, analysed every 2 s from the canary server's own series (kwok runs no pod: the canary track is
+# the second `kubeloop serve` below, scraped under the canary's labels).
+CANARY = {
+    "model": {"uri": "models:/churn/2"},
+    "analysis": {"steps": [50], "intervalSeconds": 2, "warmupSeconds": 0, "minRequests": 1},
+}
 
 
 # ---------------------------------------------------------------- the inference server
@@ -74,6 +80,7 @@ class Server:
     """`python -m kubeloop serve` on an ONNX file, payload log on a temp directory."""
 
     directory: Path
+    track: str = "stable"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -91,6 +98,7 @@ class Server:
             "KUBELOOP_SERVING_INTRA_OP_THREADS": "1",
             "KUBELOOP_SERVING_PAYLOAD_LOG_URI": str(self.directory / "payloads"),
             "KUBELOOP_SERVING_PAYLOAD_LOG_FLUSH_SECONDS": "1",
+            "KUBELOOP_SERVING_TRACK": self.track,
         }
         with (self.directory / "serve.log").open("ab") as log:
             self.process = subprocess.Popen(
@@ -178,9 +186,9 @@ def phase(kubectl: Kubectl, ns: str, name: str) -> str | None:
 
 
 def drive_the_operator(kubectl: Kubectl, ns: str) -> None:
-    """Serving, training (success, failure, one left running on GPUs) and drift (drift + retrain, and a
-    failed check): every series the dashboards read gets a value."""
-    kubectl.apply(model_deployment(MODEL, replicas={"min": 1, "max": 3}), ns)
+    """Serving (with a canary under analysis), training (success, failure, one left running on GPUs) and
+    drift (drift + retrain, and a failed check): every series the dashboards read gets a value."""
+    kubectl.apply(model_deployment(MODEL, replicas={"min": 1, "max": 3}, canary=CANARY), ns)
     kubectl.apply(training_job("ok", resources={"gpus": 1}), ns)
     kubectl.apply(training_job("oom"), ns)
     kubectl.apply(training_job("running", resources={"gpus": 2}), ns)
@@ -260,39 +268,62 @@ def panel(
     return next(r.series for r in results[board] if r.where == f"{board}: {title} [{ref}]")
 
 
+def scrape_configs(ns: str, operator_port: int, stable: Server, canary: Server) -> dict[str, Any]:
+    def server(target: Server, pod: str) -> dict[str, Any]:
+        # What the chart's Prometheus gives a server's series: its namespace (and pod).
+        return {"targets": [f"127.0.0.1:{target.port}"], "labels": {"namespace": ns, "pod": pod}}
+
+    return {
+        # honor_labels: the operator's series carry the namespace of the resource they describe.
+        "kubeloop-operator": {
+            "honor_labels": True,
+            "static_configs": [{"targets": [f"127.0.0.1:{operator_port}"]}],
+        },
+        "kubeloop-serving": {
+            "static_configs": [server(stable, f"{MODEL}-0"), server(canary, f"{MODEL}-canary-0")]
+        },
+    }
+
+
+def operator_and_prometheus(
+    crds: Cluster, ns: str, tmp_path: Path, stable: Server, canary: Server
+) -> tuple[OperatorProcess, Prometheus]:
+    """The operator analyses canaries from this Prometheus, which scrapes it and both servers."""
+    operator_port = free_port()
+    prometheus = Prometheus(tmp_path, scrape_configs(ns, operator_port, stable, canary))
+    settings = {
+        "KUBELOOP_OPERATOR_PROMETHEUS_URL": prometheus.url,
+        "KUBELOOP_OPERATOR_ROLLOUT_POLL_SECONDS": "1",
+    }
+    operator = OperatorProcess(crds, ns, tmp_path / "operator.log", settings)
+    operator.metrics_port = operator_port
+    return operator.start(), prometheus.start()
+
+
+def assert_rollout_panels(results: dict[str, list[Evaluated]]) -> None:
+    tracks = {s["metric"]["track"] for s in panel(results, "serving", "Requests per second by track")}
+    assert tracks == {"stable", "canary"}, tracks
+    assert values_of(panel(results, "serving", "Canary weight"), "modeldeployment").keys() == {MODEL}
+    assert len(panel(results, "serving", "Rollout phase")) == 1, "one current phase"
+    checks = values_of(panel(results, "serving", "Canary checks (last analysis)"), "check")
+    assert checks.keys() >= {"errorRate", "outputPsi"} and checks["errorRate"] == 0.0, checks
+
+
 def test_every_dashboard_query_returns_series_from_live_components(
     crds: Cluster, observed_namespace: str, tmp_path: Path
 ) -> None:
     if shutil.which("prometheus") is None:
         pytest.skip("Debian's prometheus is not installed: run hack/install-system.sh")
     kubectl, ns = crds.kubectl, observed_namespace
-    operator = OperatorProcess(crds, ns, tmp_path / "operator.log").start()
-    server = Server(tmp_path).start()
-    prometheus = Prometheus(
-        tmp_path,
-        {
-            # honor_labels: the operator's series carry the namespace of the resource they describe.
-            "kubeloop-operator": {
-                "honor_labels": True,
-                "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}],
-            },
-            # What the chart's PodMonitor gives a server's series: its namespace (and pod).
-            "kubeloop-serving": {
-                "static_configs": [
-                    {
-                        "targets": [f"127.0.0.1:{server.port}"],
-                        "labels": {"namespace": ns, "pod": f"{MODEL}-0"},
-                    }
-                ]
-            },
-        },
-    ).start()
+    (tmp_path / "canary").mkdir()
+    server, canary = Server(tmp_path).start(), Server(tmp_path / "canary", track="canary").start()
+    operator, prometheus = operator_and_prometheus(crds, ns, tmp_path, server, canary)
     try:
-        with Load(server) as load:
+        with Load(server) as load, Load(canary, workers=2):
             bad_requests(server)
             drive_the_operator(kubectl, ns)
             wait_for(
-                lambda: len(prometheus.series('up{job=~"kubeloop-.*"} == 1')) == 2, 60, what="both targets up"
+                lambda: len(prometheus.series('up{job=~"kubeloop-.*"} == 1')) == 3, 60, what="every target up"
             )
             wait_for(
                 lambda: prometheus.series(
@@ -325,6 +356,7 @@ def test_every_dashboard_query_returns_series_from_live_components(
             for r in "CD"
         }
         assert bounds == {"C": 1.0, "D": 3.0}, "HPA min and max"
+        assert_rollout_panels(results)
 
         phases = values_of(panel(results, "training", "TrainingJobs by phase"), "phase")
         assert phases["Succeeded"] >= 1 and phases["Failed"] >= 1 and phases["Running"] >= 1, phases
@@ -347,7 +379,7 @@ def test_every_dashboard_query_returns_series_from_live_components(
             "delete", "modeldeployments,trainingjobs,driftmonitors", "--all", "-n", ns,
             "--wait=true", "--timeout=120s", check=False,
         )  # fmt: skip
-        for component in (prometheus, server):
+        for component in (prometheus, server, canary):
             component.stop()
         operator.kill(signal.SIGTERM)
         print(f"\n--- operator log tail ---\n{operator.tail()}\n--- serve ---\n{server.log_tail()}")

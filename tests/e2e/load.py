@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from kubeloop.contracts.routing import TRACK_HEADER
+
 
 @dataclass
 class LoadResult:
@@ -21,6 +23,7 @@ class LoadResult:
     errors: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     versions: Counter[str] = field(default_factory=Counter)
+    tracks: Counter[str] = field(default_factory=Counter)  # x-kubeloop-track: who computed the answer
 
     def summary(self) -> dict[str, Any]:
         lat = np.array(self.latencies_ms or [0.0])
@@ -30,6 +33,7 @@ class LoadResult:
             "failed": self.failed,
             "errors": dict(self.errors),
             "model_versions_answering": dict(self.versions),
+            "tracks_answering": dict(self.tracks),
             "p50_ms": round(float(np.percentile(lat, 50)), 2),
             "p99_ms": round(float(np.percentile(lat, 99)), 2),
         }
@@ -93,6 +97,7 @@ class SteadyLoad:
                     return
                 result.answered += 1
                 result.versions[str(payload.get("model_version"))] += 1
+                result.tracks[response.headers.get(TRACK_HEADER, "none")] += 1
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             result.failed += 1
             result.errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1

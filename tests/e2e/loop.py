@@ -65,11 +65,15 @@ class Loop:
         }
         return {"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": SERVER}, "spec": spec}
 
-    def drift_monitor(self) -> dict[str, Any]:
-        """Check the last 1,000 requests against the training data; on drift retrain on the latest data."""
+    def drift_monitor(self, challenge: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Check the last 1,000 requests against the training data; on drift retrain on the latest data.
+        With `challenge`, the retrained model must beat the champion to be registered as challenger
+        (and a canary following @challenger takes it from there); without, it becomes champion at once."""
         retrain = self.gradient_boosting("unused")["spec"] | {
             "dataset": {"uri": self.latest_uri, "targetColumn": TARGET}
         }
+        if challenge is not None:
+            retrain |= {"register": {"modelName": self.model, "alias": "challenger"}, "challenge": challenge}
         return {
             "apiVersion": API,
             "kind": "DriftMonitor",

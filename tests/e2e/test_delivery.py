@@ -1,0 +1,204 @@
+"""Progressive delivery on real pods, the safe loop's last stages: a challenger must beat the champion on
+the same data to be registered as challenger; the ModelDeployment's canary (following @challenger) gets
+an exact share of requests from the stable servers, is analysed step by step from the in-cluster
+Prometheus, and is promoted (the champion alias moves, the stable servers roll) or rolled back (the
+champion untouched) — under steady load, counting every request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.e2e.load import SteadyLoad
+from tests.e2e.loop import SERVER, Loop, infer_body, ready_with_version, serving_versions, succeeded
+from tests.e2e.platform import Platform
+from tests.e2e.test_loop import record
+from tests.fixtures.churn import TARGET, churn_data
+from tests.fixtures.cluster import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+
+# Short steps so a run takes minutes; the servers are scraped every 5 s (hack/local-values.yaml).
+ANALYSIS = {
+    "steps": [10, 50],
+    "intervalSeconds": 20,
+    "warmupSeconds": 10,
+    "minRequests": 100,
+    "failureLimit": 0,
+    "checks": {"maxErrorRate": 0.01, "maxP99Seconds": 2.0, "maxOutputPsi": 0.2},
+}
+RATE = 60  # requests per second through the Service, 4 customers each
+
+
+@pytest.fixture(scope="module")
+def loop(platform: Platform, e2e_namespace: str) -> Loop:
+    run = Loop(e2e_namespace, model=f"churn-{e2e_namespace}")
+    platform.put_table(run.train_uri, churn_data(4000, 0.0, seed=1))
+    platform.put_table(holdout(run), churn_data(2000, 0.0, seed=7))
+    return run
+
+
+def holdout(loop: Loop) -> str:
+    return f"s3://kubeloop/datasets/{loop.namespace}/holdout.parquet"
+
+
+def train(platform: Platform, loop: Loop, name: str, **spec: Any) -> dict[str, Any]:
+    platform.apply(loop.training_job(name, **spec), loop.namespace)
+    status: dict[str, Any] = platform.wait_status(
+        "trainingjob", name, loop.namespace, succeeded, 900, f"{name} Succeeded"
+    )["status"]
+    return status
+
+
+def alias(platform: Platform, loop: Loop, name: str) -> str:
+    answer = platform.mlflow("registered-models/alias", name=loop.model, alias=name)
+    return str(answer["model_version"]["version"])
+
+
+def deployment(loop: Loop) -> dict[str, Any]:
+    canary = {"model": {"uri": f"models:/{loop.model}@challenger"}, "analysis": ANALYSIS}
+    return loop.model_deployment(f"models:/{loop.model}@champion", canary=canary)
+
+
+class Timeline:
+    """The rollout's transitions as the status shows them, with seconds since the start."""
+
+    def __init__(self, platform: Platform, loop: Loop) -> None:
+        self.platform, self.loop, self.started = platform, loop, time.monotonic()
+        self.events: list[dict[str, Any]] = []
+
+    def rollout(self) -> dict[str, Any]:
+        obj = self.platform.kubectl.get("modeldeployment", SERVER, self.loop.namespace) or {}
+        rollout: dict[str, Any] = (obj.get("status") or {}).get("rollout") or {}
+        seen = {k: rollout.get(k) for k in ("phase", "canaryVersion", "weight", "step", "failures")}
+        if not self.events or {k: self.events[-1].get(k) for k in seen} != seen:
+            self.events.append({"t": round(time.monotonic() - self.started, 1), **seen})
+        return rollout
+
+    def until(self, check: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            rollout = self.rollout()
+            return rollout if check(rollout) else None
+
+        found: dict[str, Any] = wait_for(done, timeout, interval=1, what=what)
+        return found
+
+
+def test_the_challenger_gate_registers_only_a_model_that_beats_the_champion(
+    platform: Platform, loop: Loop
+) -> None:
+    # The champion: a small boosted ensemble. The label is logistic in the features, so a logistic
+    # regression should beat it on the holdout, and a crippled ensemble should not.
+    champion = train(
+        platform,
+        loop,
+        "champion",
+        builtin={"algorithm": "gradient_boosting"},
+        hyperparameters={"n_estimators": 8, "max_depth": 2},
+        register={"modelName": loop.model, "alias": "champion"},
+    )
+    assert champion["registeredModel"]["version"] == "1"
+    gate = {
+        "champion": f"models:/{loop.model}@champion",
+        "dataset": {"uri": holdout(loop), "targetColumn": TARGET},
+        "metric": "roc_auc",
+        "margin": 0.0,
+    }
+    register = {"modelName": loop.model, "alias": "challenger"}
+    weak = train(
+        platform,
+        loop,
+        "weak",
+        builtin={"algorithm": "gradient_boosting"},
+        hyperparameters={"n_estimators": 1, "max_depth": 1},
+        register=register,
+        challenge=gate,
+    )
+    good = train(
+        platform,
+        loop,
+        "good",
+        builtin={"algorithm": "logistic_regression"},
+        register=register,
+        challenge=gate,
+    )
+    weak_gate = {c["type"]: c for c in weak["conditions"]}["ChallengerGate"]
+    good_gate = {c["type"]: c for c in good["conditions"]}["ChallengerGate"]
+    assert weak["challenge"]["outcome"] == "NotBeaten" and weak_gate["status"] == "False"
+    assert good["challenge"]["outcome"] == "Passed" and good_gate["status"] == "True"
+    assert good["challenge"]["challengerScore"] >= good["challenge"]["championScore"]
+    assert alias(platform, loop, "challenger") == good["registeredModel"]["version"] == "3"
+    assert alias(platform, loop, "champion") == "1", "the gate never moves the champion"
+    scores = ("outcome", "championScore", "challengerScore")
+    record(
+        "challenger_gate",
+        {k: {m: s["challenge"][m] for m in scores} for k, s in (("weak", weak), ("good", good))},
+    )
+
+
+def test_a_healthy_canary_walks_every_step_and_is_promoted_without_losing_a_request(
+    platform: Platform, loop: Loop
+) -> None:
+    # Stable first, on the champion alone (the challenger alias is set: the canary starts at once).
+    platform.apply(deployment(loop), loop.namespace)
+    platform.wait_status("modeldeployment", SERVER, loop.namespace, ready_with_version("1"), 600, "Ready v1")
+    base = platform.service_url(SERVER, loop.namespace)
+    timeline = Timeline(platform, loop)
+    with SteadyLoad(f"{base}/v2/models/{SERVER}/infer", infer_body(base, 4, 0.0, seed=3), RATE) as load:
+        done = timeline.until(
+            lambda r: r.get("phase") in ("Promoted", "RolledBack", "Aborted"), 900, "a verdict"
+        )
+        assert done["phase"] == "Promoted", f"healthy canary not promoted: {done}"
+        wait_for(
+            lambda: serving_versions(platform, loop.namespace) == {"3"}, 600, interval=2, what="stable on v3"
+        )
+        time.sleep(5)
+    result = load.result.summary()
+    record("canary_promoted", {"timeline": timeline.events, "checks": done.get("checks"), "load": result})
+    assert alias(platform, loop, "champion") == "3", "promotion moved the champion alias"
+    assert load.result.failed == 0, f"requests lost during the canary and its promotion: {result}"
+    assert load.result.tracks["canary"] > 0, "the canary answered its share through the stable servers"
+    assert all(c.get("passed") is not False for c in done.get("checks") or [])
+    weights = [e["weight"] for e in timeline.events if e["phase"] == "Progressing"]
+    assert 10 in weights and 50 in weights, f"both steps were walked: {timeline.events}"
+
+
+def test_a_canary_that_predicts_differently_is_rolled_back_and_the_champion_stays(
+    platform: Platform, loop: Loop
+) -> None:
+    # A model pinned to the challenger alias by hand (no gate), which answers nearly always "stays".
+    bad = train(
+        platform,
+        loop,
+        "different",
+        builtin={"algorithm": "gradient_boosting"},
+        hyperparameters={"n_estimators": 1, "max_depth": 1},
+        register={"modelName": loop.model, "alias": "challenger"},
+    )
+    version = bad["registeredModel"]["version"]
+    base = platform.service_url(SERVER, loop.namespace)
+    timeline = Timeline(platform, loop)
+    with SteadyLoad(f"{base}/v2/models/{SERVER}/infer", infer_body(base, 4, 0.0, seed=4), RATE) as load:
+        timeline.until(lambda r: r.get("canaryVersion") == version, 300, f"a rollout of v{version}")
+        done = timeline.until(
+            lambda r: r.get("phase") in ("Promoted", "RolledBack", "Aborted"), 900, "a verdict"
+        )
+        time.sleep(10)
+    result = load.result.summary()
+    record("canary_rolled_back", {"timeline": timeline.events, "checks": done.get("checks"), "load": result})
+    assert done["phase"] == "RolledBack", f"a canary with different outputs was not rolled back: {done}"
+    failed = [c for c in done.get("checks") or [] if c.get("passed") is False]
+    assert [c["name"] for c in failed] == ["outputPsi"], f"the output check failed, and only it: {failed}"
+    steps = {e["step"] for e in timeline.events if e["phase"] == "Progressing"}
+    assert done["weight"] == 0 and steps == {1}, f"rolled back at the first step: {timeline.events}"
+    assert alias(platform, loop, "champion") == "3", "the champion alias did not move"
+    assert serving_versions(platform, loop.namespace) == {"3"}, "stable untouched"
+    assert load.result.failed == 0, f"requests lost during the canary and its rollback: {result}"
+    events = platform.kubectl.run(
+        "get", "events", "-n", loop.namespace, "--field-selector", "reason=RolledBack"
+    )
+    assert "outputPsi" in events.stdout, f"the Event names the failing check: {events.stdout}"
