@@ -331,6 +331,7 @@ clusterDomain: cluster.local
 clusterDNS: [$DNS_IP]            # CoreDNS (hack/addons/coredns.yaml)
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
+syncFrequency: 10s                 # mounted ConfigMaps (a canary's routes) refresh within ~10 s, not ~1 min
 imageGCHighThresholdPercent: 100   # never GC the locally imported images (they cannot be re-pulled)
 # The disk is shared with builds and has no fixed free space: the default imagefs.available<15% evicted
 # every pod here (disk-pressure taint). Evict only when the disk is really about to fill.

@@ -7,15 +7,17 @@ champion untouched) — under steady load, counting every request.
 
 from __future__ import annotations
 
+import functools
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.e2e.load import SteadyLoad
-from tests.e2e.loop import SERVER, Loop, infer_body, ready_with_version, serving_versions, succeeded
-from tests.e2e.platform import Platform
+from tests.e2e.loop import SERVER, Loop, get, infer_body, ready_with_version, serving_versions, succeeded
+from tests.e2e.platform import SYSTEM_NAMESPACE, Platform
 from tests.e2e.test_loop import record
 from tests.fixtures.churn import TARGET, churn_data
 from tests.fixtures.cluster import wait_for
@@ -138,6 +140,61 @@ def test_the_challenger_gate_registers_only_a_model_that_beats_the_champion(
         "challenger_gate",
         {k: {m: s["challenge"][m] for m in scores} for k, s in (("weak", weak), ("good", good))},
     )
+
+
+def route_weights(platform: Platform, loop: Loop) -> list[float]:
+    """The canary weight each stable server applies now, as the in-cluster Prometheus scraped it."""
+    base = platform.service_url("kubeloop-prometheus", SYSTEM_NAMESPACE)
+    query = f'kubeloop_serving_route_weight_percent{{namespace="{loop.namespace}", route="canary"}}'
+    answer = get(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query})}")
+    return [float(r["value"][1]) for r in answer["data"]["result"]]
+
+
+def in_effect(platform: Platform, loop: Loop, weight: int) -> bool:
+    weights = route_weights(platform, loop)
+    return len(weights) == 3 and set(weights) == {float(weight)}
+
+
+def test_the_split_is_exact_per_request_with_several_stable_pods_and_keepalive_clients(
+    platform: Platform, loop: Loop
+) -> None:
+    """One canary pod, three stable pods; every weight gets 10,000 requests from 8 keep-alive clients."""
+    fixed = {"model": {"uri": f"models:/{loop.model}/3"}, "trafficPercent": 0}
+    small = {"cpu": "200m", "memory": "1Gi"}
+    three = {"min": 3, "max": 3}
+    platform.apply(
+        loop.model_deployment(f"models:/{loop.model}/1", canary=fixed, replicas=three, resources=small),
+        loop.namespace,
+    )
+    platform.wait_status("modeldeployment", SERVER, loop.namespace, ready_with_version("1"), 600, "Ready v1")
+    base = platform.service_url(SERVER, loop.namespace)
+    body = infer_body(base, 4, 0.0, seed=6)
+    shares: dict[int, dict[str, Any]] = {}
+    for weight in (1, 5, 10, 25, 50):
+        fixed["trafficPercent"] = weight
+        platform.apply(
+            loop.model_deployment(f"models:/{loop.model}/1", canary=fixed, replicas=three, resources=small),
+            loop.namespace,
+        )
+        wait_for(
+            functools.partial(in_effect, platform, loop, weight),
+            300,
+            interval=2,
+            what=f"weight {weight} in effect on the three stable servers",
+        )
+        with SteadyLoad(f"{base}/v2/models/{SERVER}/infer", body, rate=400, connections=8) as load:
+            wait_for(lambda: load.result.answered >= 10_000, 300, interval=1, what="10,000 answers")
+        result = load.result
+        shares[weight] = {
+            "answered": result.answered,
+            "failed": result.failed,
+            "canary": result.tracks["canary"],
+            "canary_share_percent": round(100 * result.tracks["canary"] / result.answered, 3),
+        }
+    record("canary_split", {"stable_pods": 3, "canary_pods": 1, "by_weight": shares})
+    for weight, seen in shares.items():
+        assert seen["failed"] == 0, shares
+        assert abs(seen["canary_share_percent"] - weight) <= 1, f"weight {weight}: {seen}"
 
 
 def test_a_healthy_canary_walks_every_step_and_is_promoted_without_losing_a_request(
