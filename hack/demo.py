@@ -112,7 +112,7 @@ def canary_until_promoted(
     platform: Platform, base: str, version: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Live traffic while the canary of `version` is analysed, promoted and the stable servers roll."""
-    body = infer_body(base, 4, 1.0, seed=11)
+    body = infer_body(base, 64, 1.0, seed=11)  # 64 customers: a fair sample of the outputs per request
     with SteadyLoad(f"{base}/v2/models/{SERVER}/infer", body, rate=40) as load:
         rollout = follow_rollout(platform, version)
         if rollout["phase"] != "Promoted":

@@ -60,7 +60,7 @@ def test_training_job_trains_tracks_and_registers(platform: Platform, loop: Loop
         "trainingjob", "churn-gbm", loop.namespace, succeeded, 600, "churn-gbm Succeeded"
     )
     status = done["status"]
-    assert status["registeredModel"] == {"name": loop.model, "version": "1"}
+    assert status["registeredModel"] == {"name": loop.model, "version": "1", "alias": "champion"}
     assert status["metrics"], "final metrics reach the status"
     run = platform.mlflow("runs/get", run_id=status["mlflowRunId"])["run"]
     assert run["info"]["status"] == "FINISHED"
@@ -132,7 +132,7 @@ def test_drift_check_reports_retrains_and_the_alias_move_rolls_the_servers(
     trained = platform.wait_status(
         "trainingjob", retrain, loop.namespace, succeeded, 600, f"{retrain} Succeeded"
     )
-    assert trained["status"]["registeredModel"] == {"name": loop.model, "version": "2"}
+    assert trained["status"]["registeredModel"] == {"name": loop.model, "version": "2", "alias": "champion"}
     platform.wait_status(
         "modeldeployment", SERVER, loop.namespace, ready_with_version("2"), 300, "rolled to v2"
     )
