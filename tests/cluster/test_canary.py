@@ -275,7 +275,8 @@ def test_too_little_canary_traffic_is_held_inconclusive(
     # paused: the weight is held; then abort: weight 0, as a rollback
     kubectl.apply(with_change(canary_md("quiet"), "canary.paused", True), ns)
     watch.until("Paused")
-    assert routes_weight(watch) == 20
+    # held at 20 (a moment at 0 is the readiness gate: kwok may replace the canary's pod meanwhile)
+    wait_for(lambda: routes_weight(watch) == 20, 60, what="weight 20 held while paused")
     kubectl.apply(with_change(canary_md("quiet"), "canary.abort", True), ns)
     watch.until("Aborted")
     wait_for(lambda: routes_weight(watch) == 0, 30, what="weight 0 after abort")
