@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import kopf
 
-from kubeloop.api.deployment import ModelDeploymentSpec, ModelDeploymentStatus, ResolvedModel
+from kubeloop.api.deployment import ModelDeploymentSpec, ModelDeploymentStatus, ResolvedModel, RolloutStatus
 from kubeloop_operator import metrics, reasons
 from kubeloop_operator.conditions import status_of
 from kubeloop_operator.context import Context, digest
@@ -64,11 +64,18 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
     url = service_url(owner, ctx.settings.cluster_domain)
     listed = ctx.kube.list_labeled("Deployment", owner.namespace, owner.labels())
     observed = {d["metadata"]["name"]: d for d in listed}
+    # A canary whose model cannot be resolved yet (`@challenger` before any challenger exists, or the
+    # registry down before its first answer) is left out: stable serves; the alias timer asks again.
+    waiting_canary: str | None = None
+    canary: ResolvedModel | None = None
+    if spec.canary is not None:
+        try:
+            canary = resolve_model(ctx, spec.canary.model.uri, spec.registry_poll_seconds)
+        except RegistryError as error:
+            waiting_canary = f"waiting for the canary model: {error}"
+            spec = spec.model_copy(update={"canary": None})
     try:
         model = resolve_model(ctx, spec.model.uri, spec.registry_poll_seconds)
-        canary = (
-            resolve_model(ctx, spec.canary.model.uri, spec.registry_poll_seconds) if spec.canary else None
-        )
     except RegistryError as error:
         problem = (reasons.MODEL_NOT_RESOLVED, str(error))
         held = Plan(previous.rollout, previous.promoted_model, Delivery())
@@ -100,6 +107,8 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
         canary or (ResolvedModel(uri=spec.canary.model.uri) if spec.canary else None),
     )
     status = derive(previous, deployments, owner, spec, url, *resolved, plan, None)
+    if waiting_canary is not None:
+        status = status.model_copy(update={"rollout": RolloutStatus(phase="Idle", message=waiting_canary)})
     effects = [
         announce(ctx, obj, previous, status),
         announce_rollout(ctx, obj, previous.rollout, status.rollout),
