@@ -72,19 +72,14 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
         try:
             canary = resolve_model(ctx, spec.canary.model.uri, spec.registry_poll_seconds)
         except RegistryError as error:
+            if previous.canary_model is not None:  # it ran before: hold everything, as for stable
+                return held(ctx, obj, previous, listed, owner, spec, url, error)
             waiting_canary = f"waiting for the canary model: {error}"
             spec = spec.model_copy(update={"canary": None})
     try:
         model = resolve_model(ctx, spec.model.uri, spec.registry_poll_seconds)
     except RegistryError as error:
-        problem = (reasons.MODEL_NOT_RESOLVED, str(error))
-        held = Plan(previous.rollout, previous.promoted_model, Delivery())
-        status = derive(
-            previous, listed, owner, spec, url, previous.model, previous.canary_model, held, problem
-        )
-        return Outcome(
-            status, [announce(ctx, obj, previous, status)], kopf.TemporaryError(str(error), delay=15)
-        )
+        return held(ctx, obj, previous, listed, owner, spec, url, error)
 
     plan = plan_delivery(ctx, owner, spec, previous, canary, observed, ctx.wall_clock())
     children = render_serving(owner, spec, ctx.settings, model, canary, ctx.service_monitors, plan.delivery)
@@ -116,6 +111,23 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
         record_rollout(ctx, obj, status.rollout),
     ]
     return Outcome(status, effects, plan.error)
+
+
+def held(
+    ctx: Context,
+    obj: Obj,
+    previous: ModelDeploymentStatus,
+    listed: list[Obj],
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    url: str,
+    error: RegistryError,
+) -> Outcome[ModelDeploymentStatus]:
+    """The registry cannot say what to serve: children stay as they are, the status says why, retry."""
+    problem = (reasons.MODEL_NOT_RESOLVED, str(error))
+    plan = Plan(previous.rollout, previous.promoted_model, Delivery())
+    status = derive(previous, listed, owner, spec, url, previous.model, previous.canary_model, plan, problem)
+    return Outcome(status, [announce(ctx, obj, previous, status)], kopf.TemporaryError(str(error), delay=15))
 
 
 def generations(observed: dict[str, Obj], wanted: set[str]) -> dict[str, str]:
