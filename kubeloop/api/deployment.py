@@ -168,6 +168,7 @@ class Shadow(ApiModel):
 
 RESERVED_TRACKS = ("stable", "canary", "shadow")
 MAX_VARIANTS = 10
+MAX_VARIANT_NAME = 30  # `<name>-<variant>` stays a DNS label, shortened with a hash, for any name
 CONTROL_RULE = {
     "rule": "self.exists_one(v, !has(v.model))",
     "message": "exactly one variant has no model: the control arm, served by the stable track (spec.model)",
@@ -198,7 +199,7 @@ class ABVariant(ApiModel):
 
     name: str = Field(
         min_length=1,
-        max_length=63,
+        max_length=MAX_VARIANT_NAME,
         pattern=DNS_LABEL_PATTERN,
         description="A DNS label: the arm's track (answers' x-kubeloop-track, metrics' track label).",
     )
