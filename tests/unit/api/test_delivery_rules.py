@@ -3,9 +3,8 @@ same messages, and the rules reach the schema."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
