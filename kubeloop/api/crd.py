@@ -156,6 +156,8 @@ KINDS: dict[str, dict[str, Any]] = {
             {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"},
             {"name": "Weight", "type": "integer", "jsonPath": ".status.rollout.weight"},
             {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout.phase"},
+            {"name": "Shadow", "type": "integer", "jsonPath": ".status.shadow.percent", "priority": 1},
+            {"name": "AB-Header", "type": "string", "jsonPath": ".spec.abTest.header", "priority": 1},
             {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
         ],
     },

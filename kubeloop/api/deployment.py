@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kubeloop.api.common import (
+    DNS_LABEL_PATTERN,
     IMAGE_PATTERN,
     MODEL_URI_PATTERN,
     SINK_URI_PATTERN,
@@ -154,8 +155,105 @@ class Canary(ApiModel):
         return self
 
 
+class Shadow(ApiModel):
+    """A model that sees a copy of `percent` of the requests stable answers (fire and forget): its
+    answers are compared with stable's and never returned."""
+
+    model: ModelSource
+    percent: Percent = Field(description="Percent of the requests stable answers that are mirrored.")
+    queue_size: int = Field(
+        1000, ge=1, le=100000, description="Copies waiting to be sent per stable server; beyond it dropped."
+    )
+
+
+RESERVED_TRACKS = ("stable", "canary", "shadow")
+MAX_VARIANTS = 10
+MAX_VARIANT_NAME = 30  # `<name>-<variant>` stays a DNS label, shortened with a hash, for any name
+CONTROL_RULE = {
+    "rule": "self.exists_one(v, !has(v.model))",
+    "message": "exactly one variant has no model: the control arm, served by the stable track (spec.model)",
+}
+VARIANT_NAMES_RULE = {
+    "rule": "self.all(x, self.exists_one(y, y.name == x.name))",
+    "message": "variant names must be unique",
+}
+WEIGHTS_RULE = {
+    "rule": "self.map(v, v.weightPercent).sum() == 100",
+    "message": "variants' weightPercent must sum to 100",
+}
+RESERVED_RULE = {
+    "rule": "!(self.name in ['stable', 'canary', 'shadow'])",
+    "message": "a variant cannot be named stable, canary or shadow (tracks of their own)",
+}
+ONE_SPLIT_RULE = {
+    "rule": "!has(self.canary) || !has(self.abTest)",
+    "message": "canary and abTest cannot split the same traffic: set at most one of them",
+}
+
+
+class ABVariant(ApiModel):
+    """One arm of an A/B test: its own Deployment and Service `<name>-<variant>`, or, without a model,
+    the control arm that the stable track serves itself."""
+
+    model_config = ConfigDict(json_schema_extra=validations([RESERVED_RULE]))
+
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_VARIANT_NAME,
+        pattern=DNS_LABEL_PATTERN,
+        description="A DNS label: the arm's track (answers' x-kubeloop-track, metrics' track label).",
+    )
+    model: ModelSource | None = Field(None, description="Unset: the control arm (the stable track).")
+    weight_percent: int = Field(ge=0, le=100, description="Share of requests (of sticky header values).")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_TRACKS:
+            raise ValueError(RESERVED_RULE["message"])
+        return name
+
+
+class ABTest(ApiModel):
+    """A fixed split of requests between arms, sticky per value of a request header (a hash of it;
+    requests without the header are split by weight). Excludes a canary."""
+
+    header: str = Field(
+        min_length=1, max_length=256, pattern=r"^[A-Za-z0-9-]+$", description="e.g. x-user-id"
+    )
+    variants: list[ABVariant] = Field(
+        min_length=2,
+        max_length=MAX_VARIANTS,
+        description="The arms, weights summing to 100; exactly one without a model (the control arm).",
+        json_schema_extra=validations([VARIANT_NAMES_RULE, CONTROL_RULE, WEIGHTS_RULE]),
+    )
+
+    @field_validator("variants")
+    @classmethod
+    def _arms(cls, variants: list[ABVariant]) -> list[ABVariant]:
+        names = [v.name for v in variants]
+        if len(set(names)) != len(names):
+            raise ValueError(VARIANT_NAMES_RULE["message"])
+        if sum(v.model is None for v in variants) != 1:
+            raise ValueError(CONTROL_RULE["message"])
+        if sum(v.weight_percent for v in variants) != 100:
+            raise ValueError(WEIGHTS_RULE["message"])
+        return variants
+
+    @property
+    def control(self) -> ABVariant:
+        return next(v for v in self.variants if v.model is None)
+
+    @property
+    def arms(self) -> list[ABVariant]:
+        """The variants with a model of their own (a Deployment each)."""
+        return [v for v in self.variants if v.model is not None]
+
+
 class ModelDeploymentSpec(PodEnvironment):
     """Desired state of a ModelDeployment."""
+
+    model_config = ConfigDict(json_schema_extra=validations([ONE_SPLIT_RULE]))
 
     model: ModelSource
     image: str | None = Field(
@@ -167,14 +265,37 @@ class ModelDeploymentSpec(PodEnvironment):
     batching: Batching = Field(default_factory=Batching)
     payload_logging: PayloadLogging | None = None
     canary: Canary | None = None
+    shadow: Shadow | None = None
+    ab_test: ABTest | None = None
     registry_poll_seconds: int = Field(
         60, ge=5, le=86400, description="How often models:/ aliases are re-resolved."
     )
+
+    @model_validator(mode="after")
+    def _one_split(self) -> ModelDeploymentSpec:
+        if self.canary is not None and self.ab_test is not None:
+            raise ValueError(ONE_SPLIT_RULE["message"])
+        return self
 
 
 class ResolvedModel(ApiModel):
     uri: str
     version: str | None = None
+
+
+class TrackStatus(ApiModel):
+    """A shadow's or an A/B arm's track: what it serves, whether it is ready, what it gets now."""
+
+    name: str = Field(description="The track: shadow, or the A/B variant's name.")
+    model: ResolvedModel | None = Field(None, description="Unset for the control arm (see status.model).")
+    ready_replicas: int = 0
+    routed: bool = Field(False, description="The stable servers send it requests now (a ready replica).")
+    percent: int = Field(
+        0,
+        description="Percent of requests it gets now (mirrored, for the shadow); a variant not ready "
+        "yet gets 0 and its weight goes to the control arm.",
+    )
+    message: str = ""
 
 
 RolloutPhase = Literal[
@@ -231,4 +352,6 @@ class ModelDeploymentStatus(ApiModel):
     canary_model: ResolvedModel | None = None
     rollout: RolloutStatus | None = None
     promoted_model: PromotedModel | None = None
+    shadow: TrackStatus | None = None
+    ab_test: list[TrackStatus] | None = Field(None, description="Every A/B arm, the control arm first.")
     conditions: list[Condition] = conditions_field()

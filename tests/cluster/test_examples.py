@@ -26,6 +26,12 @@ def test_examples_become_ready(operator: OperatorProcess, namespace: str) -> Non
         90,
         what="churn Ready",
     )
+    for name in ("churn-mirror", "churn-ab"):
+        wait_for(
+            lambda n=name: condition(kubectl.get("modeldeployment", n, namespace), "Ready") == "True",  # type: ignore[misc]
+            90,
+            what=f"{name} Ready",
+        )
     wait_for(
         lambda: condition(kubectl.get("driftmonitor", "churn-drift", namespace), "Ready") == "True",
         90,

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from kubeloop.contracts.routing import ROUTES_KEY, Routes
 from tests.cluster.manifests import model_deployment
 from tests.fixtures.cluster import Kubectl, OperatorProcess, wait_for
 
@@ -72,6 +73,67 @@ def test_canary_added_then_removed(operator: OperatorProcess, namespace: str) ->
     kubectl.apply(model_deployment("ab"), namespace)
     wait_for(lambda: kubectl.get("deployment", "ab-canary", namespace) is None, 60, what="canary pruned")
     wait_for(lambda: ready(kubectl, namespace, "ab", 3), 60, what="Ready after removing the canary")
+
+
+SHADOW = {"model": {"uri": "models:/churn/2"}, "percent": 20}
+AB_TEST = {
+    "header": "x-user-id",
+    "variants": [
+        {"name": "control", "weightPercent": 70},
+        {"name": "forest", "model": {"uri": "s3://models/forest.onnx"}, "weightPercent": 30},
+    ],
+}
+
+
+def routed(kubectl: Kubectl, namespace: str, name: str, generation: int) -> dict[str, Any] | None:
+    """Ready, and the shadow and every A/B arm are sent requests."""
+    status = ready(kubectl, namespace, name, generation)
+    arms = (status or {}).get("abTest") or []
+    if status and status.get("shadow", {}).get("routed") and arms and all(a["routed"] for a in arms):
+        return status
+    return None
+
+
+def test_shadow_and_ab_test_added_then_removed(operator: OperatorProcess, namespace: str) -> None:
+    kubectl = operator.cluster.kubectl
+    kubectl.apply(model_deployment("side", shadow=SHADOW, abTest=AB_TEST), namespace)
+    status = wait_for(lambda: routed(kubectl, namespace, "side", 1), 90, what="shadow and arms routed")
+    assert status["shadow"]["model"] == {"uri": "models:/churn/2", "version": "2"}
+    assert [(a["name"], a["percent"]) for a in status["abTest"]] == [("control", 70), ("forest", 30)]
+    assert status["readyReplicas"] == 3
+    for track in ("shadow", "forest"):
+        deployment = kubectl.get("deployment", f"side-{track}", namespace)
+        assert deployment and env(deployment)["KUBELOOP_SERVING_TRACK"] == track
+        service = kubectl.get("service", f"side-{track}", namespace)
+        assert service and service["spec"]["selector"]["kubeloop.io/track"] == track
+    stable = kubectl.get("service", "side", namespace)
+    assert stable and stable["spec"]["selector"]["kubeloop.io/track"] == "stable"
+    routes = wait_for(
+        lambda: Routes.model_validate_json(
+            (kubectl.get("configmap", "side-routes", namespace) or {})["data"][ROUTES_KEY]
+        ),
+        30,
+        what="routes",
+    )
+    assert routes.shadow and routes.shadow.percent == 20
+    assert routes.shadow.url == f"http://side-shadow.{namespace}.svc.cluster.local:8080"
+    assert routes.ab and [(v.name, v.weight_percent) for v in routes.ab.variants] == [
+        ("control", 70),
+        ("forest", 30),
+    ]
+    columns = kubectl.run("get", "modeldeployment", "side", "-n", namespace, "-o", "wide").stdout
+    assert "x-user-id" in columns
+
+    kubectl.apply(model_deployment("side"), namespace)
+    for kind in ("deployment", "service"):
+        for track in ("shadow", "forest"):
+            wait_for(
+                lambda k=kind, t=track: kubectl.get(k, f"side-{t}", namespace) is None,  # type: ignore[misc]
+                60,
+                what=f"{kind} side-{track} pruned",
+            )
+    status = wait_for(lambda: ready(kubectl, namespace, "side", 2), 60, what="Ready without them")
+    assert "shadow" not in status and "abTest" not in status
 
 
 def test_spec_edit_rolls_the_pods(operator: OperatorProcess, namespace: str) -> None:

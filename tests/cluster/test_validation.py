@@ -23,6 +23,9 @@ def challenged_job() -> dict[str, Any]:
     return with_change(training_job(), "challenge", CHALLENGE)
 
 
+CONTROL_ARM = {"name": "control", "weightPercent": 50}
+FOREST_ARM = {"name": "forest", "model": {"uri": "/forest.onnx"}, "weightPercent": 40}
+
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("workers as a string", with_change(training_job(), "workers", "two"), "spec.workers"),
     ("zero workers", with_change(training_job(), "workers", 0), "spec.workers"),
@@ -140,6 +143,61 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
             model_deployment(), "canary", {"model": {"uri": "models:/churn/2"}, "trafficPercent": 150}
         ),
         "spec.canary.trafficPercent",
+    ),
+    (
+        "canary and abTest",
+        with_change(
+            with_change(model_deployment(), "canary", {"model": {"uri": "/c.onnx"}, "trafficPercent": 5}),
+            "abTest",
+            {"header": "x-user-id", "variants": [CONTROL_ARM, {**FOREST_ARM, "weightPercent": 50}]},
+        ),
+        "canary and abTest cannot split the same traffic",
+    ),
+    (
+        "A/B weights not summing to 100",
+        with_change(model_deployment(), "abTest", {"header": "h", "variants": [CONTROL_ARM, FOREST_ARM]}),
+        "variants' weightPercent must sum to 100",
+    ),
+    (
+        "A/B variant names twice",
+        with_change(
+            model_deployment(),
+            "abTest",
+            {
+                "header": "h",
+                "variants": [CONTROL_ARM, {**FOREST_ARM, "name": "control", "weightPercent": 50}],
+            },
+        ),
+        "variant names must be unique",
+    ),
+    (
+        "A/B without a control arm",
+        with_change(
+            model_deployment(),
+            "abTest",
+            {
+                "header": "h",
+                "variants": [
+                    {**FOREST_ARM, "name": "a", "weightPercent": 50},
+                    {**FOREST_ARM, "weightPercent": 50},
+                ],
+            },
+        ),
+        "exactly one variant has no model",
+    ),
+    (
+        "A/B variant named shadow",
+        with_change(
+            model_deployment(),
+            "abTest",
+            {"header": "h", "variants": [CONTROL_ARM, {**FOREST_ARM, "name": "shadow", "weightPercent": 50}]},
+        ),
+        "a variant cannot be named stable, canary or shadow",
+    ),
+    (
+        "shadow at 0%",
+        with_change(model_deployment(), "shadow", {"model": {"uri": "/s.onnx"}, "percent": 0}),
+        "spec.shadow.percent",
     ),
     (
         "sample rate above 1",

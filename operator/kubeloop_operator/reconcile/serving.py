@@ -6,7 +6,13 @@ from collections.abc import Callable
 
 import kopf
 
-from kubeloop.api.deployment import ModelDeploymentSpec, ModelDeploymentStatus, ResolvedModel, RolloutStatus
+from kubeloop.api.deployment import (
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ResolvedModel,
+    RolloutStatus,
+    TrackStatus,
+)
 from kubeloop_operator import metrics, reasons
 from kubeloop_operator.conditions import status_of
 from kubeloop_operator.context import Context, digest
@@ -23,10 +29,10 @@ from kubeloop_operator.reconcile.loop import (
 from kubeloop_operator.reconcile.rollout import Plan, announce_rollout, plan_delivery, record_rollout
 from kubeloop_operator.registry import RegistryError, resolve
 from kubeloop_operator.render.common import Owner
-from kubeloop_operator.render.delivery import Delivery, canary_name
+from kubeloop_operator.render.delivery import Delivery, SideTracks, side_tracks
 from kubeloop_operator.render.serving import expected_replicas, render_serving, service_url
 from kubeloop_operator.status.rollout import rollout_condition
-from kubeloop_operator.status.serving import derive_serving_status
+from kubeloop_operator.status.serving import derive_serving_status, ready_side_tracks, side_status
 
 KIND = "ModelDeployment"
 
@@ -78,11 +84,18 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
             spec = spec.model_copy(update={"canary": None})
     try:
         model = resolve_model(ctx, spec.model.uri, spec.registry_poll_seconds)
+        side_models = {
+            track: resolve_model(ctx, source.uri, spec.registry_poll_seconds)
+            for track, source in side_tracks(spec)
+        }
     except RegistryError as error:
         return held(ctx, obj, previous, listed, owner, spec, url, error)
 
     plan = plan_delivery(ctx, owner, spec, previous, canary, observed, ctx.wall_clock())
-    children = render_serving(owner, spec, ctx.settings, model, canary, ctx.service_monitors, plan.delivery)
+    side = SideTracks(side_models, ready_side_tracks(owner, spec, observed))
+    children = render_serving(
+        owner, spec, ctx.settings, model, canary, ctx.service_monitors, plan.delivery, side
+    )
     wanted = {c["metadata"]["name"] for c in children if c["kind"] == "Deployment"}
     if not ctx.applied_recently(key, children, generations(observed, wanted)):
         for child in children:
@@ -90,8 +103,8 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
             if child["kind"] == "Deployment":
                 observed[child["metadata"]["name"]] = applied
         ctx.kube.prune("Deployment", listed, wanted)
-        if spec.canary is None:
-            ctx.kube.delete("Service", owner.namespace, canary_name(owner))
+        services = {c["metadata"]["name"] for c in children if c["kind"] == "Service"}
+        ctx.kube.prune("Service", ctx.kube.list_labeled("Service", owner.namespace, owner.labels()), services)
         ctx.remember_applied(key, children, generations(observed, wanted))
     deployments = [d for name, d in observed.items() if name in wanted]
     stable = plan.delivery.stable
@@ -101,7 +114,8 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
         else (model or ResolvedModel(uri=spec.model.uri)),
         canary or (ResolvedModel(uri=spec.canary.model.uri) if spec.canary else None),
     )
-    status = derive(previous, deployments, owner, spec, url, *resolved, plan, None)
+    tracks = side_status(owner, spec, observed, side, resolved[0])
+    status = derive(previous, deployments, owner, spec, url, *resolved, plan, None, tracks)
     if waiting_canary is not None:
         status = status.model_copy(update={"rollout": RolloutStatus(phase="Idle", message=waiting_canary)})
     effects = [
@@ -126,7 +140,10 @@ def held(
     """The registry cannot say what to serve: children stay as they are, the status says why, retry."""
     problem = (reasons.MODEL_NOT_RESOLVED, str(error))
     plan = Plan(previous.rollout, previous.promoted_model, Delivery())
-    status = derive(previous, listed, owner, spec, url, previous.model, previous.canary_model, plan, problem)
+    kept = (previous.shadow, previous.ab_test)
+    status = derive(
+        previous, listed, owner, spec, url, previous.model, previous.canary_model, plan, problem, kept
+    )
     return Outcome(status, [announce(ctx, obj, previous, status)], kopf.TemporaryError(str(error), delay=15))
 
 
@@ -146,6 +163,7 @@ def derive(
     canary: ResolvedModel | None,
     plan: Plan,
     problem: tuple[str, str] | None,
+    tracks: tuple[TrackStatus | None, list[TrackStatus] | None] = (None, None),
 ) -> ModelDeploymentStatus:
     status = derive_serving_status(
         previous,
@@ -160,7 +178,13 @@ def derive(
     fixed = spec.canary is not None and spec.canary.analysis is None
     conditions = rollout_condition(status.conditions, plan.rollout, fixed, plan.problem, owner.generation)
     return status.model_copy(
-        update={"rollout": plan.rollout, "promoted_model": plan.promoted, "conditions": conditions}
+        update={
+            "rollout": plan.rollout,
+            "promoted_model": plan.promoted,
+            "shadow": tracks[0],
+            "ab_test": tracks[1],
+            "conditions": conditions,
+        }
     )
 
 

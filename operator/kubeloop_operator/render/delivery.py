@@ -1,18 +1,21 @@
-"""Progressive delivery's children: the routes ConfigMap the stable servers read (the canary weight)
-and the canary's own Service they forward to."""
+"""Progressive delivery's children: the routes ConfigMap the stable servers read (the canary weight,
+the shadow's share, the A/B arms) and the Services of the tracks they forward to."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeloop.api.deployment import ModelDeploymentSpec, ModelSource, ResolvedModel
+from kubeloop.api.deployment import ABTest, ModelDeploymentSpec, ModelSource, ResolvedModel
+from kubeloop.contracts import routing
 from kubeloop.contracts.routing import ROUTES_DIR, ROUTES_FILE, ROUTES_KEY, Canary, Routes
 from kubeloop_operator.render.common import Manifest, Owner
 from kubeloop_operator.render.names import child_name
 
 ROUTES_VOLUME = "routes"
 CANARY = "canary"
+SHADOW = "shadow"
 
 
 @dataclass(frozen=True)
@@ -33,34 +36,102 @@ class Delivery:
     stable: Track | None = field(default=None)
 
 
+@dataclass(frozen=True)
+class SideTracks:
+    """The shadow and the A/B arms with a model of their own: the versions their models resolved to
+    (by track name) and the tracks with a ready replica (only those are sent requests)."""
+
+    resolved: Mapping[str, ResolvedModel | None] = field(default_factory=dict)
+    ready: frozenset[str] = frozenset()
+
+
+def side_tracks(spec: ModelDeploymentSpec) -> list[tuple[str, ModelSource]]:
+    """(track, model) of every extra track but the canary: the shadow, then each A/B arm's."""
+    tracks = [(SHADOW, spec.shadow.model)] if spec.shadow is not None else []
+    if spec.ab_test is not None:
+        tracks += [(v.name, v.model) for v in spec.ab_test.variants if v.model is not None]
+    return tracks
+
+
+def ab_weights(ab: ABTest, ready: frozenset[str]) -> dict[str, int]:
+    """Each arm's weight now: an arm not ready yet gets 0, its weight goes to the control arm."""
+    control = ab.control.name
+    weights = {v.name: v.weight_percent if v.model is None or v.name in ready else 0 for v in ab.variants}
+    weights[control] += 100 - sum(weights.values())
+    return weights
+
+
 def routes_name(owner: Owner) -> str:
     return child_name(owner.name, "routes")
 
 
+def track_name(owner: Owner, track: str) -> str:
+    """The Deployment and Service of a track: the ModelDeployment's own name for stable, else
+    `<name>-<track>` (`<name>-canary`, `<name>-shadow`, `<name>-<variant>`)."""
+    return owner.name if track == "stable" else child_name(owner.name, track)
+
+
 def canary_name(owner: Owner) -> str:
-    return child_name(owner.name, CANARY)
+    return track_name(owner, CANARY)
+
+
+def track_url(owner: Owner, track: str, port: int, cluster_domain: str) -> str:
+    return f"http://{track_name(owner, track)}.{owner.namespace}.svc.{cluster_domain}:{port}"
 
 
 def canary_url(owner: Owner, port: int, cluster_domain: str) -> str:
-    return f"http://{canary_name(owner)}.{owner.namespace}.svc.{cluster_domain}:{port}"
+    return track_url(owner, CANARY, port, cluster_domain)
 
 
-def routes(owner: Owner, spec: ModelDeploymentSpec, weight: int, port: int, cluster_domain: str) -> Routes:
-    canary = None
+def routes(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    weight: int,
+    port: int,
+    cluster_domain: str,
+    ready: frozenset[str] = frozenset(),
+) -> Routes:
+    """The stable servers' table: the canary at `weight`; the shadow and the A/B arms only once
+    they are in `ready` (a shadow not ready mirrors 0%, an arm not ready gets weight 0)."""
+    canary = shadow = ab = None
     if spec.canary is not None:
         canary = Canary(url=canary_url(owner, port, cluster_domain), weight_percent=weight)
-    return Routes(generation=owner.generation, canary=canary)
+    if spec.shadow is not None:
+        shadow = routing.Shadow(
+            url=track_url(owner, SHADOW, port, cluster_domain),
+            percent=spec.shadow.percent if SHADOW in ready else 0,
+            queue_size=spec.shadow.queue_size,
+        )
+    if spec.ab_test is not None:
+        weights = ab_weights(spec.ab_test, ready)
+        variants = [
+            routing.Variant(
+                name=v.name,
+                url=None if v.model is None else track_url(owner, v.name, port, cluster_domain),
+                weight_percent=weights[v.name],
+            )
+            for v in spec.ab_test.variants
+        ]
+        ab = routing.ABTest(header=spec.ab_test.header, variants=variants)
+    return Routes(generation=owner.generation, canary=canary, shadow=shadow, ab=ab)
 
 
 def render_routes(
-    owner: Owner, spec: ModelDeploymentSpec, weight: int, port: int, cluster_domain: str
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    weight: int,
+    port: int,
+    cluster_domain: str,
+    ready: frozenset[str] = frozenset(),
 ) -> Manifest:
-    """Always rendered (and always mounted), so adding or reweighting a canary never restarts stable."""
+    """Always rendered (and always mounted), so adding or reweighting a canary, a shadow or an A/B
+    test never restarts stable."""
+    table = routes(owner, spec, weight, port, cluster_domain, ready)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": owner.metadata(routes_name(owner)),
-        "data": {ROUTES_KEY: routes(owner, spec, weight, port, cluster_domain).to_json()},
+        "data": {ROUTES_KEY: table.to_json()},
     }
 
 

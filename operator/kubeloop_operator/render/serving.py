@@ -20,13 +20,16 @@ from kubeloop_operator.render.common import (
 )
 from kubeloop_operator.render.delivery import (
     CANARY,
+    SHADOW,
     Delivery,
+    SideTracks,
     Track,
-    canary_name,
     render_routes,
     render_track_service,
     routes_file,
     routes_volume,
+    side_tracks,
+    track_name,
 )
 from kubeloop_operator.settings import OperatorSettings
 
@@ -67,7 +70,8 @@ def server_env(
     settings: OperatorSettings,
     track: str = "stable",
 ) -> dict[str, str]:
-    payload = spec.payload_logging
+    # the stable servers log the shadow's rows (with whether it agreed); its own would be duplicates
+    payload = spec.payload_logging if track != SHADOW else None
     served = served_uri(source, resolved)
     return ServerEnv(
         model_uri=served,
@@ -126,7 +130,7 @@ def render_server(
     source: ModelSource,
     resolved: ResolvedModel | None,
 ) -> Manifest:
-    name = owner.name if track == "stable" else canary_name(owner)
+    name = track_name(owner, track)
     selector = {**owner.labels(), "kubeloop.io/track": track}
     version = resolved.version if resolved and resolved.version else ""
     volumes = writable_tmp()[0] + payload_volume(spec.payload_logging)[0]
@@ -164,6 +168,23 @@ def render_server(
         "metadata": owner.metadata(name, {"kubeloop.io/track": track}),
         "spec": deployment_spec,
     }
+
+
+def render_track(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    settings: OperatorSettings,
+    track: str,
+    replicas: int,
+    source: ModelSource,
+    resolved: ResolvedModel | None,
+) -> list[Manifest]:
+    """An extra track next to stable (canary, shadow, an A/B arm): its Deployment `<name>-<track>`
+    with a fixed replica count, and a Service over its pods only, which the stable servers call."""
+    return [
+        render_server(owner, spec, settings, track, replicas, source, resolved),
+        render_track_service(owner, track, track_name(owner, track), SERVICE_PORT),
+    ]
 
 
 def render_service(owner: Owner) -> Manifest:
@@ -228,25 +249,30 @@ def render_serving(
     canary_resolved: ResolvedModel | None = None,
     service_monitor: bool = False,
     delivery: Delivery | None = None,
+    side: SideTracks | None = None,
 ) -> list[Manifest]:
     """Every child of a ModelDeployment. The stable track scales with the HPA and serves every request
-    the Service gets, forwarding the canary's weight (the routes ConfigMap) to the canary's Service."""
-    delivery = delivery or Delivery()
+    the Service gets, forwarding the canary's weight and the A/B arms' shares and mirroring the
+    shadow's (the routes ConfigMap) to those tracks' Services. The shadow and the A/B arms run
+    `replicas.min` replicas each (no autoscaler)."""
+    delivery, side = delivery or Delivery(), side or SideTracks()
     stable = delivery.stable or Track(spec.model, resolved)
+    port, domain = SERVICE_PORT, settings.cluster_domain
     children = [
         render_server(owner, spec, settings, "stable", 0, stable.source, stable.resolved),
         render_service(owner),
-        render_routes(owner, spec, delivery.weight, SERVICE_PORT, settings.cluster_domain),
+        render_routes(owner, spec, delivery.weight, port, domain, side.ready),
         render_disruption_budget(owner),
         render_autoscaler(owner, spec, spec.replicas.min),
     ]
     if spec.canary is not None:
-        children += [
-            render_server(
-                owner, spec, settings, CANARY, delivery.canary_replicas, spec.canary.model, canary_resolved
-            ),
-            render_track_service(owner, CANARY, canary_name(owner), SERVICE_PORT),
-        ]
+        children += render_track(
+            owner, spec, settings, CANARY, delivery.canary_replicas, spec.canary.model, canary_resolved
+        )
+    for track, source in side_tracks(spec):
+        children += render_track(
+            owner, spec, settings, track, spec.replicas.min, source, side.resolved.get(track)
+        )
     if service_monitor:
         children.append(render_service_monitor(owner))
     return children
@@ -257,5 +283,7 @@ def service_url(owner: Owner, cluster_domain: str) -> str:
 
 
 def expected_replicas(spec: ModelDeploymentSpec, delivery: Delivery | None = None) -> int:
-    """Ready replicas at which a ModelDeployment is fully Ready: stable's minimum and the canary's."""
-    return spec.replicas.min + (delivery.canary_replicas if delivery and spec.canary else 0)
+    """Ready replicas at which a ModelDeployment is fully Ready: stable's minimum, the canary's, and
+    `replicas.min` for the shadow and each A/B arm."""
+    canary = delivery.canary_replicas if delivery and spec.canary else 0
+    return spec.replicas.min * (1 + len(side_tracks(spec))) + canary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -368,3 +369,62 @@ def test_ready_does_not_roll_back_a_drift_detected_written_meanwhile(world: Worl
         "DriftDetected": "True",
     }
     assert status["lastCheckJob"] == "check-1"
+
+
+SIDE = {
+    **MODEL,
+    "shadow": {"model": {"uri": "s3://models/churn-3.onnx"}, "percent": 20},
+    "abTest": {
+        "header": "x-user-id",
+        "variants": [
+            {"name": "control", "weightPercent": 70},
+            {"name": "forest", "model": {"uri": "s3://models/forest.onnx"}, "weightPercent": 30},
+        ],
+    },
+}
+
+
+def routes_in(world: World, name: str) -> Obj:
+    routes: Obj = json.loads(world.get("ConfigMap", f"{name}-routes")["data"]["routes.json"])
+    return routes
+
+
+def test_shadow_and_ab_arms_are_routed_once_ready_and_pruned_when_removed(world: World) -> None:
+    world.create("ModelDeployment", "churn", SIDE)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    tracks = ["churn", "churn-forest", "churn-shadow"]
+    assert world.names("Deployment") == world.names("Service") == tracks
+    routes = routes_in(world, "churn")
+    assert routes["shadow"]["percent"] == 0 and routes["shadow"]["url"].startswith("http://churn-shadow.")
+    assert [v["weight_percent"] for v in routes["ab"]["variants"]] == [100, 0]
+    status = world.status("ModelDeployment", "churn")
+    assert status["shadow"]["routed"] is False and status["shadow"]["percent"] == 0
+    assert [(a["name"], a["percent"]) for a in status["abTest"]] == [("control", 100), ("forest", 0)]
+
+    for name in tracks:
+        roll_out(world, name)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    routes = routes_in(world, "churn")
+    assert routes["shadow"]["percent"] == 20
+    assert [v["weight_percent"] for v in routes["ab"]["variants"]] == [70, 30]
+    status = world.status("ModelDeployment", "churn")
+    assert status["shadow"] == {
+        "name": "shadow",
+        "model": {"uri": "s3://models/churn-3.onnx"},
+        "readyReplicas": 2,
+        "routed": True,
+        "percent": 20,
+        "message": "",
+    }
+    assert [(a["name"], a["routed"], a["percent"]) for a in status["abTest"]] == [
+        ("control", True, 70),
+        ("forest", True, 30),
+    ]
+    assert condition(status, "Ready")["status"] == "True" and status["readyReplicas"] == 6
+
+    world.edit_spec("ModelDeployment", "churn", MODEL)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    assert world.names("Deployment") == world.names("Service") == ["churn"]
+    assert routes_in(world, "churn") == {"generation": 2}
+    status = world.status("ModelDeployment", "churn")
+    assert "shadow" not in status and "abTest" not in status
