@@ -135,8 +135,8 @@ class ServingMetrics:
         )
         self.shadow_rows = Counter(
             PREFIX + "shadow_rows",
-            "Rows the shadow answered, by whether its outputs agree with stable's (exact for integers "
-            "and strings, numpy.allclose for floats).",
+            "Rows the shadow answered, by whether its prediction agrees with stable's (the non-float "
+            "outputs, e.g. a classifier's label, exactly; else numpy.allclose on the floats).",
             ["model", "result"],
             registry=self.registry,
         )

@@ -7,14 +7,22 @@ champion untouched) — under steady load, counting every request.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
+from kubeloop.contracts.routing import TRACK_HEADER
 from tests.e2e.load import SteadyLoad
 from tests.e2e.loop import SERVER, Loop, get, infer_body, ready_with_version, serving_versions, succeeded
 from tests.e2e.platform import SYSTEM_NAMESPACE, Platform
@@ -263,3 +271,130 @@ def test_a_canary_that_predicts_differently_is_rolled_back_and_the_champion_stay
         "get", "events", "-n", loop.namespace, "--field-selector", "reason=RolledBack"
     )
     assert "outputPsi" in events.stdout, f"the Event names the failing check: {events.stdout}"
+
+
+def keyed_requests(url: str, body: bytes, users: int, repeats: int) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Each of `users` user ids sends `repeats` requests (x-user-id), 8 keep-alive clients in all:
+    (user, the track that answered, the predicted labels)."""
+
+    async def run() -> list[tuple[str, str, tuple[int, ...]]]:
+        queue = [f"user-{u}" for _ in range(repeats) for u in range(users)]
+        seen: list[tuple[str, str, tuple[int, ...]]] = []
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8)) as session:
+
+            async def client() -> None:
+                while queue:
+                    user = queue.pop()
+                    headers = {"Content-Type": "application/json", "x-user-id": user}
+                    async with session.post(url, data=body, headers=headers) as response:
+                        answer = await response.json(content_type=None)
+                        assert response.status == 200, answer
+                        label = next(o for o in answer["outputs"] if o["datatype"] == "INT64")
+                        seen.append((user, response.headers[TRACK_HEADER], tuple(label["data"])))
+
+            await asyncio.gather(*(client() for _ in range(8)))
+        return seen
+
+    return asyncio.run(run())
+
+
+def prometheus_sum(platform: Platform, query: str, by: str) -> dict[str, float]:
+    base = platform.service_url("kubeloop-prometheus", SYSTEM_NAMESPACE)
+    answer = get(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': f'sum by ({by}) ({query})'})}")
+    return {r["metric"].get(by, ""): float(r["value"][1]) for r in answer["data"]["result"]}
+
+
+def logged_tracks(platform: Platform, loop: Loop, since_ms: int) -> pa.Table:
+    s3 = platform.s3()
+    files = s3.glob(f"{loop.payloads}/{SERVER}/dt=*/*.parquet")
+    wanted = ("_timestamp", "_track", "_agrees")  # files written before any shadow have no _agrees
+    tables = []
+    for file in files:
+        names = pq.read_schema(file, filesystem=s3).names
+        tables.append(pq.read_table(file, filesystem=s3, columns=[c for c in wanted if c in names]))
+    table = pa.concat_tables(tables, promote_options="permissive")
+    return table.filter(pc.greater_equal(table.column("_timestamp"), since_ms))
+
+
+def test_sticky_ab_variants_and_a_shadow_whose_agreement_is_counted_exactly(
+    platform: Platform, loop: Loop
+) -> None:
+    """Stable v3 (logistic) with an A/B arm `stump` (v4, 50%) keyed on x-user-id, and v4 again as a
+    shadow of every stable answer. Every request has the same 64 rows, so the shadow's agreement is
+    known exactly: the share of rows on which v3's and v4's labels (seen through the A/B arms) agree."""
+    nsp = loop.namespace
+    ab = {
+        "header": "x-user-id",
+        "variants": [
+            {"name": "control", "weightPercent": 50},
+            {"name": "stump", "model": {"uri": f"models:/{loop.model}/4"}, "weightPercent": 50},
+        ],
+    }
+    shadow = {"model": {"uri": f"models:/{loop.model}/4"}, "percent": 100, "queueSize": 5000}
+    platform.apply(loop.model_deployment(f"models:/{loop.model}/3", abTest=ab, shadow=shadow), nsp)
+
+    def routed(status: dict[str, Any]) -> bool:
+        arms = [status.get("shadow") or {}, *(status.get("abTest") or [])]
+        return all(a.get("routed") for a in arms if a.get("name") != "control") and len(arms) == 3
+
+    platform.wait_status("modeldeployment", SERVER, nsp, routed, 600, "the shadow and the A/B arm routed")
+    wait_for(
+        lambda: (
+            prometheus_sum(
+                platform, f'kubeloop_serving_route_weight_percent{{namespace="{nsp}"}}', "route"
+            ).keys()
+            >= {"stump", "shadow"}
+        ),
+        300,
+        interval=2,
+        what="the stable servers apply the A/B and shadow routes",
+    )
+    base = platform.service_url(SERVER, nsp)
+    started_ms = int(time.time() * 1000)
+    seen = keyed_requests(f"{base}/v2/models/{SERVER}/infer", infer_body(base, ROWS, 0.0, seed=5), 400, 3)
+    by_user: dict[str, set[str]] = {}
+    labels: dict[str, set[tuple[int, ...]]] = {}
+    for user, track, answer in seen:
+        by_user.setdefault(user, set()).add(track)
+        labels.setdefault(track, set()).add(answer)
+    arms = Counter(next(iter(t)) for t in by_user.values())
+    stable_answers = sum(1 for _, track, _ in seen if track == "stable")
+    (v3,), (v4,) = labels["stable"], labels["stump"]
+    expected = float(np.mean(np.array(v3) == np.array(v4)))
+    rows = "kubeloop_serving_shadow_rows_total"
+    compared = wait_for(
+        lambda: (
+            counts
+            if sum((counts := prometheus_sum(platform, f'{rows}{{namespace="{nsp}"}}', "result")).values())
+            >= ROWS * stable_answers
+            else None
+        ),
+        180,
+        interval=3,
+        what="every mirrored copy compared and scraped",
+    )
+    requests = prometheus_sum(
+        platform, f'kubeloop_serving_requests_total{{namespace="{nsp}", code="200"}}', "track"
+    )
+    logged = logged_tracks(platform, loop, started_ms)
+    shadow_logged = logged.filter(pc.equal(logged.column("_track"), "shadow"))
+    measured = {
+        "users": len(by_user),
+        "requests": len(seen),
+        "users_per_arm": dict(arms),
+        "answers_per_track": dict(Counter(t for _, t, _ in seen)),
+        "expected_agreement": expected,
+        "shadow_rows": compared,
+        "requests_metric_by_track": requests,
+        "payload_rows_by_track": dict(Counter(logged.column("_track").to_pylist())),
+    }
+    record("ab_and_shadow", measured)
+    assert all(len(tracks) == 1 for tracks in by_user.values()), "a user moved between arms"
+    assert set(arms) == {"stable", "stump"} and abs(arms["stump"] / len(by_user) - 0.5) < 0.1, arms
+    assert 0 < expected < 1, "the stump and the logistic model must differ on some rows, not all"
+    assert sum(compared.values()) == ROWS * stable_answers, "each stable answer mirrored once"
+    assert compared.get("agree", 0) / sum(compared.values()) == pytest.approx(expected, abs=1e-12)
+    assert requests.get("stump") == arms["stump"] * 3, "the arm's own metrics count its requests"
+    assert shadow_logged.num_rows == ROWS * stable_answers
+    assert shadow_logged.column("_agrees").to_pylist().count(True) == round(expected * shadow_logged.num_rows)
+    assert Counter(logged.column("_track").to_pylist())["stump"] == ROWS * arms["stump"] * 3

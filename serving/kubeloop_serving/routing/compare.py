@@ -29,12 +29,16 @@ def decode_answer(
 
 
 def rows_agree(stable: Tensors, other: Tensors) -> BoolArray:
-    """Per row of stable's first output, whether every output both answers have agrees on it:
+    """Per row of stable's first output, whether the predictions both answers have agree on it:
     exactly for integers, bools and strings, ``numpy.isclose`` (allclose's test) for floats.
+    When some outputs are not floats (a classifier's label beside its scores), only those are
+    compared: two classifiers agree when they predict the same class, whatever their scores.
     A tensor whose shape differs disagrees on every row."""
     names = [name for name in other if name in stable]
     if not names:
         raise ValueError("the answers have no output in common")
+    labels = [name for name in names if stable[name].dtype.kind != "f"]
+    names = labels or names
     first = stable[names[0]]
     rows = first.shape[0] if first.ndim else 1
     agree = np.ones(rows, np.bool_)
