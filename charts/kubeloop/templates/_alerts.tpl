@@ -179,6 +179,15 @@ groups:
 {{- end }}
 {{- end -}}
 
+{{/* "true" when the PrometheusRule is rendered: alerts.prometheusRule.enabled true, or auto and the cluster
+serves the kind (the group alone is not enough: some installs bring only ServiceMonitor and PodMonitor). */}}
+{{- define "kubeloop.prometheusRuleEnabled" -}}
+{{- $enabled := toString .Values.alerts.prometheusRule.enabled -}}
+{{- if or (eq $enabled "true") (and (eq $enabled "auto") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/PrometheusRule")) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* An alert's labels: (list severity extraLabels); severity wins. */}}
 {{- define "kubeloop.alertLabels" -}}
 {{- $labels := merge (dict "severity" (index . 0)) (index . 1) -}}
