@@ -35,9 +35,10 @@ system-deps:  ## Debian's prometheus/promtool and kubeconform (idempotent, quiet
 	@hack/install-system.sh
 
 .PHONY: crds
-crds: venv helm-bin  ## regenerate crds/, the chart's crds/ and manifests/install from kubeloop/api
+crds: venv helm-bin  ## regenerate crds/, the chart's crds/, manifests/install and manifests/alerts
 	$(VENV)/bin/kubeloop crds crds charts/kubeloop/crds
 	hack/render-install.sh
+	hack/render-alerts.sh
 
 .PHONY: lint
 lint: venv  ## ruff and mypy --strict

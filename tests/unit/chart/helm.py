@@ -41,10 +41,13 @@ def template_text(
     release: str = "kubeloop",
     crds: bool = False,
     check: bool = True,
+    api_versions: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """`helm template`; extra values as a YAML document on stdin, after the files."""
+    """`helm template`; extra values as a YAML document on stdin, after the files. `api_versions`: what
+    the pretended cluster serves beyond the built-in kinds (.Capabilities.APIVersions)."""
     args = ["template", release, str(CHART), "--namespace", namespace]
     args += [arg for file in files for arg in ("-f", str(file))]
+    args += [arg for version in api_versions for arg in ("--api-versions", version)]
     if values is not None:
         args += ["-f", "-"]
     if crds:

@@ -1,5 +1,5 @@
 """`helm lint --strict` and kubeconform -strict (offline schemas: built-in kinds, our CRDs, the
-Prometheus operator's monitors) on the default values and on every option turned on."""
+Prometheus operator's monitors and rules) on the default values and on every option turned on."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def test_every_rendered_object_conforms_strictly(files: tuple[Path, ...]) -> Non
     kinds = {r["kind"] for r in report["resources"]}
     assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "ConfigMap"} <= kinds
     if files:  # every option on: the monitors are checked against their schemas, not skipped
-        assert {"ServiceMonitor", "PodMonitor", "Role", "RoleBinding", "PersistentVolumeClaim"} <= kinds
+        assert {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Role", "RoleBinding"} <= kinds
+        assert "PersistentVolumeClaim" in kinds
     summary = report["summary"]
     assert summary["invalid"] == summary["errors"] == summary["skipped"] == 0
     assert summary["valid"] == len(report["resources"])

@@ -60,10 +60,12 @@ def config_of(manifests: list[Manifest]) -> dict[str, Any]:
 
 
 def promtool_check(manifests: list[Manifest], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "prometheus.yml"
-    path.write_text(one(manifests, "ConfigMap", "prometheus")["data"]["prometheus.yml"])
+    """`promtool check config` of the ConfigMap's keys as files of one directory, as the pod mounts them
+    (the rule files it names are checked too)."""
+    for key, text in one(manifests, "ConfigMap", "prometheus")["data"].items():
+        (tmp_path / key).write_text(text)
     return subprocess.run(
-        [str(promtool()), "check", "config", str(path)],
+        [str(promtool()), "check", "config", str(tmp_path / "prometheus.yml")],
         capture_output=True,
         text=True,
         timeout=120,

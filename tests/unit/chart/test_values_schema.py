@@ -73,6 +73,26 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], list[str]]] = {
         },
         ["/operator/extraEnv/0"],
     ),
+    "unknown alert": (
+        {"alerts": {"driftDetect": {"enabled": True}}},
+        ["at '/alerts'", "additional properties 'driftDetect' not allowed"],
+    ),
+    "error-rate threshold as a percentage": (
+        {"alerts": {"servingErrorRate": {"threshold": 5}}},
+        ["/alerts/servingErrorRate/threshold", "maximum: got 5, want 1"],
+    ),
+    "bad alert duration": (
+        {"alerts": {"servingLatencyP99": {"for": "10 minutes"}}},
+        ["/alerts/servingLatencyP99/for", "does not match pattern"],
+    ),
+    "severity among the extra alert labels (each rule has its own)": (
+        {"alerts": {"ruleLabels": {"severity": "page"}}},
+        ["/alerts/ruleLabels"],
+    ),
+    "bad PrometheusRule switch": (
+        {"alerts": {"prometheusRule": {"enabled": "yes"}}},
+        ["/alerts/prometheusRule/enabled", "must be one of 'auto', true, false"],
+    ),
     "bad label value": (
         {"grafana": {"dashboards": {"labelValue": "not ok!"}}},
         ["/grafana/dashboards/labelValue", "does not match pattern"],
