@@ -1,9 +1,12 @@
 """The cost of the canary split: requests served by the canary through the stable server's router
-(weight 100) against the same requests sent to the canary directly, side by side.
+(weight 100) against the same requests sent to the canary directly, side by side; and the caller's
+latency at the stable server with and without a shadow that takes 1 s per request (every request
+mirrored, a bounded queue: the copies that do not fit are dropped and counted, never waited for).
 
 Same model (the tabular MLP of bench.serving), same two servers pinned to the same CPUs, same
 closed-loop keep-alive load generator (bench.serving_loadgen) in its own process on other CPUs,
-interleaved rounds. Prints JSON: rps, p50_ms, p99_ms per path x concurrency and routed/direct ratios.
+interleaved rounds. Prints JSON: rps, p50_ms, p99_ms per path x concurrency, routed/direct and
+with-shadow/without ratios.
 
     python -m bench.serving_routing            # about 2 minutes
     python -m bench.serving_routing --quick    # smoke run
@@ -24,10 +27,10 @@ from typing import Any
 from bench.serving import _cpu_set, load, summarise
 from bench.serving_models import request_body, tabular_mlp
 from bench.serving_servers import ServerSpec, running_servers
-from kubeloop.contracts.routing import Canary, Routes
+from kubeloop.contracts.routing import Canary, Routes, Shadow
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = ("direct", "routed")
+PATHS = ("direct", "routed", "no_shadow", "with_shadow")
 
 
 def metric(url: str, name: str) -> float:
@@ -94,16 +97,27 @@ def main() -> None:
                 "PORT_ENV",
             ),
         ]
+        sleepy = [sys.executable, "-m", "uvicorn", "bench.serving_sleepy:app", "--port", "PORT"]
+        specs.append(ServerSpec("shadow", [*sleepy, "--log-level", "warning"], {}, "argv"))
         with running_servers(specs, args.server_cpus, ROOT, scratch) as urls:
-            publish(routes_file, Routes(generation=1, canary=Canary(url=urls["canary"], weight_percent=100)))
-            while metric(urls["stable"], "kubeloop_serving_routes_generation") != 1:
-                time.sleep(0.1)
+            tables = {
+                "direct": Routes(canary=Canary(url=urls["canary"], weight_percent=100)),
+                "routed": Routes(canary=Canary(url=urls["canary"], weight_percent=100)),
+                "no_shadow": Routes(),
+                "with_shadow": Routes(shadow=Shadow(url=urls["shadow"], percent=100, queue_size=1000)),
+            }
             targets = {"direct": urls["canary"], "routed": urls["stable"]}
+            generation = 0
             for round_number in range(args.rounds):
                 for concurrency in args.concurrency:
                     order = PATHS if round_number % 2 == 0 else PATHS[::-1]
                     for path in order:
-                        url = f"{targets[path]}/v2/models/{model.name}/infer"
+                        generation += 1
+                        routes = tables[path].model_copy(update={"generation": generation})
+                        publish(routes_file, routes)
+                        while metric(urls["stable"], "kubeloop_serving_routes_generation") != generation:
+                            time.sleep(0.05)
+                        url = f"{targets.get(path, urls['stable'])}/v2/models/{model.name}/infer"
                         run = load(
                             url,
                             body_file,
@@ -116,14 +130,36 @@ def main() -> None:
                         print(f"{path} c={concurrency}: {run}", file=sys.stderr)
             computed_by_stable = metric(urls["stable"], "kubeloop_serving_requests_total")
             fallbacks = metric(urls["stable"], "kubeloop_serving_route_fallbacks_total")
+            shadow = {
+                "copies_sent": metric(urls["stable"], "kubeloop_serving_shadow_requests_total"),
+                "copies_dropped": metric(urls["stable"], "kubeloop_serving_shadow_dropped_total"),
+            }
     results = [{"path": p, "concurrency": c, **summarise(measured)} for (p, c), measured in runs.items()]
-    print(json.dumps(report(args, results, computed_by_stable, fallbacks), indent=2))
+    print(json.dumps(report(args, results, computed_by_stable, fallbacks, shadow), indent=2))
+
+
+def ratio(by_key: dict[tuple[str, int], dict[str, Any]], over: tuple[str, str], c: int, key: str) -> float:
+    return round(float(by_key[(over[0], c)][key]) / float(by_key[(over[1], c)][key]), 2)
 
 
 def report(
-    args: argparse.Namespace, results: list[dict[str, Any]], computed: float, fallbacks: float
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    computed: float,
+    fallbacks: float,
+    shadow: dict[str, float],
 ) -> dict[str, Any]:
     by_key = {(r["path"], r["concurrency"]): r for r in results}
+    shadowed = ("with_shadow", "no_shadow")
+    shadow_ratios = [
+        {
+            "concurrency": c,
+            "p50_ratio": ratio(by_key, shadowed, c, "p50_ms"),
+            "p99_ratio": ratio(by_key, shadowed, c, "p99_ms"),
+            "rps_ratio": ratio(by_key, shadowed, c, "rps"),
+        }
+        for c in args.concurrency
+    ]
     ratios = [
         {
             "concurrency": concurrency,
@@ -143,7 +179,8 @@ def report(
         for concurrency in args.concurrency
     ]
     return {
-        "peer": "the same canary server called directly (no router hop)",
+        "peer": "the same canary server called directly (no router hop); for the shadow, the same "
+        "stable server without a shadow",
         "environment": {
             "cpus_visible": len(os.sched_getaffinity(0)),
             "server_cpus": args.server_cpus,
@@ -155,6 +192,8 @@ def report(
         },
         "results": results,
         "ratios_routed_over_direct": ratios,
+        "ratios_with_over_without_a_1s_shadow": shadow_ratios,
+        "shadow": shadow,
         "requests_computed_by_stable": computed,
         "fallbacks": fallbacks,
     }

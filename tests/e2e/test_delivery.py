@@ -358,8 +358,9 @@ def test_sticky_ab_variants_and_a_shadow_whose_agreement_is_counted_exactly(
         by_user.setdefault(user, set()).add(track)
         labels.setdefault(track, set()).add(answer)
     arms = Counter(next(iter(t)) for t in by_user.values())
-    stable_answers = sum(1 for _, track, _ in seen if track == "stable")
-    (v3,), (v4,) = labels["stable"], labels["stump"]
+    # the control arm is served by the stable servers, under the arm's name
+    stable_answers = sum(1 for _, track, _ in seen if track == "control")
+    (v3,), (v4,) = labels["control"], labels["stump"]
     expected = float(np.mean(np.array(v3) == np.array(v4)))
     rows = "kubeloop_serving_shadow_rows_total"
     compared = wait_for(
@@ -390,7 +391,7 @@ def test_sticky_ab_variants_and_a_shadow_whose_agreement_is_counted_exactly(
     }
     record("ab_and_shadow", measured)
     assert all(len(tracks) == 1 for tracks in by_user.values()), "a user moved between arms"
-    assert set(arms) == {"stable", "stump"} and abs(arms["stump"] / len(by_user) - 0.5) < 0.1, arms
+    assert set(arms) == {"control", "stump"} and abs(arms["stump"] / len(by_user) - 0.5) < 0.1, arms
     assert 0 < expected < 1, "the stump and the logistic model must differ on some rows, not all"
     assert sum(compared.values()) == ROWS * stable_answers, "each stable answer mirrored once"
     assert compared.get("agree", 0) / sum(compared.values()) == pytest.approx(expected, abs=1e-12)
