@@ -35,17 +35,21 @@ pytestmark = [
     ),
 ]
 STABLE_URI, CANARY_URI = "s3://models/churn-1.onnx", "s3://models/churn-2.onnx"
+CHECKS = {"maxErrorRate": 0.05, "maxOutputPsi": 0.2}
 ANALYSIS = {
     "steps": [20, 50],
     "intervalSeconds": 3,
     "warmupSeconds": 0,
     "minRequests": 10,
-    "checks": {"maxErrorRate": 0.05, "maxOutputPsi": 0.2},
+    "checks": CHECKS,
 }
-PROFILES = {  # per tick (0.1 s): (stable requests, canary requests, canary 5xx)
-    "healthy": (8, 2, 0),
-    "failing": (8, 2, 1),
-    "quiet": (8, 0, 0),
+# per tick (0.1 s): (stable requests, canary requests, canary 5xx, canary seconds, canary classes)
+PROFILES = {
+    "healthy": (8, 2, 0, 0.01, 2),
+    "failing": (8, 2, 1, 0.01, 2),
+    "slow": (8, 2, 0, 3.0, 2),
+    "different": (8, 2, 0, 0.01, 1),  # the canary predicts class 0 only, stable 0 and 1 alike
+    "quiet": (8, 0, 0, 0.01, 2),
 }
 
 
@@ -77,17 +81,17 @@ class Servers:
     def run(self) -> None:
         while not self.stopped.wait(0.1):
             for model, profile in list(self.profiles.items()):
-                stable, canary, failing = PROFILES[profile]
-                self.serve(model, "stable", stable, 0)
-                self.serve(model, "canary", canary, failing)
+                stable, canary, failing, seconds, classes = PROFILES[profile]
+                self.serve(model, "stable", stable, 0, 0.01, 2)
+                self.serve(model, "canary", canary, failing, seconds, classes)
 
-    def serve(self, model: str, track: str, count: int, failing: int) -> None:
+    def serve(self, model: str, track: str, count: int, failing: int, seconds: float, classes: int) -> None:
         version = "1" if track == "stable" else "2"
         self.requests.labels(model, version, track, "200").inc(count - failing)
         self.requests.labels(model, version, track, "500").inc(failing)
         for i in range(count):
-            self.duration.labels(model, version, track).observe(0.01)
-            self.classes.labels(model, version, track, str(i % 2)).inc()
+            self.duration.labels(model, version, track).observe(seconds)
+            self.classes.labels(model, version, track, str(i % classes)).inc()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -240,26 +244,40 @@ def test_a_healthy_canary_walks_the_steps_and_is_promoted(
     assert "WEIGHT" in columns and "ROLLOUT" in columns and "Promoted" in columns
 
 
-def test_a_5xx_canary_is_rolled_back_at_the_first_step(
-    canary_operator: OperatorProcess, canary_namespace: str, servers: Servers
+@pytest.mark.parametrize(
+    ("profile", "check"),
+    [("failing", "errorRate"), ("slow", "p99Seconds"), ("different", "outputPsi")],
+)
+def test_a_bad_canary_is_rolled_back_at_the_first_step_naming_the_check(
+    canary_operator: OperatorProcess,
+    canary_namespace: str,
+    servers: Servers,
+    profile: str,
+    check: str,
 ) -> None:
     kubectl, ns = canary_operator.cluster.kubectl, canary_namespace
-    servers.profiles["bad"] = "failing"
-    kubectl.apply(canary_md("bad"), ns)
-    watch = Watch(kubectl, ns, "bad")
-    wait_for(lambda: kubectl.get("deployment", "bad", ns), 60, what="the stable Deployment")
-    stable_before = template_of(kubectl, ns, "bad")
+    name = f"bad-{profile}"
+    servers.profiles[name] = profile
+    analysis = {**ANALYSIS, "checks": {**CHECKS, "maxP99Seconds": 1.0}}
+    kubectl.apply(canary_md(name, analysis), ns)
+    watch = Watch(kubectl, ns, name)
+    wait_for(lambda: kubectl.get("deployment", name, ns), 60, what="the stable Deployment")
+    stable_before = template_of(kubectl, ns, name)
     status = watch.until("RolledBack")["status"]
     assert watch.weights()[-2:] == [20, 0] and status["rollout"]["step"] == 1, watch.seen
     failed = [c for c in status["rollout"]["checks"] if c["passed"] is False]
-    assert [c["name"] for c in failed] == ["errorRate"] and failed[0]["value"] == pytest.approx(0.5, abs=0.05)
+    assert [c["name"] for c in failed] == [check], status["rollout"]["checks"]
+    if check == "errorRate":
+        assert failed[0]["value"] == pytest.approx(0.5, abs=0.05)
+    if check == "p99Seconds":  # the 3 s answers' bucket is (2.5, 5]: Prometheus interpolates in it
+        assert 2.5 < failed[0]["value"] <= 5.0
     progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
     assert (progressing["status"], progressing["reason"]) == ("False", "RolledBack")
-    assert "errorRate" in progressing["message"]
-    assert template_of(kubectl, ns, "bad") == stable_before, "stable untouched"
+    assert check in progressing["message"]
+    assert template_of(kubectl, ns, name) == stable_before, "stable untouched"
     assert "promotedModel" not in status
-    warnings = [e for e in events(kubectl, ns, "bad") if e[:2] == ("Warning", "RolledBack")]
-    assert warnings and "errorRate" in warnings[0][2] and "step 1" in warnings[0][2]
+    warnings = [e for e in events(kubectl, ns, name) if e[:2] == ("Warning", "RolledBack")]
+    assert warnings and check in warnings[0][2] and "step 1" in warnings[0][2]
 
 
 def test_too_little_canary_traffic_is_held_inconclusive(
