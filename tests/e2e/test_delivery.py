@@ -304,6 +304,24 @@ def prometheus_sum(platform: Platform, query: str, by: str) -> dict[str, float]:
     return {r["metric"].get(by, ""): float(r["value"][1]) for r in answer["data"]["result"]}
 
 
+def routes_on_every_stable_pod(platform: Platform, namespace: str, routes: set[str]) -> bool:
+    """Two stable pods, ready, not terminating, and each reports a weight for every one of `routes`."""
+    selector = f"kubeloop.io/modeldeployment={SERVER},kubeloop.io/track=stable"
+    pods = {
+        p["metadata"]["name"]
+        for p in platform.kubectl.items("pods", namespace, selector)
+        if "deletionTimestamp" not in p["metadata"]
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+    }
+    query = f'kubeloop_serving_route_weight_percent{{namespace="{namespace}"}}'
+    base = platform.service_url("kubeloop-prometheus", SYSTEM_NAMESPACE)
+    answer = get(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query})}")
+    applied: dict[str, set[str]] = {}
+    for series in answer["data"]["result"]:
+        applied.setdefault(series["metric"].get("pod", ""), set()).add(series["metric"].get("route", ""))
+    return len(pods) == 2 and all(routes <= applied.get(pod, set()) for pod in pods)
+
+
 def logged_tracks(platform: Platform, loop: Loop, since_ms: int) -> pa.Table:
     s3 = platform.s3()
     files = s3.glob(f"{loop.payloads}/{SERVER}/dt=*/*.parquet")
@@ -331,7 +349,10 @@ def test_sticky_ab_variants_and_a_shadow_whose_agreement_is_counted_exactly(
         ],
     }
     shadow = {"model": {"uri": f"models:/{loop.model}/4"}, "percent": 100, "queueSize": 5000}
-    platform.apply(loop.model_deployment(f"models:/{loop.model}/3", abTest=ab, shadow=shadow), nsp)
+    two = {"min": 2, "max": 2}  # no autoscaling: a stable pod removed mid-test would take its counters
+    platform.apply(
+        loop.model_deployment(f"models:/{loop.model}/3", abTest=ab, shadow=shadow, replicas=two), nsp
+    )
 
     def routed(status: dict[str, Any]) -> bool:
         arms = [status.get("shadow") or {}, *(status.get("abTest") or [])]
@@ -339,15 +360,10 @@ def test_sticky_ab_variants_and_a_shadow_whose_agreement_is_counted_exactly(
 
     platform.wait_status("modeldeployment", SERVER, nsp, routed, 600, "the shadow and the A/B arm routed")
     wait_for(
-        lambda: (
-            prometheus_sum(
-                platform, f'kubeloop_serving_route_weight_percent{{namespace="{nsp}"}}', "route"
-            ).keys()
-            >= {"stump", "shadow"}
-        ),
+        functools.partial(routes_on_every_stable_pod, platform, nsp, {"stump", "shadow"}),
         300,
         interval=2,
-        what="the stable servers apply the A/B and shadow routes",
+        what="both stable servers apply the A/B and shadow routes (the kubelet refreshes the ConfigMap)",
     )
     base = platform.service_url(SERVER, nsp)
     started_ms = int(time.time() * 1000)
@@ -374,10 +390,26 @@ def test_sticky_ab_variants_and_a_shadow_whose_agreement_is_counted_exactly(
         interval=3,
         what="every mirrored copy compared and scraped",
     )
-    requests = prometheus_sum(
-        platform, f'kubeloop_serving_requests_total{{namespace="{nsp}", code="200"}}', "track"
+    query = f'kubeloop_serving_requests_total{{namespace="{nsp}", code="200"}}'
+    requests = wait_for(
+        lambda: (
+            r
+            if (r := prometheus_sum(platform, query, "track")).get("stump", 0) >= arms["stump"] * 3
+            else None
+        ),
+        60,
+        interval=3,
+        what="the arm's requests scraped",
     )
-    logged = logged_tracks(platform, loop, started_ms)
+    expected_rows = {"control": ROWS * stable_answers, "shadow": ROWS * stable_answers}
+    expected_rows["stump"] = ROWS * (len(seen) - stable_answers)
+
+    def flushed() -> pa.Table | None:
+        table = logged_tracks(platform, loop, started_ms)
+        counts = Counter(table.column("_track").to_pylist())
+        return table if all(counts[t] >= n for t, n in expected_rows.items()) else None
+
+    logged = wait_for(flushed, 120, interval=3, what=f"payload-log rows {expected_rows}")
     shadow_logged = logged.filter(pc.equal(logged.column("_track"), "shadow"))
     measured = {
         "users": len(by_user),
@@ -398,4 +430,4 @@ def test_sticky_ab_variants_and_a_shadow_whose_agreement_is_counted_exactly(
     assert requests.get("stump") == arms["stump"] * 3, "the arm's own metrics count its requests"
     assert shadow_logged.num_rows == ROWS * stable_answers
     assert shadow_logged.column("_agrees").to_pylist().count(True) == round(expected * shadow_logged.num_rows)
-    assert Counter(logged.column("_track").to_pylist())["stump"] == ROWS * arms["stump"] * 3
+    assert Counter(logged.column("_track").to_pylist()) == expected_rows, "every row logged once"
