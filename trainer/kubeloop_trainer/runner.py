@@ -1,8 +1,9 @@
 """One training run from spec to registered model: the order of things, and what fails how.
 
 load + split data (and the challenger gate's evaluation data) -> train (plain, fine-tune or
-tuning) -> test metrics -> export to ONNX -> parity check -> log model -> challenger gate ->
-register (the alias only if the gate passes) -> summary. Every worker trains; only the chief (rank 0)
+tuning) -> test metrics -> global importance (if asked) -> export to ONNX -> parity check -> log
+model -> fairness gate -> challenger gate -> register (only if the fairness gate passes; the alias
+only if the challenger gate passes too) -> summary. Every worker trains; only the chief (rank 0)
 records, exports and registers. Any failure ends as a summary with a ``failure_reason``.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from kubeloop.api.fairness import FairnessResult
 from kubeloop.api.summaries import TrainingSummary
 from kubeloop.api.training import RegisteredModel, TrainingJobSpec, Trial
 from kubeloop_trainer.challenge import GateReport, run_gate
@@ -22,6 +24,7 @@ from kubeloop_trainer.context import RunContext
 from kubeloop_trainer.dataset import DatasetFingerprint, load_dataset
 from kubeloop_trainer.errors import TrainerError
 from kubeloop_trainer.evaluation import EvaluationData, load_evaluation
+from kubeloop_trainer.fairness_run import fairness_params, metric_name, run_fairness
 from kubeloop_trainer.features import Features, build_features
 from kubeloop_trainer.model import Recipe, TrainedModel
 from kubeloop_trainer.onnx_export import check_parity, export_model, model_metadata, require_parity
@@ -30,7 +33,7 @@ from kubeloop_trainer.provenance import code_version, environment
 from kubeloop_trainer.recording import Recorder, open_tracker
 from kubeloop_trainer.splits import SplitData, split_rows, take
 from kubeloop_trainer.stopping import raise_if_stopped
-from kubeloop_trainer.tags import PARITY_TAG, TRIALS_TAG
+from kubeloop_trainer.tags import FAIRNESS_MESSAGE_TAG, FAIRNESS_TAG, PARITY_TAG, TRIALS_TAG
 from kubeloop_trainer.topology import Topology
 from kubeloop_trainer.training import attempt, scores
 from kubeloop_trainer.tuning import tune
@@ -56,7 +59,8 @@ def prepare(spec: TrainingJobSpec) -> Prepared:
     assert spec.dataset is not None  # checked by context.check_supported
     builtin = spec.builtin
     loaded = load_dataset(spec.dataset.uri, spec.dataset.format)
-    features = build_features(loaded.table, spec.dataset.target_column, builtin.task)
+    sensitive = spec.fairness.sensitive_attributes if spec.fairness is not None else []
+    features = build_features(loaded.table, spec.dataset.target_column, builtin.task, sensitive)
     classification = builtin.task == "classification"
     split = split_rows(
         len(features.y),
@@ -77,7 +81,9 @@ def prepare(spec: TrainingJobSpec) -> Prepared:
     )
     evaluation = None
     if spec.challenge is not None:  # read before training: bad evaluation data fails fast
-        evaluation = load_evaluation(spec.challenge.dataset, spec.dataset.target_column, builtin.task)
+        evaluation = load_evaluation(
+            spec.challenge.dataset, spec.dataset.target_column, builtin.task, frozenset(sensitive)
+        )
     return Prepared(
         features=features,
         data=take(features, split),
@@ -120,6 +126,8 @@ def run_params(spec: TrainingJobSpec, prepared: Prepared) -> dict[str, object]:
             "challenge.dataset.sha256": evaluation.sha256,
             "challenge.dataset.rows": evaluation.rows,
         }
+    if spec.fairness is not None:
+        params |= fairness_params(spec.fairness)
     if spec.tuning is not None:
         params["tuning"] = spec.tuning.model_dump_json(by_alias=True, exclude={"search_space"})
         params["tuning.search_space"] = json.dumps({k: v.wire() for k, v in spec.tuning.search_space.items()})
@@ -162,6 +170,8 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
     recorder.params({f"model.{k}": v for k, v in outcome.model.effective_params().items()})
     recorder.metrics(metrics)
     recorder.progress.say(f"final {format_metrics(metrics)}")
+    if spec.importance is not None:
+        log_importance(context, prepared, outcome, recorder)
     metadata = model_metadata(
         prepared.features.feature_names, prepared.features.classes, recipe.task, recipe.algorithm
     )
@@ -175,12 +185,20 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
     checkpoint = outcome.model.checkpoint()
     write_outputs(context, onnx_bytes, checkpoint)
     source = recorder.log_model(onnx_bytes, checkpoint)
+    fairness = (
+        run_fairness(spec.fairness, onnx_bytes, test, prepared.features.classes, recorder)
+        if spec.fairness is not None
+        else None
+    )
+    raise_if_stopped()
     gate = challenge(context, prepared, onnx_bytes, recorder)
     registered = None
     registration = spec.registration
-    if registration is not None and source is not None:
+    if registration is not None and fairness is not None and not fairness.passed:
+        recorder.progress.say(f"not registering {registration.model_name}: fairness gate {fairness.outcome}")
+    elif registration is not None and source is not None:
         alias = registration.alias if gate is None or gate.result.passed else None
-        tags = gate.tags if gate is not None else {}
+        tags = {**(gate.tags if gate is not None else {}), **fairness_tags(fairness)}
         version = recorder.register(source, registration.model_name, alias, tags)
         registered = RegisteredModel(name=registration.model_name, version=version or "", alias=alias)
         recorder.progress.say(
@@ -194,8 +212,38 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
         best_trial=outcome.best_trial,
         registered_model=registered,
         challenge=gate.result if gate is not None else None,
+        fairness=fairness,
         message=parity.describe(),
     )
+
+
+def fairness_tags(result: FairnessResult | None) -> dict[str, str]:
+    if result is None:
+        return {}
+    return {FAIRNESS_TAG: result.outcome, FAIRNESS_MESSAGE_TAG: result.message}
+
+
+def log_importance(context: RunContext, prepared: Prepared, outcome: Outcome, recorder: Recorder) -> None:
+    """Mean |SHAP| per feature as a JSON artifact, a bar chart and run metrics (the top features)."""
+    from kubeloop_trainer.importance import JSON_ARTIFACT, PLOT_ARTIFACT, explain, plot  # shap, matplotlib
+
+    settings, data = context.spec.importance, prepared.data
+    assert settings is not None  # checked by the caller
+    importance = explain(
+        outcome.model,
+        settings,
+        test_x=data.test.x,
+        train_x=data.train.x,
+        feature_names=prepared.features.feature_names,
+        classes=prepared.features.classes,
+        task=prepared.recipe.task,
+        seed=prepared.recipe.seed,
+    )
+    recorder.text(importance.to_json(), JSON_ARTIFACT)
+    recorder.file(plot(importance), PLOT_ARTIFACT)
+    recorder.metrics({f"importance.{metric_name(name)}": value for name, value in importance.ranked()})
+    top = ", ".join(f"{name} {value:.3g}" for name, value in importance.ranked(5))
+    recorder.progress.say(f"global importance ({importance.method}, {importance.rows} rows): {top}")
 
 
 def challenge(

@@ -89,6 +89,14 @@ class Tracker:
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
 
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
+        """``data`` as the run artifact ``artifact_file`` (a path like ``importance/plot.png``)."""
+        folder, _, name = artifact_file.rpartition("/")
+        with tempfile.TemporaryDirectory(prefix="kubeloop-artifact-") as scratch:
+            local = Path(scratch) / name
+            local.write_bytes(data)
+            self.client.log_artifact(run_id, str(local), folder or None)
+
     def log_model(self, run_id: str, onnx_bytes: bytes, checkpoint: bytes | None) -> str:
         """Upload ``model/`` (model.onnx, MLmodel, requirements; checkpoint.pt for PyTorch models)
         as run artifacts; returns the artifact URI a model version points at."""
