@@ -5,7 +5,6 @@ artifact). The verdict decides whether the model is registered at all."""
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 from kubeloop.api.fairness import Fairness, FairnessResult
@@ -14,6 +13,7 @@ from kubeloop_trainer.onnx_export import onnx_outputs
 from kubeloop_trainer.recording import Recorder
 from kubeloop_trainer.splits import Part
 from kubeloop_trainer.tags import FAIRNESS_MESSAGE_TAG, FAIRNESS_TAG
+from kubeloop_trainer.tracking import metric_name
 
 if TYPE_CHECKING:
     from kubeloop_trainer.fairness import FairnessReport
@@ -21,12 +21,6 @@ if TYPE_CHECKING:
 ARTIFACT = "fairness/groups.json"
 PREFIX = "fairness."
 MAX_GROUP_METRICS = 50  # per-group metric series; the artifact has every group
-_NOT_IN_METRIC_NAMES = re.compile(r"[^\w.\- /]")
-
-
-def metric_name(text: str) -> str:
-    """``text`` as MLflow accepts it in a metric name (letters, digits, _ - . space /)."""
-    return _NOT_IN_METRIC_NAMES.sub("_", text)
 
 
 def fairness_params(fairness: Fairness) -> dict[str, object]:
@@ -59,6 +53,13 @@ def fairness_metrics(result: FairnessResult) -> dict[str, float]:
     return metrics
 
 
+def fairness_tags(result: FairnessResult | None) -> dict[str, str]:
+    """For the run and a registered version."""
+    if result is None:
+        return {}
+    return {FAIRNESS_TAG: result.outcome, FAIRNESS_MESSAGE_TAG: result.message}
+
+
 def fairness_artifact(report: FairnessReport) -> str:
     """Every positive class's groups and differences, with the verdict: the JSON artifact."""
     document: dict[str, Any] = report.result.model_dump(by_alias=True, mode="json", exclude={"groups"})
@@ -86,7 +87,7 @@ def run_fairness(
     report = assess(fairness, test.y, probabilities, test.sensitive, classes)
     result = report.result
     recorder.metrics(fairness_metrics(result))
-    recorder.tags({FAIRNESS_TAG: result.outcome, FAIRNESS_MESSAGE_TAG: result.message})
+    recorder.tags(fairness_tags(result))
     recorder.text(fairness_artifact(report), ARTIFACT)
     recorder.progress.say(f"fairness gate {result.outcome}: {result.message}")
     return result

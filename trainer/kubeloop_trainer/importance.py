@@ -20,8 +20,11 @@ import numpy as np
 import numpy.typing as npt
 
 from kubeloop.api.training import Importance
-from kubeloop_trainer.features import FloatMatrix, Task
+from kubeloop_trainer.features import Features, FloatMatrix, Task
 from kubeloop_trainer.model import TrainedModel
+from kubeloop_trainer.recording import Recorder
+from kubeloop_trainer.splits import SplitData
+from kubeloop_trainer.tracking import metric_name
 
 PERMUTATIONS = 3
 TOP_FEATURES = 20  # in the plot and as run metrics; the JSON artifact has every feature
@@ -148,3 +151,30 @@ def plot(importance: GlobalImportance) -> bytes:
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def record_importance(
+    model: TrainedModel,
+    settings: Importance,
+    data: SplitData,
+    features: Features,
+    task: Task,
+    seed: int,
+    recorder: Recorder,
+) -> None:
+    """Mean |SHAP| per feature as a JSON artifact, a bar chart and run metrics (the top features)."""
+    importance = explain(
+        model,
+        settings,
+        test_x=data.test.x,
+        train_x=data.train.x,
+        feature_names=features.feature_names,
+        classes=features.classes,
+        task=task,
+        seed=seed,
+    )
+    recorder.text(importance.to_json(), JSON_ARTIFACT)
+    recorder.file(plot(importance), PLOT_ARTIFACT)
+    recorder.metrics({f"importance.{metric_name(name)}": value for name, value in importance.ranked()})
+    top = ", ".join(f"{name} {value:.3g}" for name, value in importance.ranked(5))
+    recorder.progress.say(f"global importance ({importance.method}, {importance.rows} rows): {top}")

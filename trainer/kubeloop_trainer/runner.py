@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from kubeloop.api.fairness import FairnessResult
 from kubeloop.api.summaries import TrainingSummary
 from kubeloop.api.training import RegisteredModel, TrainingJobSpec, Trial
 from kubeloop_trainer.challenge import GateReport, run_gate
@@ -24,8 +23,9 @@ from kubeloop_trainer.context import RunContext
 from kubeloop_trainer.dataset import DatasetFingerprint, load_dataset
 from kubeloop_trainer.errors import TrainerError
 from kubeloop_trainer.evaluation import EvaluationData, load_evaluation
-from kubeloop_trainer.fairness_run import fairness_params, metric_name, run_fairness
+from kubeloop_trainer.fairness_run import fairness_params, fairness_tags, run_fairness
 from kubeloop_trainer.features import Features, build_features
+from kubeloop_trainer.importance import record_importance
 from kubeloop_trainer.model import Recipe, TrainedModel
 from kubeloop_trainer.onnx_export import check_parity, export_model, model_metadata, require_parity
 from kubeloop_trainer.progress import Progress, format_metrics
@@ -33,7 +33,7 @@ from kubeloop_trainer.provenance import code_version, environment
 from kubeloop_trainer.recording import Recorder, open_tracker
 from kubeloop_trainer.splits import SplitData, split_rows, take
 from kubeloop_trainer.stopping import raise_if_stopped
-from kubeloop_trainer.tags import FAIRNESS_MESSAGE_TAG, FAIRNESS_TAG, PARITY_TAG, TRIALS_TAG
+from kubeloop_trainer.tags import PARITY_TAG, TRIALS_TAG
 from kubeloop_trainer.topology import Topology
 from kubeloop_trainer.training import attempt, scores
 from kubeloop_trainer.tuning import tune
@@ -171,7 +171,8 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
     recorder.metrics(metrics)
     recorder.progress.say(f"final {format_metrics(metrics)}")
     if spec.importance is not None:
-        log_importance(context, prepared, outcome, recorder)
+        data, features = prepared.data, prepared.features
+        record_importance(outcome.model, spec.importance, data, features, recipe.task, recipe.seed, recorder)
     metadata = model_metadata(
         prepared.features.feature_names, prepared.features.classes, recipe.task, recipe.algorithm
     )
@@ -215,35 +216,6 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
         fairness=fairness,
         message=parity.describe(),
     )
-
-
-def fairness_tags(result: FairnessResult | None) -> dict[str, str]:
-    if result is None:
-        return {}
-    return {FAIRNESS_TAG: result.outcome, FAIRNESS_MESSAGE_TAG: result.message}
-
-
-def log_importance(context: RunContext, prepared: Prepared, outcome: Outcome, recorder: Recorder) -> None:
-    """Mean |SHAP| per feature as a JSON artifact, a bar chart and run metrics (the top features)."""
-    from kubeloop_trainer.importance import JSON_ARTIFACT, PLOT_ARTIFACT, explain, plot  # shap, matplotlib
-
-    settings, data = context.spec.importance, prepared.data
-    assert settings is not None  # checked by the caller
-    importance = explain(
-        outcome.model,
-        settings,
-        test_x=data.test.x,
-        train_x=data.train.x,
-        feature_names=prepared.features.feature_names,
-        classes=prepared.features.classes,
-        task=prepared.recipe.task,
-        seed=prepared.recipe.seed,
-    )
-    recorder.text(importance.to_json(), JSON_ARTIFACT)
-    recorder.file(plot(importance), PLOT_ARTIFACT)
-    recorder.metrics({f"importance.{metric_name(name)}": value for name, value in importance.ranked()})
-    top = ", ".join(f"{name} {value:.3g}" for name, value in importance.ranked(5))
-    recorder.progress.say(f"global importance ({importance.method}, {importance.rows} rows): {top}")
 
 
 def challenge(

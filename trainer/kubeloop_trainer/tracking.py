@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 import time
 from collections.abc import Iterable
@@ -24,6 +25,14 @@ ONNX_FILE = "model.onnx"
 CHECKPOINT_FILE = "checkpoint.pt"
 PARAM_VALUE_LIMIT = 6000
 BATCH_LIMIT = 100
+
+
+_NOT_IN_METRIC_NAMES = re.compile(r"[^\w.\- /]")
+
+
+def metric_name(text: str) -> str:
+    """``text`` as MLflow accepts it in a metric name (letters, digits, _ - . space /)."""
+    return _NOT_IN_METRIC_NAMES.sub("_", text)
 
 
 def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

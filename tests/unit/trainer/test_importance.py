@@ -18,7 +18,7 @@ from kubeloop_trainer.importance import GlobalImportance, explain, plot
 from kubeloop_trainer.model import Algorithm, Recipe
 from kubeloop_trainer.sklearn_models import SklearnModel, fit_sklearn
 from kubeloop_trainer.splits import Part
-from tests.unit.trainer.builders import additive, blobs
+from tests.unit.trainer.builders import additive, blobs, linear
 
 pytestmark = pytest.mark.unit
 
@@ -97,3 +97,28 @@ def test_the_artifacts() -> None:
     png = plot(importance)
     pixels = image.imread(io.BytesIO(png), format="png")
     assert png.startswith(b"\x89PNG") and pixels.shape[0] > 100 and pixels.shape[1] == 800
+
+
+def test_regression_has_one_output_in_the_target_units() -> None:
+    features = build_features(linear(n_rows=300), "target", "regression")  # y = 10 x0 + 20 x1 + 30 x2
+    recipe = Recipe(
+        algorithm="random_forest",
+        task="regression",
+        n_features=3,
+        n_classes=0,
+        hyperparameters={"n_estimators": 20},
+    )
+    model = fit_sklearn(recipe, Part(features.x, features.y))
+    result = explain(
+        model,
+        Importance(sample_rows=100),
+        test_x=features.x,
+        train_x=features.x,
+        feature_names=features.feature_names,
+        classes=[],
+        task="regression",
+        seed=0,
+    )
+    assert (result.method, result.unit, result.rows) == ("tree", "value", 100)
+    assert list(result.outputs) == ["value"]
+    assert [name for name, _ in result.ranked()] == ["x2", "x1", "x0"]
