@@ -129,6 +129,7 @@ KINDS: dict[str, dict[str, Any]] = {
             {"name": "Model", "type": "string", "jsonPath": ".status.registeredModel.name"},
             {"name": "Version", "type": "string", "jsonPath": ".status.registeredModel.version"},
             {"name": "Gate", "type": "string", "jsonPath": ".status.challenge.outcome"},
+            {"name": "Fairness", "type": "string", "jsonPath": ".status.fairness.outcome"},
             {
                 "name": "Challenger",
                 "type": "number",
@@ -139,6 +140,18 @@ KINDS: dict[str, dict[str, Any]] = {
                 "name": "Champion",
                 "type": "number",
                 "jsonPath": ".status.challenge.championScore",
+                "priority": 1,
+            },
+            {
+                "name": "DPD",
+                "type": "number",
+                "jsonPath": ".status.fairness.demographicParityDifference",
+                "priority": 1,
+            },
+            {
+                "name": "EOD",
+                "type": "number",
+                "jsonPath": ".status.fairness.equalizedOddsDifference",
                 "priority": 1,
             },
             {"name": "Run", "type": "string", "jsonPath": ".status.mlflowRunId", "priority": 1},

@@ -12,6 +12,7 @@ from pydantic import Field
 from kubeloop.api.challenge import ChallengeResult
 from kubeloop.api.common import ApiModel
 from kubeloop.api.drift import FeatureResult
+from kubeloop.api.fairness import FairnessResult
 from kubeloop.api.training import RegisteredModel, Trial
 
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -40,6 +41,7 @@ class TrainingSummary(ApiModel):
     best_trial: Trial | None = None
     registered_model: RegisteredModel | None = None
     challenge: ChallengeResult | None = None
+    fairness: FairnessResult | None = None
     failure_reason: str | None = None
     message: str | None = None
 
@@ -64,7 +66,23 @@ def encode(summary: DriftSummary | TrainingSummary) -> str:
             trimmed.challenge = trimmed.challenge.model_copy(
                 update={"message": trimmed.challenge.message[:512]}
             )
+        if trimmed.fairness is not None:
+            trimmed.fairness = _fit_fairness(trimmed, trimmed.fairness)
     return trimmed.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def _fit_fairness(summary: TrainingSummary, fairness: FairnessResult) -> FairnessResult:
+    """The verdict and the differences stay; the smallest groups go first (the message names the worst)."""
+    fairness = fairness.model_copy(update={"message": fairness.message[:1024]})
+    while fairness.groups:
+        candidate = summary.model_copy(update={"fairness": fairness})
+        size = len(candidate.model_dump_json(by_alias=True, exclude_none=True).encode())
+        if size <= TERMINATION_MESSAGE_LIMIT:
+            break
+        fairness = fairness.model_copy(
+            update={"groups": fairness.groups[:-1], "groups_omitted": fairness.groups_omitted + 1}
+        )
+    return fairness
 
 
 def write_termination_message(

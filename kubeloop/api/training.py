@@ -23,6 +23,12 @@ from kubeloop.api.common import (
     Resources,
     conditions_field,
 )
+from kubeloop.api.fairness import (
+    FAIRNESS_SPEC_RULES,
+    Fairness,
+    FairnessResult,
+    fairness_spec_problem,
+)
 from kubeloop.api.labels import validations
 
 Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "mlp", "cnn"]
@@ -141,6 +147,16 @@ class FineTune(ApiModel):
     schedule: list[UnfreezeStep] = Field(default_factory=list)
 
 
+class Importance(ApiModel):
+    """Global feature importance (mean |SHAP| per feature, per class where it applies), logged to
+    MLflow as a JSON artifact and a bar chart. Trees: exact TreeSHAP; other models: permutation SHAP."""
+
+    sample_rows: int = Field(200, ge=1, le=10_000, description="Test rows explained (a bounded sample).")
+    background_rows: int = Field(
+        50, ge=1, le=1_000, description="Training rows that stand in for a missing feature (non-tree models)."
+    )
+
+
 SPEC_RULES: list[dict[str, str]] = [
     {
         "rule": "has(self.command) || has(self.dataset)",
@@ -165,7 +181,9 @@ SPEC_RULES: list[dict[str, str]] = [
 class TrainingJobSpec(PodEnvironment):
     """Desired state of a TrainingJob."""
 
-    model_config = ConfigDict(json_schema_extra=validations(SPEC_RULES + CHALLENGE_SPEC_RULES))
+    model_config = ConfigDict(
+        json_schema_extra=validations(SPEC_RULES + CHALLENGE_SPEC_RULES + FAIRNESS_SPEC_RULES)
+    )
     image: str | None = Field(
         None,
         min_length=1,
@@ -194,9 +212,18 @@ class TrainingJobSpec(PodEnvironment):
         "at least as well as the champion on the evaluation data.",
     )
 
+    fairness: Fairness | None = Field(
+        None,
+        description="Fairness gate: per-group metrics on the test split over sensitive attributes (columns "
+        "that are never model inputs); a difference above its threshold blocks registration.",
+    )
+    importance: Importance | None = Field(
+        None, description="Log global feature importance (mean |SHAP|) to MLflow; off when absent."
+    )
+
     @model_validator(mode="after")
     def _challenge_rules(self) -> TrainingJobSpec:
-        problem = challenge_spec_problem(self)
+        problem = challenge_spec_problem(self) or fairness_spec_problem(self)
         if problem is not None:
             raise ValueError(problem)
         return self
@@ -231,4 +258,5 @@ class TrainingJobStatus(ApiModel):
     best_trial: Trial | None = None
     registered_model: RegisteredModel | None = None
     challenge: ChallengeResult | None = Field(None, description="The champion/challenger gate's verdict.")
+    fairness: FairnessResult | None = Field(None, description="The fairness gate's verdict and groups.")
     conditions: list[Condition] = conditions_field()

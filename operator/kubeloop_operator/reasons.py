@@ -7,6 +7,7 @@ READY = "Ready"
 SUCCEEDED = "Succeeded"
 DRIFT_DETECTED = "DriftDetected"
 CHALLENGER_GATE = "ChallengerGate"  # TrainingJob with spec.challenge: True when the new version may roll out
+FAIRNESS_GATE = "FairnessGate"  # TrainingJob with spec.fairness: True when the model may be registered
 PROGRESSING = "Progressing"  # ModelDeployment with a canary: its rollout
 
 # any kind
@@ -48,6 +49,11 @@ CHAMPION_NOT_BEATEN = "ChampionNotBeaten"
 CHAMPION_NOT_COMPARABLE = "ChampionNotComparable"
 AWAITING_EVALUATION = "AwaitingEvaluation"
 NOT_EVALUATED = "NotEvaluated"
+
+# TrainingJob, condition FairnessGate (also AwaitingEvaluation, NotEvaluated)
+FAIRNESS_WITHIN_THRESHOLDS = "FairnessWithinThresholds"
+FAIRNESS_THRESHOLD_EXCEEDED = "FairnessThresholdExceeded"
+GROUPS_TOO_SMALL = "GroupsTooSmall"
 
 # DriftMonitor
 SCHEDULED = "Scheduled"

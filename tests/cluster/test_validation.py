@@ -23,10 +23,46 @@ def challenged_job() -> dict[str, Any]:
     return with_change(training_job(), "challenge", CHALLENGE)
 
 
+FAIRNESS = {
+    "sensitiveAttributes": ["sex", "age_band"],
+    "thresholds": {"demographicParityDifference": 0.1},
+}
+
+
+def fair_job() -> dict[str, Any]:
+    """A TrainingJob registered only if it passes the fairness gate."""
+    return with_change(training_job(), "fairness", FAIRNESS)
+
+
 CONTROL_ARM = {"name": "control", "weightPercent": 50}
 FOREST_ARM = {"name": "forest", "model": {"uri": "/forest.onnx"}, "weightPercent": 40}
 
 INVALID: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "fairness on a regression",
+        with_change(fair_job(), "builtin", {"task": "regression", "algorithm": "random_forest"}),
+        "fairness needs builtin.task classification",
+    ),
+    (
+        "fairness with a custom command",
+        with_change(fair_job(), "command", ["python", "train.py"]),
+        "fairness is measured by the built-in trainer",
+    ),
+    (
+        "the target (default label) as a sensitive attribute",
+        with_change(fair_job(), "fairness.sensitiveAttributes", ["sex", "label"]),
+        "fairness.sensitiveAttributes must not name dataset.targetColumn",
+    ),
+    (
+        "fairness without a threshold",
+        with_change(fair_job(), "fairness.thresholds", {}),
+        "fairness.thresholds needs demographicParityDifference or equalizedOddsDifference",
+    ),
+    (
+        "a sensitive attribute twice",
+        with_change(fair_job(), "fairness.sensitiveAttributes", ["sex", "sex"]),
+        "spec.fairness.sensitiveAttributes[1]: Duplicate value",
+    ),
     ("workers as a string", with_change(training_job(), "workers", "two"), "spec.workers"),
     ("zero workers", with_change(training_job(), "workers", 0), "spec.workers"),
     (
@@ -326,5 +362,8 @@ def test_valid_resources_are_accepted_with_defaults(crds: Cluster) -> None:
     assert "canary" not in md
     challenged = server_dry_run(crds, challenged_job())["spec"]
     assert challenged["challenge"] == {**CHALLENGE, "margin": 0}
+    fair = server_dry_run(crds, with_change(fair_job(), "importance", {}))["spec"]
+    assert fair["fairness"] == {**FAIRNESS, "minGroupSize": 30}
+    assert fair["importance"] == {"sampleRows": 200, "backgroundRows": 50}
     dm = server_dry_run(crds, drift_monitor())["spec"]
     assert dm["schedule"] == "0 * * * *" and dm["driftShare"] == 0.5 and dm["action"]["type"] == "Alert"

@@ -47,8 +47,11 @@ class EvaluationData:
         return len(self.target)
 
 
-def load_evaluation(dataset: EvaluationDataset, default_target: str, task: Task) -> EvaluationData:
-    """Read the evaluation data (the training data's file rules); anything unusable is BadData."""
+def load_evaluation(
+    dataset: EvaluationDataset, default_target: str, task: Task, excluded: frozenset[str] = frozenset()
+) -> EvaluationData:
+    """Read the evaluation data (the training data's file rules); anything unusable is BadData.
+    ``excluded``: columns that are never features (the sensitive attributes)."""
     loaded = load_dataset(dataset.uri, dataset.format)
     target = dataset.target_column or default_target
     table = loaded.table
@@ -57,7 +60,7 @@ def load_evaluation(dataset: EvaluationDataset, default_target: str, task: Task)
     column = table.column(target)
     if column.null_count:
         raise BadDataError(f"evaluation target column {target!r} has {column.null_count} missing values")
-    x, names = feature_matrix(table, target)
+    x, names = feature_matrix(table, target, excluded)
     values = column.to_pylist()
     if task == "regression" and not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in values

@@ -1,9 +1,12 @@
 """Turn an Arrow table into a float32 feature matrix and an encoded target.
 
-Every non-target column is a feature: a numeric or boolean column gives one feature, and a
-list column of numbers (e.g. an image stored as a flat list of pixels) gives one feature per
-element, named ``column[i]``; its lists must all have the same length. Missing values and
-other column types are refused as BadData: the built-in trainer does not guess.
+Every column but the target and the sensitive attributes is a feature: a numeric or boolean
+column gives one feature, and a list column of numbers (e.g. an image stored as a flat list of
+pixels) gives one feature per element, named ``column[i]``; its lists must all have the same
+length. Missing values and other column types are refused as BadData: the built-in trainer
+does not guess. Sensitive attributes (the fairness gate's groups) are never features: they are
+kept aside, as text of any column type (a missing value is the group ``MISSING``), and travel
+with the rows through the split.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from kubeloop_trainer.errors import BadDataError
 
 Task = Literal["classification", "regression"]
 FloatMatrix = npt.NDArray[np.float32]
+MISSING = "(missing)"
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Features:
     y: npt.NDArray[Any]
     feature_names: list[str]
     classes: list[Any]  # original label values, index = encoded class; empty for regression
+    sensitive: npt.NDArray[np.str_] | None = None  # [n, attributes] group values, never model inputs
 
     @property
     def n_classes(self) -> int:
@@ -69,12 +74,14 @@ def _list_column(column: pa.ChunkedArray, name: str) -> FloatMatrix:
     return np.asarray(flat.to_numpy(), dtype=np.float32).reshape(len(column), lengths.pop())
 
 
-def feature_matrix(table: pa.Table, target_column: str) -> tuple[FloatMatrix, list[str]]:
-    """All columns but the target as one float32 matrix, with one name per matrix column."""
+def feature_matrix(
+    table: pa.Table, target_column: str, excluded: frozenset[str] = frozenset()
+) -> tuple[FloatMatrix, list[str]]:
+    """All columns but the target (and ``excluded``) as one float32 matrix, one name per matrix column."""
     blocks: list[FloatMatrix] = []
     names: list[str] = []
     for name in table.column_names:
-        if name == target_column:
+        if name == target_column or name in excluded:
             continue
         column = table.column(name)
         if _is_numeric(column.type):
@@ -115,11 +122,26 @@ def encode_target(
     return np.array([index[value] for value in values], dtype=np.int64), classes
 
 
-def build_features(table: pa.Table, target_column: str, task: Task) -> Features:
+def sensitive_values(table: pa.Table, attributes: list[str]) -> npt.NDArray[np.str_]:
+    """The sensitive columns as text, [rows, attributes]; a missing value is the group MISSING."""
+    absent = [name for name in attributes if name not in table.column_names]
+    if absent:
+        raise BadDataError(f"sensitive attributes {absent} not in the dataset; columns: {table.column_names}")
+    columns = [
+        [MISSING if value is None else str(value) for value in table.column(name).to_pylist()]
+        for name in attributes
+    ]
+    return np.array(columns, dtype=np.str_).T.reshape(table.num_rows, len(attributes))
+
+
+def build_features(
+    table: pa.Table, target_column: str, task: Task, sensitive: list[str] | None = None
+) -> Features:
     if target_column not in table.column_names:
         raise BadDataError(
             f"target column {target_column!r} not in the dataset; columns: {table.column_names}"
         )
-    x, names = feature_matrix(table, target_column)
+    groups = sensitive_values(table, sensitive) if sensitive else None
+    x, names = feature_matrix(table, target_column, frozenset(sensitive or ()))
     y, classes = encode_target(table.column(target_column), task, target_column)
-    return Features(x=x, y=y, feature_names=names, classes=classes)
+    return Features(x=x, y=y, feature_names=names, classes=classes, sensitive=groups)

@@ -67,6 +67,14 @@ class Recorder:
         if self.tracker is not None and self.run_id is not None:
             self.tracker.set_tags(self.run_id, tags)
 
+    def text(self, text: str, artifact_file: str) -> None:
+        if self.tracker is not None and self.run_id is not None:
+            self.tracker.log_text(self.run_id, text, artifact_file)
+
+    def file(self, data: bytes, artifact_file: str) -> None:
+        if self.tracker is not None and self.run_id is not None:
+            self.tracker.log_bytes(self.run_id, data, artifact_file)
+
     def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         """Per-epoch metrics of the (only) model as ``epoch_<name>`` series, the epoch as MLflow step
         (the plain names hold the final model's values: with early stopping, the best epoch's)."""

@@ -1,8 +1,9 @@
 """One training run from spec to registered model: the order of things, and what fails how.
 
 load + split data (and the challenger gate's evaluation data) -> train (plain, fine-tune or
-tuning) -> test metrics -> export to ONNX -> parity check -> log model -> challenger gate ->
-register (the alias only if the gate passes) -> summary. Every worker trains; only the chief (rank 0)
+tuning) -> test metrics -> global importance (if asked) -> export to ONNX -> parity check -> log
+model -> fairness gate -> challenger gate -> register (only if the fairness gate passes; the alias
+only if the challenger gate passes too) -> summary. Every worker trains; only the chief (rank 0)
 records, exports and registers. Any failure ends as a summary with a ``failure_reason``.
 """
 
@@ -22,7 +23,9 @@ from kubeloop_trainer.context import RunContext
 from kubeloop_trainer.dataset import DatasetFingerprint, load_dataset
 from kubeloop_trainer.errors import TrainerError
 from kubeloop_trainer.evaluation import EvaluationData, load_evaluation
+from kubeloop_trainer.fairness_run import fairness_params, fairness_tags, run_fairness
 from kubeloop_trainer.features import Features, build_features
+from kubeloop_trainer.importance import record_importance
 from kubeloop_trainer.model import Recipe, TrainedModel
 from kubeloop_trainer.onnx_export import check_parity, export_model, model_metadata, require_parity
 from kubeloop_trainer.progress import Progress, format_metrics
@@ -56,7 +59,8 @@ def prepare(spec: TrainingJobSpec) -> Prepared:
     assert spec.dataset is not None  # checked by context.check_supported
     builtin = spec.builtin
     loaded = load_dataset(spec.dataset.uri, spec.dataset.format)
-    features = build_features(loaded.table, spec.dataset.target_column, builtin.task)
+    sensitive = spec.fairness.sensitive_attributes if spec.fairness is not None else []
+    features = build_features(loaded.table, spec.dataset.target_column, builtin.task, sensitive)
     classification = builtin.task == "classification"
     split = split_rows(
         len(features.y),
@@ -77,7 +81,9 @@ def prepare(spec: TrainingJobSpec) -> Prepared:
     )
     evaluation = None
     if spec.challenge is not None:  # read before training: bad evaluation data fails fast
-        evaluation = load_evaluation(spec.challenge.dataset, spec.dataset.target_column, builtin.task)
+        evaluation = load_evaluation(
+            spec.challenge.dataset, spec.dataset.target_column, builtin.task, frozenset(sensitive)
+        )
     return Prepared(
         features=features,
         data=take(features, split),
@@ -120,6 +126,8 @@ def run_params(spec: TrainingJobSpec, prepared: Prepared) -> dict[str, object]:
             "challenge.dataset.sha256": evaluation.sha256,
             "challenge.dataset.rows": evaluation.rows,
         }
+    if spec.fairness is not None:
+        params |= fairness_params(spec.fairness)
     if spec.tuning is not None:
         params["tuning"] = spec.tuning.model_dump_json(by_alias=True, exclude={"search_space"})
         params["tuning.search_space"] = json.dumps({k: v.wire() for k, v in spec.tuning.search_space.items()})
@@ -162,6 +170,9 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
     recorder.params({f"model.{k}": v for k, v in outcome.model.effective_params().items()})
     recorder.metrics(metrics)
     recorder.progress.say(f"final {format_metrics(metrics)}")
+    if spec.importance is not None:
+        data, features = prepared.data, prepared.features
+        record_importance(outcome.model, spec.importance, data, features, recipe.task, recipe.seed, recorder)
     metadata = model_metadata(
         prepared.features.feature_names, prepared.features.classes, recipe.task, recipe.algorithm
     )
@@ -175,12 +186,20 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
     checkpoint = outcome.model.checkpoint()
     write_outputs(context, onnx_bytes, checkpoint)
     source = recorder.log_model(onnx_bytes, checkpoint)
+    fairness = (
+        run_fairness(spec.fairness, onnx_bytes, test, prepared.features.classes, recorder)
+        if spec.fairness is not None
+        else None
+    )
+    raise_if_stopped()
     gate = challenge(context, prepared, onnx_bytes, recorder)
     registered = None
     registration = spec.registration
-    if registration is not None and source is not None:
+    if registration is not None and fairness is not None and not fairness.passed:
+        recorder.progress.say(f"not registering {registration.model_name}: fairness gate {fairness.outcome}")
+    elif registration is not None and source is not None:
         alias = registration.alias if gate is None or gate.result.passed else None
-        tags = gate.tags if gate is not None else {}
+        tags = {**(gate.tags if gate is not None else {}), **fairness_tags(fairness)}
         version = recorder.register(source, registration.model_name, alias, tags)
         registered = RegisteredModel(name=registration.model_name, version=version or "", alias=alias)
         recorder.progress.say(
@@ -194,6 +213,7 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
         best_trial=outcome.best_trial,
         registered_model=registered,
         challenge=gate.result if gate is not None else None,
+        fairness=fairness,
         message=parity.describe(),
     )
 

@@ -25,10 +25,11 @@ class Split:
 
 @dataclass(frozen=True)
 class Part:
-    """The rows of one split: features and target."""
+    """The rows of one split: features, target and (with a fairness gate) the sensitive attributes."""
 
     x: FloatMatrix
     y: npt.NDArray[Any]
+    sensitive: npt.NDArray[np.str_] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -76,7 +77,8 @@ def split_rows(
 
 def take(features: Features, split: Split) -> SplitData:
     def part(rows: Indices) -> Part:
-        return Part(x=features.x[rows], y=features.y[rows])
+        groups = None if features.sensitive is None else features.sensitive[rows]
+        return Part(x=features.x[rows], y=features.y[rows], sensitive=groups)
 
     return SplitData(train=part(split.train), validation=part(split.validation), test=part(split.test))
 

@@ -12,3 +12,5 @@ PARITY_TAG = "kubeloop.io/onnx-parity"
 CHALLENGE_TAG = "kubeloop.io/challenge"  # the gate's outcome: Passed, FirstModel, NotBeaten, NotComparable
 CHALLENGE_CHAMPION_TAG = "kubeloop.io/challenge-champion"  # the champion URI and the version it meant
 CHALLENGE_MESSAGE_TAG = "kubeloop.io/challenge-message"  # both scores, in words
+FAIRNESS_TAG = "kubeloop.io/fairness"  # the fairness gate's outcome: Passed, Failed, NotEvaluable
+FAIRNESS_MESSAGE_TAG = "kubeloop.io/fairness-message"  # the differences, thresholds and worst groups

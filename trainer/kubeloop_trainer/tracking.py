@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 import time
 from collections.abc import Iterable
@@ -24,6 +25,14 @@ ONNX_FILE = "model.onnx"
 CHECKPOINT_FILE = "checkpoint.pt"
 PARAM_VALUE_LIMIT = 6000
 BATCH_LIMIT = 100
+
+
+_NOT_IN_METRIC_NAMES = re.compile(r"[^\w.\- /]")
+
+
+def metric_name(text: str) -> str:
+    """``text`` as MLflow accepts it in a metric name (letters, digits, _ - . space /)."""
+    return _NOT_IN_METRIC_NAMES.sub("_", text)
 
 
 def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -88,6 +97,14 @@ class Tracker:
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
+        """``data`` as the run artifact ``artifact_file`` (a path like ``importance/plot.png``)."""
+        folder, _, name = artifact_file.rpartition("/")
+        with tempfile.TemporaryDirectory(prefix="kubeloop-artifact-") as scratch:
+            local = Path(scratch) / name
+            local.write_bytes(data)
+            self.client.log_artifact(run_id, str(local), folder or None)
 
     def log_model(self, run_id: str, onnx_bytes: bytes, checkpoint: bytes | None) -> str:
         """Upload ``model/`` (model.onnx, MLmodel, requirements; checkpoint.pt for PyTorch models)

@@ -63,9 +63,15 @@ def step(ctx: Context, obj: Obj) -> Outcome[TrainingJobStatus]:
         ctx.remember_applied(key, None)
     pods = ctx.kube.list_labeled("Pod", owner.namespace, {"job-name": name}) if job else []
     ui = ctx.settings.mlflow_ui_url or spec.mlflow.tracking_uri or ctx.settings.mlflow_tracking_uri
-    challenged = spec.challenge is not None
     status = derive_training_status(
-        previous, job, pods, owner.generation, spec.run_policy.suspend, ui, challenged
+        previous,
+        job,
+        pods,
+        owner.generation,
+        spec.run_policy.suspend,
+        ui,
+        challenged=spec.challenge is not None,
+        fairness_gated=spec.fairness is not None,
     )
     gpus = spec.resources.gpus * spec.workers
     return Outcome(status, [announce(ctx, obj, previous, status, gpus)])
@@ -100,9 +106,10 @@ def announce(
             metrics.TRAINING_FAILURES.labels(key[1], condition.reason).inc()
         else:
             ctx.post(obj, "Normal", phase, condition.message)
-        gate = find(status.conditions, reasons.CHALLENGER_GATE)
-        if phase == "Succeeded" and gate is not None and gate.status == "False":
-            ctx.post(obj, "Warning", gate.reason, gate.message)  # trained, but nothing moves
+        for kind in (reasons.FAIRNESS_GATE, reasons.CHALLENGER_GATE):
+            gate = find(status.conditions, kind)
+            if phase == "Succeeded" and gate is not None and gate.status == "False":
+                ctx.post(obj, "Warning", gate.reason, gate.message)  # trained, but nothing moves
         if phase in FINAL and previous.phase not in FINAL and status.start_time and status.completion_time:
             seconds = (status.completion_time - status.start_time).total_seconds()
             metrics.TRAINING_DURATION.labels(key[1], phase).observe(seconds)

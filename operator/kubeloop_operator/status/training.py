@@ -12,6 +12,7 @@ from kubeloop.api.training import TrainingJobStatus, TrainingPhase
 from kubeloop_operator import reasons
 from kubeloop_operator.conditions import safe_reason, set_condition
 from kubeloop_operator.status.challenge import gate_condition, registered_message
+from kubeloop_operator.status.fairness import fairness_condition, unregistered_message
 
 parse_time = TypeAdapter(datetime).validate_python
 
@@ -87,9 +88,11 @@ def derive_training_status(
     suspended: bool,
     mlflow_ui_url: str,
     challenged: bool = False,
+    fairness_gated: bool = False,
 ) -> TrainingJobStatus:
     """The whole status from what is observed now; `previous` only keeps condition history.
-    ``challenged``: the spec has a challenger gate (its condition is Unknown until a verdict)."""
+    ``challenged`` / ``fairness_gated``: the spec has a challenger / fairness gate (its condition
+    is Unknown until a verdict)."""
     phase = phase_of(job, pods, suspended)
     summary = pod_summary(pods)
     job_status = (job or {}).get("status", {})
@@ -104,10 +107,13 @@ def derive_training_status(
         status.mlflow_run_id, status.mlflow_run_url = summary.mlflow_run_id, summary.mlflow_run_url
         status.metrics, status.best_trial = summary.metrics, summary.best_trial
         status.registered_model, status.challenge = summary.registered_model, summary.challenge
+        status.fairness = summary.fairness
         if summary.mlflow_run_id and not summary.mlflow_run_url:
             status.mlflow_run_url = f"{mlflow_ui_url.rstrip('/')}/#/runs/{summary.mlflow_run_id}"
     if phase == "Succeeded":
-        message = registered_message(status.registered_model, status.challenge)
+        message = unregistered_message(status.fairness) or registered_message(
+            status.registered_model, status.challenge
+        )
         verdict, reason = True, reasons.COMPLETED
     elif phase == "Failed" and job is not None:
         failed_at = (job_condition(job, "Failed") or {}).get("lastTransitionTime")
@@ -118,5 +124,6 @@ def derive_training_status(
     else:
         verdict, reason, message = None, phase, f"training is {phase.lower()}"
     conditions = set_condition(previous.conditions, reasons.SUCCEEDED, verdict, reason, message, generation)
-    status.conditions = gate_condition(conditions, status.challenge, challenged, phase, generation)
+    conditions = gate_condition(conditions, status.challenge, challenged, phase, generation)
+    status.conditions = fairness_condition(conditions, status.fairness, fairness_gated, phase, generation)
     return status

@@ -80,3 +80,21 @@ def additive(n_rows: int = 600, seed: int = 0, shuffle_labels: bool = False) -> 
     columns: dict[str, Any] = {f"f{i}": x[:, i].astype(np.float32) for i in range(4)}
     columns["label"] = ["churn" if c else "stay" for c in churned]
     return pa.table(columns)
+
+
+def lending(n_rows: int = 6000, biased: bool = False, seed: int = 0) -> pa.Table:
+    """Loan decisions with a sensitive attribute ``sex`` (F/M) that is never a model input, an
+    ``age_band`` (0, 1, 2) and a feature ``f3`` correlated with sex (a proxy, as postcodes are).
+    Biased: the label also depends on sex, so a model learns the bias through the proxy;
+    unbiased: the label ignores sex and the proxy carries no signal."""
+    rng = np.random.default_rng(seed)
+    male = rng.random(n_rows) < 0.5
+    x = rng.normal(0, 1, size=(n_rows, 4))
+    x[:, 3] = male + rng.normal(0, 0.3, size=n_rows)
+    logit = 1.5 * (x[:, 0] + x[:, 1]) + (3.0 * (male - 0.5) if biased else 0.0)
+    approved = rng.random(n_rows) < 1 / (1 + np.exp(-logit))
+    columns: dict[str, Any] = {f"f{i}": x[:, i].astype(np.float32) for i in range(4)}
+    columns["sex"] = np.where(male, "M", "F")
+    columns["age_band"] = rng.integers(0, 3, size=n_rows)
+    columns["label"] = np.where(approved, "approved", "denied")
+    return pa.table(columns)
