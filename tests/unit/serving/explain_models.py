@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from kubeloop_trainer.model import Algorithm, Recipe
 from kubeloop_trainer.onnx_export import export_model, model_metadata
 from kubeloop_trainer.sklearn_models import SklearnModel, fit_sklearn
-from kubeloop_trainer.model import Algorithm, Recipe
 from kubeloop_trainer.splits import Part
 
 FEATURES = ("age", "income", "score", "tenure", "visits")
@@ -65,7 +66,6 @@ def trained(algorithm: Algorithm, task: str, n_classes: int = 2, **hyperparamete
 
 def write_background(path: Path, rows: np.ndarray[Any, Any]) -> Path:
     """Reference rows as Parquet with the model's feature names (plus a column the model ignores)."""
-    frame = pd.DataFrame(rows, columns=list(FEATURES))
-    frame["label"] = 0
-    frame.to_parquet(path)
+    columns = {name: pa.array(rows[:, i]) for i, name in enumerate(FEATURES)}
+    pq.write_table(pa.table({**columns, "label": pa.array(np.zeros(len(rows), np.int64))}), path)
     return path
