@@ -11,7 +11,13 @@ import numpy.typing as npt
 import onnx
 
 from kubeloop_serving.datatypes import NUMPY_DTYPES
-from kubeloop_serving.explain.agnostic import ModelFunction, batched, lime_weights, permutation_shap
+from kubeloop_serving.explain.agnostic import (
+    ModelFunction,
+    batched,
+    lime_weights,
+    minimum_permutation_budget,
+    permutation_shap,
+)
 from kubeloop_serving.explain.errors import ExplainerUnavailableError
 from kubeloop_serving.explain.trees import FloatArray, parse_tree_ensemble
 from kubeloop_serving.explain.treeshap import TreeShap
@@ -137,7 +143,15 @@ class Explainers:
             except ExplainerUnavailableError:
                 if method == "tree":
                     raise
-        return cls(model, target, background, tree, default_method(method, tree is not None))
+        explainers = cls(model, target, background, tree, default_method(method, tree is not None))
+        explainers.warm_up()
+        return explainers
+
+    def warm_up(self) -> None:
+        """One tiny permutation explanation: shap compiles its masking code (numba, ~8 s) on first use,
+        which would otherwise land on the first request that asks for it."""
+        row = self.background[:1]
+        permutation_shap(self.function, row, row, minimum_permutation_budget(self.target.n_features))
 
     def available(self) -> tuple[Method, ...]:
         return tuple(m for m in METHODS if m != "tree" or self.tree is not None)
