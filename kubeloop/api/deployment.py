@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kubeloop.api.common import (
+    DATA_URI_PATTERN,
     DNS_LABEL_PATTERN,
     IMAGE_PATTERN,
     MODEL_URI_PATTERN,
@@ -66,6 +67,32 @@ class PayloadLogging(ApiModel):
     sample_rate: float = Field(1.0, ge=0, le=1)
     persistent_volume_claim: Name | None = Field(
         None, description="PVC mounted at the sink directory (for file sinks shared with DriftMonitor)."
+    )
+
+
+class Explain(ApiModel):
+    """Explanations at serving time: ``POST /v2/models/{name}/explain`` on the model's servers (opt-in)."""
+
+    enabled: bool = Field(
+        True, description="Serve explanations; false keeps the settings but turns them off."
+    )
+    method: Literal["auto", "tree", "permutation", "lime"] = Field(
+        "auto",
+        description="tree: exact TreeSHAP from the ONNX tree ensemble; permutation: permutation SHAP; "
+        "lime: LIME; auto: tree for tree ensembles, else permutation. A request may pick another.",
+    )
+    background_uri: str = Field(
+        pattern=DATA_URI_PATTERN,
+        description="Reference rows (Parquet/CSV file or folder) the attributions are relative to, "
+        "e.g. the training data or a DriftMonitor's reference.",
+    )
+    background_rows: int = Field(100, ge=1, le=10000, description="Rows sampled from backgroundUri at load.")
+    budget: int = Field(
+        1000,
+        ge=2,
+        le=1000000,
+        description="Model evaluations per explained row for permutation SHAP and LIME, unless a request "
+        "sets parameters.budget.",
     )
 
 
@@ -264,6 +291,7 @@ class ModelDeploymentSpec(PodEnvironment):
     resources: Resources = Field(default_factory=Resources)
     batching: Batching = Field(default_factory=Batching)
     payload_logging: PayloadLogging | None = None
+    explain: Explain | None = None
     canary: Canary | None = None
     shadow: Shadow | None = None
     ab_test: ABTest | None = None

@@ -73,6 +73,7 @@ def server_env(
     # the stable servers log the shadow's rows (with whether it agreed); its own would be duplicates
     payload = spec.payload_logging if track != SHADOW else None
     served = served_uri(source, resolved)
+    explain = spec.explain if spec.explain is not None and spec.explain.enabled and track != SHADOW else None
     return ServerEnv(
         model_uri=served,
         model_name=owner.name,
@@ -87,6 +88,11 @@ def server_env(
         payload_log_sample_rate=payload.sample_rate if payload else None,
         routes_file=routes_file() if track == "stable" else None,  # only stable forwards
         track=track,
+        explain_enabled=True if explain else None,
+        explain_method=explain.method if explain else None,
+        explain_background_uri=explain.background_uri if explain else None,
+        explain_background_rows=explain.background_rows if explain else None,
+        explain_budget=explain.budget if explain else None,
     ).to_env()
 
 
