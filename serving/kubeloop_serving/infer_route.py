@@ -133,7 +133,7 @@ class InferenceEndpoint:
         path = scope["path"]
         target = infer_target(path)
         explained = oip_target(path, "explain")
-        v1_model = v1_explain_target(path) if self.explain is not None else None
+        v1_model = v1_explain_target(path)
         if target is None and explained is None and v1_model is None:
             await self.fallback(scope, receive, send)
         elif scope["method"] != "POST":

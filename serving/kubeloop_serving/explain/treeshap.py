@@ -25,6 +25,8 @@ from kubeloop_serving.explain.trees import FloatArray, TreeEnsemble
 
 #: Slots per leaf are bits of one uint64 mask.
 MAX_DEPTH = 64
+#: Foreground rows explained together: bounds the [rows, background patterns] temporaries.
+CHUNK_ELEMENTS = 1 << 18
 
 
 def shapley_weights(depth: int) -> tuple[FloatArray, FloatArray]:
@@ -53,12 +55,16 @@ def failure_masks(ensemble: TreeEnsemble, x: npt.NDArray[Any]) -> npt.NDArray[np
 class TreeShap:
     """An ensemble and its background sample, precomputed once; ``explain`` per request.
 
-    Slot patterns are bit masks, so a (row, background row, leaf) triple costs a few integer
+    Slot patterns are bit masks, so a (row, background pattern, leaf) triple costs a few integer
     operations, and only the triples whose leaf some hybrid reaches are expanded slot by slot.
+    Background rows that leave a leaf's path at the same slots are one pattern with a weight (their
+    share of the background): shallow trees have few patterns per leaf however large the sample.
     """
 
     ensemble: TreeEnsemble
-    background_masks: npt.NDArray[np.uint64]  # [background rows, leaves]
+    pattern_leaf: npt.NDArray[np.int64]  # [patterns]: the leaf of each distinct (leaf, mask) pair
+    pattern_mask: npt.NDArray[np.uint64]  # [patterns]
+    pattern_weight: FloatArray  # [patterns]: share of background rows with that mask at that leaf
     expected_value: FloatArray  # [outputs]: mean raw score over the background
 
     @classmethod
@@ -68,49 +74,58 @@ class TreeShap:
                 f"a leaf's path splits on {ensemble.paths.depth} features; TreeSHAP here handles {MAX_DEPTH}"
             )
         masks = failure_masks(ensemble, background)
-        reached = masks == 0
-        expected = ensemble.base_values + reached.mean(axis=0) @ ensemble.leaf_values
-        return cls(ensemble, masks, expected)
+        rows, leaves = masks.shape
+        pairs = np.stack([np.broadcast_to(np.arange(leaves, dtype=np.uint64), masks.shape), masks], axis=2)
+        unique, counts = np.unique(pairs.reshape(-1, 2), axis=0, return_counts=True)
+        reached = (masks == 0).mean(axis=0)
+        expected = ensemble.base_values + reached @ ensemble.leaf_values
+        return cls(ensemble, unique[:, 0].astype(np.int64), unique[:, 1].copy(), counts / rows, expected)
 
     def explain(self, x: npt.NDArray[Any]) -> FloatArray:
         """[rows, features, outputs] SHAP values of ``x`` in raw score space."""
         ensemble = self.ensemble
         depth = ensemble.paths.depth
+        n_features = ensemble.n_features
         inside, outside = shapley_weights(depth)
         slot_feature = ensemble.paths.slot_feature.reshape(-1)
-        used = slot_feature >= 0
-        features = np.where(used, slot_feature, ensemble.n_features)
-        outputs = ensemble.leaf_values.shape[1]
-        values = np.zeros((x.shape[0], ensemble.n_features, outputs))
-        for row, mask in enumerate(failure_masks(ensemble, x)):
-            coefficients = self._slot_coefficients(mask, inside, outside).reshape(-1)
-            for k in range(outputs):
-                weights = coefficients * np.repeat(ensemble.leaf_values[:, k], depth)
-                values[row, :, k] = np.bincount(features, weights=weights, minlength=ensemble.n_features + 1)[
-                    : ensemble.n_features
-                ]
+        features = np.where(slot_feature >= 0, slot_feature, n_features)  # unused slots: a dropped column
+        masks = failure_masks(ensemble, x)
+        values = np.zeros((x.shape[0], n_features, ensemble.leaf_values.shape[1]))
+        chunk = max(1, CHUNK_ELEMENTS // max(1, self.pattern_mask.size))
+        for start in range(0, len(masks), chunk):
+            coefficients = self._slot_coefficients(masks[start : start + chunk], inside, outside)
+            rows = coefficients.shape[0]
+            columns = (np.arange(rows)[:, None] * (n_features + 1) + features[None, :]).reshape(-1)
+            for k in range(values.shape[2]):
+                weights = (
+                    coefficients.reshape(rows, -1) * np.repeat(ensemble.leaf_values[:, k], depth)[None, :]
+                )
+                summed = np.bincount(columns, weights=weights.reshape(-1), minlength=rows * (n_features + 1))
+                values[start : start + rows, :, k] = summed.reshape(rows, n_features + 1)[:, :n_features]
         return values
 
     def _slot_coefficients(
-        self, x_mask: npt.NDArray[np.uint64], inside: FloatArray, outside: FloatArray
+        self, x_masks: npt.NDArray[np.uint64], inside: FloatArray, outside: FloatArray
     ) -> FloatArray:
-        """[leaves, depth]: each slot's Shapley weight for one foreground row, averaged over background."""
-        background = self.background_masks
-        leaves, depth = x_mask.shape[0], inside.shape[0] - 1
-        z_index, leaf = np.nonzero((background & x_mask[None, :]) == 0)  # pairs some hybrid reaches
-        only_x = background[z_index, leaf] & ~x_mask[leaf]  # slots x follows and z leaves: A
+        """[rows, leaves, depth]: each slot's Shapley weight per foreground row, averaged over background."""
+        (rows, leaves), depth = x_masks.shape, inside.shape[0] - 1
+        # the (row, pattern) pairs whose leaf some hybrid of the row and the pattern's rows reaches
+        row, pattern = np.nonzero((self.pattern_mask[None, :] & x_masks[:, self.pattern_leaf]) == 0)
+        leaf = self.pattern_leaf[pattern]
+        share = self.pattern_weight[pattern]
+        x_mask = x_masks[row, leaf]
+        only_x = self.pattern_mask[pattern] & ~x_mask  # slots x follows and z leaves: the set A
         a = np.bitwise_count(only_x).astype(np.int64)
-        x_failed = np.bitwise_count(x_mask).astype(np.int64)
-        b = x_failed[leaf]
+        b = np.bitwise_count(x_mask).astype(np.int64)  # slots x leaves (z follows them all): B
         shifts = np.arange(depth, dtype=np.uint64)
         in_a_bits = ((only_x[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.float64)
-        slots = leaf[:, None] * depth + np.arange(depth)[None, :]
+        cell = row * leaves + leaf
         in_a = np.bincount(
-            slots.reshape(-1),
-            weights=(inside[a, b][:, None] * in_a_bits).reshape(-1),
-            minlength=leaves * depth,
-        ).reshape(leaves, depth)
-        in_b = np.bincount(leaf, weights=outside[a, b], minlength=leaves)
-        x_bits = ((x_mask[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.float64)
-        coefficients: FloatArray = (in_a - x_bits * in_b[:, None]) / background.shape[0]
+            (cell[:, None] * depth + np.arange(depth)[None, :]).reshape(-1),
+            weights=((share * inside[a, b])[:, None] * in_a_bits).reshape(-1),
+            minlength=rows * leaves * depth,
+        ).reshape(rows, leaves, depth)
+        in_b = np.bincount(cell, weights=share * outside[a, b], minlength=rows * leaves).reshape(rows, leaves)
+        x_bits = ((x_masks[:, :, None] >> shifts) & np.uint64(1)).astype(np.float64)
+        coefficients: FloatArray = in_a - x_bits * in_b[:, :, None]
         return coefficients
