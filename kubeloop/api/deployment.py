@@ -94,6 +94,13 @@ class Explain(ApiModel):
         description="Model evaluations per explained row for permutation SHAP and LIME, unless a request "
         "sets parameters.budget.",
     )
+    separate_pods: bool = Field(
+        False,
+        description="Explain in pods of their own (Deployment and Service <name>-explainer, serving the "
+        "stable model) so explanations never take CPU from inference; the stable servers then answer "
+        "/explain with 404.",
+    )
+    replicas: int = Field(1, ge=1, le=100, description="Explainer pods when separatePods is true.")
 
 
 STEPS_RULE = {
@@ -193,7 +200,7 @@ class Shadow(ApiModel):
     )
 
 
-RESERVED_TRACKS = ("stable", "canary", "shadow")
+RESERVED_TRACKS = ("stable", "canary", "shadow", "explainer")
 MAX_VARIANTS = 10
 MAX_VARIANT_NAME = 30  # `<name>-<variant>` stays a DNS label, shortened with a hash, for any name
 CONTROL_RULE = {
@@ -209,8 +216,8 @@ WEIGHTS_RULE = {
     "message": "variants' weightPercent must sum to 100",
 }
 RESERVED_RULE = {
-    "rule": "!(self.name in ['stable', 'canary', 'shadow'])",
-    "message": "a variant cannot be named stable, canary or shadow (tracks of their own)",
+    "rule": "!(self.name in ['stable', 'canary', 'shadow', 'explainer'])",
+    "message": "a variant cannot be named stable, canary, shadow or explainer (tracks of their own)",
 }
 ONE_SPLIT_RULE = {
     "rule": "!has(self.canary) || !has(self.abTest)",

@@ -22,6 +22,7 @@ def test_explain_defaults() -> None:
     assert spec.explain is not None
     assert (spec.explain.enabled, spec.explain.method) == (True, "auto")
     assert (spec.explain.background_rows, spec.explain.budget) == (100, 1000)
+    assert (spec.explain.separate_pods, spec.explain.replicas) == (False, 1)
     assert md().explain is None
 
 
@@ -33,7 +34,8 @@ def test_explain_defaults() -> None:
         ({"backgroundUri": "/ref.csv", "method": "kernel"}, "method"),
         ({"backgroundUri": "/ref.csv", "budget": 1}, "budget"),
         ({"backgroundUri": "/ref.csv", "backgroundRows": 0}, "backgroundRows"),
-        ({"backgroundUri": "/ref.csv", "separatePods": True}, "separatePods"),
+        ({"backgroundUri": "/ref.csv", "replicas": 0}, "replicas"),
+        ({"backgroundUri": "/ref.csv", "shards": 2}, "shards"),
     ],
 )
 def test_bad_explain_is_refused(explain: dict[str, Any], problem: str) -> None:
@@ -47,3 +49,12 @@ def test_the_crd_schema_carries_explain() -> None:
     assert explain["required"] == ["backgroundUri"]
     assert explain["properties"]["method"]["enum"] == ["auto", "tree", "permutation", "lime"]
     assert explain["properties"]["budget"]["minimum"] == 2
+
+
+def test_no_variant_may_take_the_explainer_track_name() -> None:
+    variants = [
+        {"name": "control", "weightPercent": 50},
+        {"name": "explainer", "model": {"uri": "/m"}, "weightPercent": 50},
+    ]
+    with pytest.raises(ValidationError, match="explainer"):
+        md(abTest={"header": "x-user", "variants": variants})

@@ -262,3 +262,20 @@ def test_explain_becomes_server_settings_except_on_the_shadow(settings: Operator
     assert not any(
         "EXPLAIN" in name for name in env_of(render_serving(owner_of("ModelDeployment"), off, settings)[0])
     )
+
+
+def test_separate_explainer_pods_serve_the_stable_model_alone(settings: OperatorSettings) -> None:
+    explained = spec(explain={"backgroundUri": "/ref.csv", "separatePods": True, "replicas": 2})
+    resolved = ResolvedModel(uri="models:/churn/7", version="7")
+    kinds = by_kind(render_serving(owner_of("ModelDeployment"), explained, settings, resolved))
+    stable, explainer = kinds["Deployment"]
+    assert not any("EXPLAIN" in name for name in env_of(stable))
+    env = env_of(explainer)
+    assert explainer["metadata"]["name"].endswith("-explainer") and explainer["spec"]["replicas"] == 2
+    assert env["KUBELOOP_SERVING_TRACK"] == "explainer" and env["KUBELOOP_SERVING_EXPLAIN_ENABLED"] == "true"
+    assert env["KUBELOOP_SERVING_MODEL_URI"] == "models:/churn/7"
+    assert "KUBELOOP_SERVING_ROUTES_FILE" not in env  # explainers never forward
+    service = [s for s in kinds["Service"] if s["metadata"]["name"] == explainer["metadata"]["name"]]
+    assert service[0]["spec"]["selector"]["kubeloop.io/track"] == "explainer"
+    assert expected_replicas(explained) == explained.replicas.min + 2
+    assert expected_replicas(spec(explain={"backgroundUri": "/ref.csv"})) == explained.replicas.min

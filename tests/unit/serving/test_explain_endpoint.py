@@ -158,9 +158,10 @@ def test_explain_is_post_only(explaining: RunningServer) -> None:
 
 
 def test_explanations_are_off_by_default(tabular_server: RunningServer) -> None:
-    answer = tabular_server.client.post("/v2/models/tabular/explain", json={"inputs": []})
-    assert answer.status_code == 404
-    assert "not enabled" in answer.json()["error"]
+    for path in ("/v2/models/tabular/explain", "/v1/models/tabular:explain"):
+        answer = tabular_server.client.post(path, json={"inputs": []})
+        assert answer.status_code == 404
+        assert "not enabled" in answer.json()["error"]
 
 
 def test_unreadable_background_leaves_inference_serving(tmp_path: Path, boosted: ExportedModel) -> None:
