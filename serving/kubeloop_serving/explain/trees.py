@@ -9,7 +9,6 @@ column the way onnxruntime makes it: ``1 - s`` (NONE with non-negative weights) 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,41 +137,35 @@ def parse_tree_ensemble(model: onnx.ModelProto, n_features: int) -> TreeEnsemble
     aggregate = _text(attrs.get("aggregate_function", "SUM"))
     if aggregate not in ("SUM", "AVERAGE"):
         raise ExplainerUnavailableError(f"aggregate_function {aggregate} is not additive")
-    prefix = "class" if classifier else "target"
-    labels = [str(v) for v in attrs.get("classlabels_int64s", attrs.get("classlabels_strings", []))]
-    labels = [_text(v) for v in labels]
+    labels = [_text(v) for v in attrs.get("classlabels_int64s", attrs.get("classlabels_strings", []))]
     columns = len(labels) if classifier else int(attrs.get("n_targets", 1))
+    prefix = "class" if classifier else "target"
     ids = np.asarray(attrs[f"{prefix}_ids"], dtype=np.int64)
     binary = classifier and columns == 2 and bool(np.all(ids == ids[0]))
     scored = 1 if binary else columns
     keys = list(zip(attrs["nodes_treeids"], attrs["nodes_nodeids"], strict=True))
-    index = {key: i for i, key in enumerate(keys)}
     modes = [_text(m) for m in attrs["nodes_modes"]]
-    weights: dict[int, FloatArray] = defaultdict(lambda: np.zeros(scored))
-    for tree, node_id, column, weight in zip(
-        attrs[f"{prefix}_treeids"], attrs[f"{prefix}_nodeids"], ids, attrs[f"{prefix}_weights"], strict=True
-    ):
-        weights[index[(tree, node_id)]][0 if binary else column] += weight
-    n_trees = len(set(attrs["nodes_treeids"]))
-    scale = 1.0 / n_trees if aggregate == "AVERAGE" else 1.0
-    base = np.asarray(attrs.get("base_values", [0.0] * scored), dtype=np.float64)
-    if base.size != scored:
-        base = np.zeros(scored) if base.size == 0 else np.resize(base, scored)
-    leaves, conditions = _walk(keys, modes, attrs["nodes_truenodeids"], attrs["nodes_falsenodeids"])
     features = np.asarray(attrs["nodes_featureids"], dtype=np.int64)
-    leaf_values = np.stack([weights[leaf] * scale for leaf in leaves]) if leaves else np.zeros((0, scored))
+    if features.size and int(features.max()) >= n_features:
+        raise ExplainerUnavailableError(f"the ensemble reads feature {features.max()} of {n_features}")
+    leaves, conditions = _walk(keys, modes, attrs["nodes_truenodeids"], attrs["nodes_falsenodeids"])
+    leaf_values = _leaf_values(attrs, prefix, keys, leaves, scored, binary)
+    if aggregate == "AVERAGE":
+        leaf_values /= len(set(attrs["nodes_treeids"]))
+    base = np.asarray(attrs.get("base_values") or [0.0] * scored, dtype=np.float64)
+    if base.size != scored:
+        raise ExplainerUnavailableError(f"{base.size} base_values for {scored} scores")
     post_transform = _text(attrs.get("post_transform", "NONE"))
     if binary:
         all_positive = bool(np.all(np.asarray(attrs[f"{prefix}_weights"]) >= 0))
         complement = 1.0 if post_transform == "NONE" and all_positive else 0.0
         leaf_values = np.concatenate([-leaf_values, leaf_values], axis=1)
         base = np.concatenate([complement - base, base])
-    missing = attrs.get("nodes_missing_value_tracks_true", [0] * len(keys))
     return TreeEnsemble(
         feature=features,
         threshold=np.asarray(attrs["nodes_values"], dtype=np.float32),
         mode=np.asarray([MODES.index(m) if m in MODES else -1 for m in modes], dtype=np.int64),
-        missing_true=np.asarray(missing, dtype=bool),
+        missing_true=np.asarray(attrs.get("nodes_missing_value_tracks_true") or [0] * len(keys), dtype=bool),
         leaf_values=leaf_values,
         base_values=base,
         paths=_slots(conditions, features),
@@ -180,6 +173,29 @@ def parse_tree_ensemble(model: onnx.ModelProto, n_features: int) -> TreeEnsemble
         n_features=n_features,
         output_labels=tuple(labels) if classifier else tuple(str(t) for t in range(columns)),
     )
+
+
+def _leaf_values(
+    attrs: dict[str, Any],
+    prefix: str,
+    keys: list[tuple[int, int]],
+    leaves: list[int],
+    scored: int,
+    binary: bool,
+) -> FloatArray:
+    """[leaves, scores]: each leaf's weights summed per score column (one column when binary)."""
+    index = {key: i for i, key in enumerate(keys)}
+    row_of = {leaf: row for row, leaf in enumerate(leaves)}
+    values = np.zeros((len(leaves), scored))
+    for tree, node_id, column, weight in zip(
+        attrs[f"{prefix}_treeids"],
+        attrs[f"{prefix}_nodeids"],
+        attrs[f"{prefix}_ids"],
+        attrs[f"{prefix}_weights"],
+        strict=True,
+    ):
+        values[row_of[index[(tree, node_id)]], 0 if binary else column] += weight
+    return values
 
 
 def _walk(
