@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, get_args
 
 import numpy as np
@@ -23,6 +24,17 @@ from kubeloop_serving.request import validate_against
 log = logging.getLogger(__name__)
 METHOD_PARAMETER = "method"
 BUDGET_PARAMETER = "budget"
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """A decoded explain request: the rows of the model's one input and the request's parameters."""
+
+    loaded: LoadedModel
+    explainers: Explainers
+    x: npt.NDArray[Any]
+    parameters: dict[str, Any]
+    request_id: str | None
 
 
 class ExplanationService:
@@ -80,21 +92,54 @@ class ExplanationService:
     async def answer(
         self, name: str, version: str | None, body: bytes, header_length: int | None, v1: bool
     ) -> bytes:
-        """The endpoint's entry point: an OIP v2 explain request, or KServe v1 when ``v1``."""
-        if v1:
-            return await self.explain_v1(name, body)
-        return await self.explain(name, version, body, header_length)
+        """The endpoint: an OIP v2 explain request (KServe v1 when ``v1``) in, the JSON answer out.
+        Every request is counted, by the method it asked for (else the default) and its status."""
+        started = time.perf_counter()
+        method: str = (
+            self._explainers.default if self._explainers is not None else self.settings.explain_method
+        )
+        code = 500
+        try:
+            request = await (
+                self._decode_v1(name, body) if v1 else self._decode(name, version, body, header_length)
+            )
+            method = requested_method(request.parameters, request.explainers)
+            settings = self.settings
+            budget = requested_budget(
+                request.parameters, settings.explain_budget, settings.explain_max_budget
+            )
+            rows = len(request.x)
+            if rows > settings.explain_max_rows:
+                raise InvalidRequestError(
+                    f"{rows} rows exceed the {settings.explain_max_rows} rows one explain request may carry"
+                )
+            loop = asyncio.get_running_loop()
+            explanation = await loop.run_in_executor(
+                self._executor, request.explainers.explain, request.x, method, budget
+            )
+            code = 200
+            self.metrics.explained_rows.labels(self.dataplane.name, method).inc(rows)
+            return encode_explanation(self.dataplane.name, request, explanation, budget)
+        except ServingError as error:
+            code = error.status_code
+            raise
+        finally:
+            model = self.dataplane.name
+            self.metrics.explanations.labels(model, method, str(code)).inc()
+            self.metrics.explain_duration.labels(model, method).observe(time.perf_counter() - started)
 
-    async def explain(self, name: str, version: str | None, body: bytes, header_length: int | None) -> bytes:
-        """OIP v2 extension: the infer request body in, attributions per row and feature out."""
+    async def _decode(
+        self, name: str, version: str | None, body: bytes, header_length: int | None
+    ) -> ExplainRequest:
+        """OIP v2: the infer request body, decoded and validated as infer does."""
         loaded = self.dataplane.served(name, version)
         explainers = self._ready()
         request = await self.dataplane.decode(body, header_length)
         validate_against(request, loaded.model.signature)
         x = request.inputs[explainers.target.input_name]
-        return await self._answer(loaded, explainers, x, request.parameters, request.id)
+        return ExplainRequest(loaded, explainers, x, request.parameters, request.id)
 
-    async def explain_v1(self, name: str, body: bytes) -> bytes:
+    async def _decode_v1(self, name: str, body: bytes) -> ExplainRequest:
         """KServe v1 ``:explain``: ``{"instances": [[...], ...]}`` rows of the one input."""
         loaded = self.dataplane.served(name, None)
         explainers = self._ready()
@@ -114,7 +159,7 @@ class ExplanationService:
         parameters = document.get("parameters", {})
         if not isinstance(parameters, dict):
             raise InvalidRequestError("parameters must be a JSON object")
-        return await self._answer(loaded, explainers, x, parameters, None)
+        return ExplainRequest(loaded, explainers, x, parameters, None)
 
     def _ready(self) -> Explainers:
         if not self.settings.explain_enabled:
@@ -125,40 +170,6 @@ class ExplanationService:
         if self._explainers is None:
             raise ExplainerUnavailableError(f"explanations are unavailable: {self._problem}")
         return self._explainers
-
-    async def _answer(
-        self,
-        loaded: LoadedModel,
-        explainers: Explainers,
-        x: npt.NDArray[Any],
-        parameters: dict[str, Any],
-        request_id: str | None,
-    ) -> bytes:
-        started = time.perf_counter()
-        method = explainers.default
-        code = 500
-        try:
-            method = requested_method(parameters, explainers)
-            settings = self.settings
-            budget = requested_budget(parameters, settings.explain_budget, settings.explain_max_budget)
-            if len(x) > settings.explain_max_rows:
-                raise InvalidRequestError(
-                    f"{len(x)} rows exceed the {settings.explain_max_rows} rows one explain request may carry"
-                )
-            loop = asyncio.get_running_loop()
-            explanation = await loop.run_in_executor(self._executor, explainers.explain, x, method, budget)
-            code = 200
-            self.metrics.explained_rows.labels(self.dataplane.name, method).inc(len(x))
-            return encode_explanation(
-                self.dataplane.name, loaded.version, request_id, explainers, explanation, budget
-            )
-        except ServingError as error:
-            code = error.status_code
-            raise
-        finally:
-            name = self.dataplane.name
-            self.metrics.explanations.labels(name, method, str(code)).inc()
-            self.metrics.explain_duration.labels(name, method).observe(time.perf_counter() - started)
 
 
 def requested_method(parameters: dict[str, Any], explainers: Explainers) -> Method:
@@ -181,18 +192,12 @@ def requested_budget(parameters: dict[str, Any], default: int, maximum: int) -> 
     return budget
 
 
-def encode_explanation(
-    model: str,
-    version: str,
-    request_id: str | None,
-    explainers: Explainers,
-    explanation: Explanation,
-    budget: int,
-) -> bytes:
+def encode_explanation(model: str, request: ExplainRequest, explanation: Explanation, budget: int) -> bytes:
     """The answer document: ``values`` [rows][features][outputs], ``base_values`` [rows][outputs]."""
-    document: dict[str, Any] = {"model_name": model, "model_version": version}
-    if request_id is not None:
-        document["id"] = request_id
+    explainers = request.explainers
+    document: dict[str, Any] = {"model_name": model, "model_version": request.loaded.version}
+    if request.request_id is not None:
+        document["id"] = request.request_id
     document.update(
         method=explanation.method,
         output=explainers.target.output_name if explanation.method != "tree" else "raw_score",

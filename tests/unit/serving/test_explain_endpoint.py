@@ -195,3 +195,10 @@ def test_inference_is_answered_while_an_explanation_runs(
             answered_meanwhile += 0 if explanation.done() else 1
         assert explanation.result().status_code == 200
     assert answered_meanwhile == 5
+
+
+def test_refused_requests_are_counted(explaining: RunningServer) -> None:
+    before = explaining.metric("kubeloop_serving_explanations_total", method="tree", code="400")
+    assert explaining.client.post("/v2/models/gb/explain", content=b"{not json").status_code == 400
+    after = explaining.metric("kubeloop_serving_explanations_total", method="tree", code="400")
+    assert after == before + 1
