@@ -132,14 +132,18 @@ class InferenceEndpoint:
             return
         path = scope["path"]
         target = infer_target(path)
+        if target is not None:  # the hot path: parsed first, nothing else on the way
+            if scope["method"] == "POST":
+                await self.infer(scope, receive, send, target)
+            else:
+                await method_not_allowed(send)
+            return
         explained = oip_target(path, "explain")
-        v1_model = v1_explain_target(path)
-        if target is None and explained is None and v1_model is None:
+        v1_model = v1_explain_target(path) if explained is None else None
+        if explained is None and v1_model is None:
             await self.fallback(scope, receive, send)
         elif scope["method"] != "POST":
-            await respond(send, 405, [*JSON_HEADERS, (b"allow", b"POST")], b'{"error":"Method Not Allowed"}')
-        elif target is not None:
-            await self.infer(scope, receive, send, target)
+            await method_not_allowed(send)
         elif explained is not None:
             await self.explain_request(scope, receive, send, explained[0], explained[1], v1=False)
         elif v1_model is not None:
@@ -176,6 +180,10 @@ class InferenceEndpoint:
         except Exception as error:
             answer = failure(error, self.track)
         await respond(send, answer.status, answer.headers, answer.body)
+
+
+async def method_not_allowed(send: Send) -> None:
+    await respond(send, 405, [*JSON_HEADERS, (b"allow", b"POST")], b'{"error":"Method Not Allowed"}')
 
 
 async def respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
