@@ -6,6 +6,7 @@ onnxruntime in blocks of at most ``batch_rows`` rows, never one call per perturb
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -14,12 +15,29 @@ import numpy as np
 import numpy.typing as npt
 
 from kubeloop_serving.errors import InvalidRequestError
+from kubeloop_serving.explain.errors import ExplainerUnavailableError
 
 FloatArray = npt.NDArray[np.float64]
 #: float rows [n, features] -> scores [n, outputs]
 ModelFunction = Callable[[npt.NDArray[Any]], FloatArray]
 BATCH_ROWS = 8192
 SEED = 0
+
+
+#: method -> the package it needs (the ``explain`` extra)
+PACKAGES = {"permutation": "shap", "lime": "lime"}
+
+
+def installed(method: str) -> bool:
+    """Whether the package ``method`` needs can be imported."""
+    return importlib.util.find_spec(PACKAGES[method]) is not None
+
+
+def require(method: str) -> None:
+    if not installed(method):
+        raise ExplainerUnavailableError(
+            f"{method} explanations need the {PACKAGES[method]} package: pip install 'kubeloop[explain]'"
+        )
 
 
 def batched(function: ModelFunction, batch_rows: int = BATCH_ROWS) -> ModelFunction:
@@ -47,6 +65,7 @@ def permutation_shap(
     ``budget`` is shap's ``max_evals``: model evaluations per explained row (each one a masked row
     per background row); the values add up exactly to f(x) - mean f(background).
     """
+    require("permutation")
     import shap
 
     floor = minimum_permutation_budget(x.shape[1])
@@ -78,6 +97,7 @@ def lime_weights(
     deviation); a weight is the change of the output per standard deviation of the feature.
     ``budget`` is LIME's ``num_samples``; they reach the model in one batched call per row.
     """
+    require("lime")
     from lime.lime_tabular import LimeTabularExplainer
 
     if budget < 2:

@@ -14,6 +14,7 @@ from kubeloop_serving.datatypes import NUMPY_DTYPES
 from kubeloop_serving.explain.agnostic import (
     ModelFunction,
     batched,
+    installed,
     lime_weights,
     minimum_permutation_budget,
     permutation_shap,
@@ -150,11 +151,13 @@ class Explainers:
     def warm_up(self) -> None:
         """One tiny permutation explanation: shap compiles its masking code (numba, ~8 s) on first use,
         which would otherwise land on the first request that asks for it."""
+        if not installed("permutation"):
+            return
         row = self.background[:1]
         permutation_shap(self.function, row, row, minimum_permutation_budget(self.target.n_features))
 
     def available(self) -> tuple[Method, ...]:
-        return tuple(m for m in METHODS if m != "tree" or self.tree is not None)
+        return tuple(m for m in METHODS if (self.tree is not None if m == "tree" else installed(m)))
 
     def explain(self, x: npt.NDArray[Any], method: Method | None, budget: int) -> Explanation:
         """One explanation of the rows ``x`` (blocking: call it off the event loop)."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kubeloop_serving.errors import InvalidRequestError
+from kubeloop_serving.explain import agnostic
 from kubeloop_serving.explain.agnostic import batched, lime_weights, permutation_shap
 from kubeloop_serving.explain.background import feature_matrix, load_background, read_table, sample_rows
 from kubeloop_serving.explain.errors import ExplainerUnavailableError
@@ -125,3 +126,12 @@ def test_auto_picks_tree_for_tree_ensembles_and_permutation_otherwise(
     assert fallback.default == "permutation" and fallback.target.feature_names == TABULAR_FEATURES
     with pytest.raises(ExplainerUnavailableError):
         Explainers.build(str(linear_path), linear, np.zeros((4, 4), np.float32), "tree")
+
+
+def test_a_missing_package_is_a_clear_unavailable_error(
+    monkeypatch: pytest.MonkeyPatch, linear: OnnxModel
+) -> None:
+    monkeypatch.setitem(agnostic.PACKAGES, "lime", "kubeloop_no_such_package")
+    function = model_function(linear, model_target(linear.signature))
+    with pytest.raises(ExplainerUnavailableError, match=r"pip install 'kubeloop\[explain\]'"):
+        lime_weights(function, np.zeros((5, 4)), np.ones((1, 4)), 100, list("abcd"))
