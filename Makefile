@@ -102,6 +102,10 @@ bench-routing: venv  ## the canary split's cost: canary through the stable serve
 bench-drift: venv  ## kubeloop drift check vs Evidently's data-drift preset, 1M x 20 rows
 	$(PY) -m bench.drift
 
+.PHONY: bench-explain
+bench-explain: venv  ## explain latency per row: kubeloop TreeSHAP (from ONNX), permutation SHAP, LIME vs shap.TreeExplainer
+	$(PY) -m bench.explain
+
 .PHONY: images
 images:  ## container images kubeloop, trainer, mlflow (buildah, local base): archives + .run/images.env
 	@hack/images.sh

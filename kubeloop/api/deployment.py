@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kubeloop.api.common import (
+    DATA_URI_PATTERN,
     DNS_LABEL_PATTERN,
     IMAGE_PATTERN,
     MODEL_URI_PATTERN,
@@ -67,6 +68,39 @@ class PayloadLogging(ApiModel):
     persistent_volume_claim: Name | None = Field(
         None, description="PVC mounted at the sink directory (for file sinks shared with DriftMonitor)."
     )
+
+
+class Explain(ApiModel):
+    """Explanations at serving time: ``POST /v2/models/{name}/explain`` on the model's servers (opt-in)."""
+
+    enabled: bool = Field(
+        True, description="Serve explanations; false keeps the settings but turns them off."
+    )
+    method: Literal["auto", "tree", "permutation", "lime"] = Field(
+        "auto",
+        description="tree: exact TreeSHAP from the ONNX tree ensemble; permutation: permutation SHAP; "
+        "lime: LIME; auto: tree for tree ensembles, else permutation. A request may pick another.",
+    )
+    background_uri: str = Field(
+        pattern=DATA_URI_PATTERN,
+        description="Reference rows (Parquet/CSV file or folder) the attributions are relative to, "
+        "e.g. the training data or a DriftMonitor's reference.",
+    )
+    background_rows: int = Field(100, ge=1, le=10000, description="Rows sampled from backgroundUri at load.")
+    budget: int = Field(
+        1000,
+        ge=2,
+        le=1000000,
+        description="Model evaluations per explained row for permutation SHAP and LIME, unless a request "
+        "sets parameters.budget.",
+    )
+    separate_pods: bool = Field(
+        False,
+        description="Explain in pods of their own (Deployment and Service <name>-explainer, serving the "
+        "stable model) so explanations never take CPU from inference; the stable servers then answer "
+        "/explain with 404.",
+    )
+    replicas: int = Field(1, ge=1, le=100, description="Explainer pods when separatePods is true.")
 
 
 STEPS_RULE = {
@@ -166,7 +200,7 @@ class Shadow(ApiModel):
     )
 
 
-RESERVED_TRACKS = ("stable", "canary", "shadow")
+RESERVED_TRACKS = ("stable", "canary", "shadow", "explainer")
 MAX_VARIANTS = 10
 MAX_VARIANT_NAME = 30  # `<name>-<variant>` stays a DNS label, shortened with a hash, for any name
 CONTROL_RULE = {
@@ -182,8 +216,8 @@ WEIGHTS_RULE = {
     "message": "variants' weightPercent must sum to 100",
 }
 RESERVED_RULE = {
-    "rule": "!(self.name in ['stable', 'canary', 'shadow'])",
-    "message": "a variant cannot be named stable, canary or shadow (tracks of their own)",
+    "rule": "!(self.name in ['stable', 'canary', 'shadow', 'explainer'])",
+    "message": "a variant cannot be named stable, canary, shadow or explainer (tracks of their own)",
 }
 ONE_SPLIT_RULE = {
     "rule": "!has(self.canary) || !has(self.abTest)",
@@ -264,6 +298,7 @@ class ModelDeploymentSpec(PodEnvironment):
     resources: Resources = Field(default_factory=Resources)
     batching: Batching = Field(default_factory=Batching)
     payload_logging: PayloadLogging | None = None
+    explain: Explain | None = None
     canary: Canary | None = None
     shadow: Shadow | None = None
     ab_test: ABTest | None = None

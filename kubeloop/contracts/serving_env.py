@@ -34,7 +34,17 @@ class ServerEnv:
     payload_log_sample_rate: float | None = None
     routes_file: str | None = None
     track: str | None = None
+    explain_enabled: bool | None = None
+    explain_method: str | None = None
+    explain_background_uri: str | None = None
+    explain_background_rows: int | None = None
+    explain_budget: int | None = None
 
     def to_env(self) -> dict[str, str]:
         """The variables, by name, in field order."""
-        return {env_name(k): str(v) for k, v in asdict(self).items() if v is not None}
+        return {env_name(k): env_value(v) for k, v in asdict(self).items() if v is not None}
+
+
+def env_value(value: object) -> str:
+    """How a value is spelled in the environment (booleans lower case, as pydantic reads them)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)

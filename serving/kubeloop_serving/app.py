@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from kubeloop_serving.dataplane import DataPlane, FatalHandler
+from kubeloop_serving.explain.service import ExplanationService
 from kubeloop_serving.infer_route import InferenceEndpoint
 from kubeloop_serving.metrics import ServingMetrics
 from kubeloop_serving.rest import build_router, install_error_handler
@@ -34,10 +35,16 @@ def create_app(settings: ServingSettings, on_fatal: FatalHandler = _log_fatal) -
     metrics = ServingMetrics()
     dataplane = DataPlane(settings, metrics)
     router = Router(settings, dataplane, metrics) if settings.routes_file is not None else None
+    explanations = ExplanationService(dataplane) if settings.explain_enabled else None
+
+    async def load() -> None:
+        await dataplane.load(on_fatal)
+        if explanations is not None:
+            await explanations.load()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(dataplane.load(on_fatal), name="kubeloop-load-model")
+        loading = asyncio.create_task(load(), name="kubeloop-load-model")
         if router is not None:
             await router.start()
         try:
@@ -50,6 +57,8 @@ def create_app(settings: ServingSettings, on_fatal: FatalHandler = _log_fatal) -
             if router is not None:
                 await router.close()
             await dataplane.close()
+            if explanations is not None:
+                explanations.close()
 
     app = FastAPI(
         title="kubeloop inference server",
@@ -62,4 +71,7 @@ def create_app(settings: ServingSettings, on_fatal: FatalHandler = _log_fatal) -
     install_error_handler(app)
     app.include_router(build_router(dataplane))
     route = router.infer if router is not None else None
-    return InferenceEndpoint(app, dataplane, settings.max_request_bytes, settings.body_timeout_seconds, route)
+    explain = explanations.answer if explanations is not None else None
+    return InferenceEndpoint(
+        app, dataplane, settings.max_request_bytes, settings.body_timeout_seconds, route, explain
+    )

@@ -165,6 +165,11 @@ class DataPlane:
             return await asyncio.to_thread(decode_request, body, header_length, limit)
 
     @property
+    def loaded(self) -> LoadedModel | None:
+        """The model once loaded and warmed up."""
+        return self._loaded
+
+    @property
     def ready(self) -> bool:
         """Model loaded, warmed up, and not shutting down."""
         return self._loaded is not None and not self._stopping
@@ -175,12 +180,12 @@ class DataPlane:
 
     def model_ready(self, name: str, version: str | None) -> dict[str, Any]:
         """OIP model readiness; ModelNotReadyError while loading."""
-        self._served(name, version)
+        self.served(name, version)
         return {"name": name, "ready": True}
 
     def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         """OIP model metadata, read from the ONNX graph (-1 marks dynamic dimensions)."""
-        loaded = self._served(name, version)
+        loaded = self.served(name, version)
         signature = loaded.model.signature
         return {
             "name": self.name,
@@ -190,7 +195,8 @@ class DataPlane:
             "outputs": [spec.metadata() for spec in signature.outputs],
         }
 
-    def _served(self, name: str, version: str | None) -> LoadedModel:
+    def served(self, name: str, version: str | None) -> LoadedModel:
+        """The loaded model, if ``name`` (and ``version``) are what is served and it is ready."""
         if name != self.name:
             raise ModelNotFoundError(f"model {name!r} is not served here; this server serves {self.name!r}")
         loaded = self._loaded
@@ -205,7 +211,7 @@ class DataPlane:
     ) -> Inference:
         """Decode, validate, run (batched) and encode one inference request, counting it under
         ``track`` (default: the server's TRACK)."""
-        loaded = self._served(name, version)
+        loaded = self.served(name, version)
         track = track or self.settings.track
         started = time.perf_counter()
         self._inflight.inc()

@@ -1,10 +1,12 @@
-"""The inference endpoint as a plain ASGI layer in front of FastAPI.
+"""The inference (and explain) endpoints as a plain ASGI layer in front of FastAPI.
 
 ``POST /v2/models/{name}[/versions/{version}]/infer`` is the hot path: it skips FastAPI's
 router and middleware stack (about a fifth of the CPU per request in the profile of a small
 model) and goes straight to the data plane, or to the request router when the server has a routes
 file (kubeloop_serving.routing). Every other request goes to the FastAPI app. Errors use the same
 ``{"error": ...}`` document as the FastAPI handler; every answer names its track (``x-kubeloop-track``).
+Explain requests (``/v2/models/{name}[/versions/{version}]/explain``, KServe v1
+``/v1/models/{name}:explain``) read their body the same way and are always served here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from kubeloop_serving.answer import HEADER_LENGTH, JSON_HEADERS, Answer, failure, success, track_header
 from kubeloop_serving.dataplane import DataPlane
 from kubeloop_serving.errors import InvalidRequestError, RequestTimeoutError
+from kubeloop_serving.explain.errors import ExplanationsDisabledError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,21 +27,31 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: (scope, model, version, body, header length) -> the answer, wherever it was computed
 RouteFunction = Callable[[Scope, str, str | None, bytes, int | None], Awaitable[Answer]]
+#: (model, version or None for KServe v1, body, header length, v1?) -> the JSON answer
+ExplainFunction = Callable[[str, str | None, bytes, int | None, bool], Awaitable[bytes]]
+
+
+def oip_target(path: str, verb: str = "infer") -> tuple[str, str | None] | None:
+    """(model, version) for an OIP path ending in ``verb`` (infer, explain), else None."""
+    parts = path.split("/")
+    if len(parts) == 5 and parts[:3] == ["", "v2", "models"] and parts[4] == verb:
+        return parts[3], None
+    if len(parts) == 7 and parts[:3] == ["", "v2", "models"] and parts[4] == "versions" and parts[6] == verb:
+        return parts[3], parts[5]
+    return None
+
+
+def v1_explain_target(path: str) -> str | None:
+    """The model of a KServe v1 ``/v1/models/{name}:explain`` path, else None."""
+    parts = path.split("/")
+    if len(parts) == 4 and parts[:3] == ["", "v1", "models"] and parts[3].endswith(":explain"):
+        return parts[3].removesuffix(":explain") or None
+    return None
 
 
 def infer_target(path: str) -> tuple[str, str | None] | None:
     """(model, version) for an OIP infer path, else None."""
-    parts = path.split("/")
-    if len(parts) == 5 and parts[:3] == ["", "v2", "models"] and parts[4] == "infer":
-        return parts[3], None
-    if (
-        len(parts) == 7
-        and parts[:3] == ["", "v2", "models"]
-        and parts[4] == "versions"
-        and parts[6] == "infer"
-    ):
-        return parts[3], parts[5]
-    return None
+    return oip_target(path, "infer")
 
 
 def header_value(scope: Scope, name: bytes) -> bytes | None:
@@ -103,22 +116,38 @@ class InferenceEndpoint:
         max_request_bytes: int,
         body_timeout_s: float | None = None,
         route: RouteFunction | None = None,
+        explain: ExplainFunction | None = None,
     ) -> None:
         self.fallback = fallback
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
         self.body_timeout_s = body_timeout_s
         self.route = route
+        self.explain = explain
         self.track = track_header(dataplane.settings.track)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        target = infer_target(scope["path"]) if scope["type"] == "http" else None
-        if target is None:
+        if scope["type"] != "http":
             await self.fallback(scope, receive, send)
-        elif scope["method"] == "POST":
-            await self.infer(scope, receive, send, target)
-        else:
-            await respond(send, 405, [*JSON_HEADERS, (b"allow", b"POST")], b'{"error":"Method Not Allowed"}')
+            return
+        path = scope["path"]
+        target = infer_target(path)
+        if target is not None:  # the hot path: parsed first, nothing else on the way
+            if scope["method"] == "POST":
+                await self.infer(scope, receive, send, target)
+            else:
+                await method_not_allowed(send)
+            return
+        explained = oip_target(path, "explain")
+        v1_model = v1_explain_target(path) if explained is None else None
+        if explained is None and v1_model is None:
+            await self.fallback(scope, receive, send)
+        elif scope["method"] != "POST":
+            await method_not_allowed(send)
+        elif explained is not None:
+            await self.explain_request(scope, receive, send, explained[0], explained[1], v1=False)
+        elif v1_model is not None:
+            await self.explain_request(scope, receive, send, v1_model, None, v1=True)
 
     async def infer(self, scope: Scope, receive: Receive, send: Send, target: tuple[str, str | None]) -> None:
         """Answer one inference request (errors as ``{"error": ...}``)."""
@@ -133,6 +162,28 @@ class InferenceEndpoint:
         except Exception as error:
             answer = failure(error, self.track)
         await respond(send, answer.status, answer.headers, answer.body)
+
+    async def explain_request(
+        self, scope: Scope, receive: Receive, send: Send, model: str, version: str | None, v1: bool
+    ) -> None:
+        """Answer one explain request here (never routed): 404 when explanations are off."""
+        try:
+            if self.explain is None:
+                raise ExplanationsDisabledError(
+                    "explanations are not enabled on this server (KUBELOOP_SERVING_EXPLAIN_ENABLED, "
+                    "spec.explain.enabled of the ModelDeployment)"
+                )
+            header_length = binary_header_length(scope)
+            body = await read_body(scope, receive, self.max_request_bytes, self.body_timeout_s)
+            document = await self.explain(model, version, body, header_length, v1)
+            answer = Answer(200, [*JSON_HEADERS, self.track], document)
+        except Exception as error:
+            answer = failure(error, self.track)
+        await respond(send, answer.status, answer.headers, answer.body)
+
+
+async def method_not_allowed(send: Send) -> None:
+    await respond(send, 405, [*JSON_HEADERS, (b"allow", b"POST")], b'{"error":"Method Not Allowed"}')
 
 
 async def respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

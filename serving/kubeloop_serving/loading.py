@@ -27,6 +27,7 @@ class LoadedModel:
     sha256: str
     threads: int
     load_seconds: float
+    path: str = ""  # the local ONNX file (explanations read the graph itself)
 
 
 def load_model(settings: ServingSettings) -> LoadedModel:
@@ -45,6 +46,7 @@ def load_model(settings: ServingSettings) -> LoadedModel:
         sha256=sha256,
         threads=threads,
         load_seconds=time.perf_counter() - started,
+        path=str(fetched.path),
     )
     log.info(
         "loaded %s version %s from %s (sha256 %s) in %.2fs: %d intra-op threads, providers %s",

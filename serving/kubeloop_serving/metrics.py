@@ -12,6 +12,7 @@ from kubeloop_serving.predictions import ArrayHistogram
 PREFIX = "kubeloop_serving_"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+EXPLAIN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 #: Fine in [0, 1] (probabilities, scores), coarse and symmetric beyond (regression outputs).
 PREDICTION_BUCKETS = (
@@ -80,6 +81,7 @@ class ServingMetrics:
         )
         self._routing_metrics()
         self._prediction_metrics()
+        self._explain_metrics()
 
     def _routing_metrics(self) -> None:
         self.routed = Counter(
@@ -154,6 +156,27 @@ class ServingMetrics:
             "Values of the first output (float outputs; every element of each row).",
             ["model", "version", "track"],
             PREDICTION_BUCKETS,
+            registry=self.registry,
+        )
+
+    def _explain_metrics(self) -> None:
+        self.explanations = Counter(
+            PREFIX + "explanations",
+            "Explain requests, by method and HTTP status code.",
+            ["model", "method", "code"],
+            registry=self.registry,
+        )
+        self.explained_rows = Counter(
+            PREFIX + "explained_rows",
+            "Rows explained successfully, by method.",
+            ["model", "method"],
+            registry=self.registry,
+        )
+        self.explain_duration = Histogram(
+            PREFIX + "explain_duration_seconds",
+            "Time from receiving an explain request to having its answer.",
+            ["model", "method"],
+            buckets=EXPLAIN_BUCKETS,
             registry=self.registry,
         )
 

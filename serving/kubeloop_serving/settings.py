@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubeloop.contracts.registry_uri import is_registry_uri, parse_registry_uri
@@ -116,6 +116,37 @@ class ServingSettings(BaseSettings):
     shadow_concurrency: int = Field(
         8, ge=1, le=1024, description="Shadow copies in flight at once; the rest wait in the shadow queue."
     )
+    explain_enabled: bool = Field(
+        False,
+        description="Serve POST /v2/models/{name}[/versions/{v}]/explain (and KServe v1 :explain); "
+        "off: those paths answer 404.",
+    )
+    explain_method: Literal["auto", "tree", "permutation", "lime"] = Field(
+        "auto",
+        description="Default explainer: tree (exact TreeSHAP from the ONNX tree ensemble), permutation "
+        "(permutation SHAP), lime; auto = tree for tree ensembles, else permutation.",
+    )
+    explain_background_uri: str | None = Field(
+        None,
+        description="Reference rows (Parquet/CSV file or folder: path, file://, s3://, https://) the "
+        "explanations are relative to; required when explanations are on.",
+    )
+    explain_background_rows: int = Field(
+        100, ge=1, le=10_000, description="Background rows sampled (without replacement, seed 0) at load."
+    )
+    explain_budget: int = Field(
+        1000,
+        ge=2,
+        le=1_000_000,
+        description="Model evaluations per explained row for permutation SHAP (max_evals) and LIME "
+        "(num_samples) when the request's parameters.budget does not say.",
+    )
+    explain_max_budget: int = Field(
+        100_000, ge=2, le=10_000_000, description="Largest budget a request may ask for (400 beyond)."
+    )
+    explain_max_rows: int = Field(
+        100, ge=1, le=100_000, description="Most rows one explain request may carry (400 beyond)."
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Python and uvicorn log level."
     )
@@ -129,6 +160,14 @@ class ServingSettings(BaseSettings):
     @classmethod
     def _lowercase_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _explanations_need_background(self) -> ServingSettings:
+        if self.explain_enabled and self.explain_background_uri is None:
+            raise ValueError(
+                "EXPLAIN_ENABLED needs EXPLAIN_BACKGROUND_URI (the reference rows to explain against)"
+            )
+        return self
 
     @property
     def served_model_name(self) -> str:

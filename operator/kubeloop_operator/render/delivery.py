@@ -16,6 +16,7 @@ from kubeloop_operator.render.names import child_name
 ROUTES_VOLUME = "routes"
 CANARY = "canary"
 SHADOW = "shadow"
+EXPLAINER = "explainer"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from kubeloop_operator.render.common import (
 )
 from kubeloop_operator.render.delivery import (
     CANARY,
+    EXPLAINER,
     SHADOW,
     Delivery,
     SideTracks,
@@ -62,6 +63,19 @@ def served_uri(source: ModelSource, resolved: ResolvedModel | None) -> str:
     return resolved.uri if resolved is not None else source.uri
 
 
+def separate_explainer(spec: ModelDeploymentSpec) -> bool:
+    """Whether explanations run in the `<name>-explainer` track instead of the serving tracks."""
+    return spec.explain is not None and spec.explain.enabled and spec.explain.separate_pods
+
+
+def explains(spec: ModelDeploymentSpec, track: str) -> bool:
+    """Whether ``track``'s servers answer /explain: the explainer track alone when separate, else
+    every track but the shadow (which only receives copies of infer requests)."""
+    if spec.explain is None or not spec.explain.enabled:
+        return False
+    return track == EXPLAINER if spec.explain.separate_pods else track != SHADOW
+
+
 def server_env(
     owner: Owner,
     spec: ModelDeploymentSpec,
@@ -73,6 +87,7 @@ def server_env(
     # the stable servers log the shadow's rows (with whether it agreed); its own would be duplicates
     payload = spec.payload_logging if track != SHADOW else None
     served = served_uri(source, resolved)
+    explain = spec.explain if explains(spec, track) else None
     return ServerEnv(
         model_uri=served,
         model_name=owner.name,
@@ -87,6 +102,11 @@ def server_env(
         payload_log_sample_rate=payload.sample_rate if payload else None,
         routes_file=routes_file() if track == "stable" else None,  # only stable forwards
         track=track,
+        explain_enabled=True if explain else None,
+        explain_method=explain.method if explain else None,
+        explain_background_uri=explain.background_uri if explain else None,
+        explain_background_rows=explain.background_rows if explain else None,
+        explain_budget=explain.budget if explain else None,
     ).to_env()
 
 
@@ -254,7 +274,7 @@ def render_serving(
     """Every child of a ModelDeployment. The stable track scales with the HPA and serves every request
     the Service gets, forwarding the canary's weight and the A/B arms' shares and mirroring the
     shadow's (the routes ConfigMap) to those tracks' Services. The shadow and the A/B arms run
-    `replicas.min` replicas each (no autoscaler)."""
+    `replicas.min` replicas each (no autoscaler); a separate explainer, `explain.replicas`."""
     delivery, side = delivery or Delivery(), side or SideTracks()
     stable = delivery.stable or Track(spec.model, resolved)
     port, domain = SERVICE_PORT, settings.cluster_domain
@@ -265,6 +285,10 @@ def render_serving(
         render_disruption_budget(owner),
         render_autoscaler(owner, spec, spec.replicas.min),
     ]
+    if spec.explain is not None and separate_explainer(spec):
+        children += render_track(
+            owner, spec, settings, EXPLAINER, spec.explain.replicas, stable.source, stable.resolved
+        )
     if spec.canary is not None:
         children += render_track(
             owner, spec, settings, CANARY, delivery.canary_replicas, spec.canary.model, canary_resolved
@@ -284,6 +308,7 @@ def service_url(owner: Owner, cluster_domain: str) -> str:
 
 def expected_replicas(spec: ModelDeploymentSpec, delivery: Delivery | None = None) -> int:
     """Ready replicas at which a ModelDeployment is fully Ready: stable's minimum, the canary's, and
-    `replicas.min` for the shadow and each A/B arm."""
+    `replicas.min` for the shadow and each A/B arm, and the explainer's when it has pods of its own."""
     canary = delivery.canary_replicas if delivery and spec.canary else 0
-    return spec.replicas.min * (1 + len(side_tracks(spec))) + canary
+    explainer = spec.explain.replicas if spec.explain is not None and separate_explainer(spec) else 0
+    return spec.replicas.min * (1 + len(side_tracks(spec))) + canary + explainer

@@ -74,3 +74,26 @@ def test_routing_variables_parse_into_the_server_settings(monkeypatch: pytest.Mo
 def test_every_track_the_routes_can_name_is_a_valid_setting(track: str) -> None:
     assert ServingSettings(model_uri="/m.onnx", track=track).track == track
     Variant(name=track, weight_percent=50)
+
+
+def test_explain_variables_parse_into_the_server_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"uri": "s3://models/churn.onnx"},
+            "explain": {
+                "backgroundUri": "s3://data/ref/",
+                "method": "tree",
+                "backgroundRows": 50,
+                "budget": 700,
+            },
+        }
+    )
+    owner = Owner("ModelDeployment", "kubeloop.io/v1alpha1", "churn-prod", "team-a", "uid")
+    deployment = render_serving(owner, spec, OperatorSettings())[0]
+    for variable in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if "value" in variable:
+            monkeypatch.setenv(variable["name"], variable["value"])
+    settings = ServingSettings()
+    assert settings.explain_enabled and settings.explain_method == "tree"
+    assert settings.explain_background_uri == "s3://data/ref/"
+    assert (settings.explain_background_rows, settings.explain_budget) == (50, 700)

@@ -241,3 +241,41 @@ def test_a_stopping_server_keeps_serving_while_endpoints_converge(settings: Oper
     assert pre_stop > 0
     assert pod["terminationGracePeriodSeconds"] > pre_stop, "the drain after the pre-stop needs time too"
     assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+
+
+def test_explain_becomes_server_settings_except_on_the_shadow(settings: OperatorSettings) -> None:
+    explained = spec(
+        explain={"backgroundUri": "s3://data/ref.parquet", "method": "lime", "budget": 500},
+        shadow={"model": {"uri": "models:/churn/9"}, "percent": 10},
+    )
+    deployments = by_kind(render_serving(owner_of("ModelDeployment"), explained, settings))["Deployment"]
+    stable, shadow = deployments[0], deployments[-1]
+    env = env_of(stable)
+    assert env["KUBELOOP_SERVING_EXPLAIN_ENABLED"] == "true"
+    assert env["KUBELOOP_SERVING_EXPLAIN_METHOD"] == "lime"
+    assert env["KUBELOOP_SERVING_EXPLAIN_BACKGROUND_URI"] == "s3://data/ref.parquet"
+    assert env["KUBELOOP_SERVING_EXPLAIN_BACKGROUND_ROWS"] == "100"
+    assert env["KUBELOOP_SERVING_EXPLAIN_BUDGET"] == "500"
+    assert env_of(shadow)["KUBELOOP_SERVING_TRACK"] == "shadow"
+    assert not any(name.startswith("KUBELOOP_SERVING_EXPLAIN") for name in env_of(shadow))
+    off = spec(explain={"backgroundUri": "/ref.csv", "enabled": False})
+    assert not any(
+        "EXPLAIN" in name for name in env_of(render_serving(owner_of("ModelDeployment"), off, settings)[0])
+    )
+
+
+def test_separate_explainer_pods_serve_the_stable_model_alone(settings: OperatorSettings) -> None:
+    explained = spec(explain={"backgroundUri": "/ref.csv", "separatePods": True, "replicas": 2})
+    resolved = ResolvedModel(uri="models:/churn/7", version="7")
+    kinds = by_kind(render_serving(owner_of("ModelDeployment"), explained, settings, resolved))
+    stable, explainer = kinds["Deployment"]
+    assert not any("EXPLAIN" in name for name in env_of(stable))
+    env = env_of(explainer)
+    assert explainer["metadata"]["name"].endswith("-explainer") and explainer["spec"]["replicas"] == 2
+    assert env["KUBELOOP_SERVING_TRACK"] == "explainer" and env["KUBELOOP_SERVING_EXPLAIN_ENABLED"] == "true"
+    assert env["KUBELOOP_SERVING_MODEL_URI"] == "models:/churn/7"
+    assert "KUBELOOP_SERVING_ROUTES_FILE" not in env  # explainers never forward
+    service = [s for s in kinds["Service"] if s["metadata"]["name"] == explainer["metadata"]["name"]]
+    assert service[0]["spec"]["selector"]["kubeloop.io/track"] == "explainer"
+    assert expected_replicas(explained) == explained.replicas.min + 2
+    assert expected_replicas(spec(explain={"backgroundUri": "/ref.csv"})) == explained.replicas.min
