@@ -1,0 +1,67 @@
+"""Ground truth through POST /v2/models/{name}/feedback, read back as the monitor reads labels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kubeloop_drift.performance.labels import read_labels
+from kubeloop_serving.errors import InvalidRequestError
+from kubeloop_serving.feedback import feedback_table
+from tests.unit.serving.conftest import RunningServer, serve_in_thread
+
+pytestmark = pytest.mark.unit
+
+
+def test_posted_labels_are_written_and_read_back(tmp_path: Path, tabular_path: Path) -> None:
+    sink = tmp_path / "labels"
+    with serve_in_thread(tabular_path, model_name="churn", labels_uri=str(sink)) as server:
+        first = server.client.post(
+            "/v2/models/churn/feedback",
+            json={"request_ids": ["a", "b"], "labels": [1, 0], "timestamp": "2026-11-30T12:00:00+00:00"},
+        )
+        second = server.client.post(
+            "/v2/models/churn/feedback", json={"request_ids": ["b"], "labels": [1], "rows": [2]}
+        )
+        assert (first.status_code, first.json()) == (200, {"accepted": 2})
+        assert second.json() == {"accepted": 1}
+        assert server.metric("kubeloop_serving_feedback_labels_total", model="churn") == 3
+    labels = read_labels(str(sink / "churn"))
+    keyed = {(r, row): (label, stamp) for r, row, label, stamp in labels.records()}
+    assert keyed[("a", 0)] == (1.0, datetime(2026, 11, 30, 12, tzinfo=UTC).timestamp() * 1000)
+    assert keyed[("b", 0)][0] == 0.0
+    assert keyed[("b", 2)][0] == 1.0
+
+
+def test_feedback_without_a_sink_or_for_another_model(tabular_server: RunningServer) -> None:
+    body = {"request_ids": ["a"], "labels": [1]}
+    disabled = tabular_server.client.post("/v2/models/tabular/feedback", json=body)
+    assert disabled.status_code == 404 and "LABELS_URI" in disabled.json()["error"]
+    other = tabular_server.client.post("/v2/models/other/feedback", json=body)
+    assert other.status_code == 404 and "'other' is not served here" in other.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[1]", "feedback must be a JSON object"),
+        (b'{"request_ids": ["a"], "labels": [1, 2]}', "1 request_ids but 2 labels"),
+        (b'{"request_ids": [], "labels": []}', "request_ids must not be empty"),
+        (b'{"request_ids": ["a", "b"], "labels": [1, "x"]}', "all numbers or all strings"),
+        (b'{"request_ids": ["a"], "labels": [1], "rows": [-1]}', "rows must be non-negative"),
+        (b'{"request_ids": ["a"], "labels": [1], "timestamp": "yesterday"}', "timestamp must be"),
+        (b'{"request_ids": [3], "labels": [1]}', "request_ids must be non-empty strings"),
+    ],
+)
+def test_bad_feedback_is_refused_naming_the_problem(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=message):
+        feedback_table(body, 0)
+
+
+def test_bad_feedback_over_http_is_400(tmp_path: Path, tabular_path: Path) -> None:
+    with serve_in_thread(tabular_path, model_name="churn", labels_uri=str(tmp_path)) as server:
+        response = server.client.post("/v2/models/churn/feedback", content=b'{"request_ids": ["a"]}')
+    assert response.status_code == 400 and response.json() == {"error": "labels must be a list"}
+    assert not list(tmp_path.rglob("*.parquet"))
