@@ -86,12 +86,23 @@ def apply_check(
         )
         reason = reasons.DATASET_DRIFT if summary.dataset_drift else reasons.NO_DATASET_DRIFT
         verdict: bool | None = summary.dataset_drift
+        status.performance = summary.performance
+        if summary.performance is not None:
+            performance = summary.performance
+            status.conditions = set_condition(
+                status.conditions,
+                reasons.PERFORMANCE_DEGRADED,
+                performance.degraded,
+                reasons.BELOW_THRESHOLD if performance.degraded else reasons.WITHIN_THRESHOLDS,
+                (performance.message or "every metric within its threshold")[:1024],
+                generation,
+            )
     else:
         status.checks_failed += 1
         reason, verdict = reasons.CHECK_FAILED, None
         message = f"drift check {name} failed: {failure or 'no summary'}"[:1024]
     status.conditions = set_condition(
-        current.conditions, reasons.DRIFT_DETECTED, verdict, reason, message, generation
+        status.conditions, reasons.DRIFT_DETECTED, verdict, reason, message, generation
     )
     return status
 
