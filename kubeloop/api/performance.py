@@ -61,10 +61,12 @@ class PerformanceConfig(ApiModel):
 
     model_config = ConfigDict(json_schema_extra=validations(PERFORMANCE_RULES))
 
-    labels_uri: str = Field(
+    labels_uri: str | None = Field(
+        None,
         pattern=DATA_URI_PATTERN,
         description="Ground truth (Parquet: request_id, [row,] label, [timestamp]; "
-        "kubeloop.contracts.labels), e.g. the server's LABELS_URI/{model}.",
+        "kubeloop.contracts.labels); default: where the target's servers write the labels posted to "
+        "their feedback endpoint ({payload sink}/_labels/{model}).",
     )
     maturity: str = Field(
         "1h",

@@ -11,7 +11,10 @@ files count; hidden and ``_``-prefixed entries are skipped). Columns:
   prediction wins; without timestamps, the last one read).
 
 The server's feedback endpoint writes them under ``{labels_uri}/{model}/dt=YYYY-MM-DD/`` with the
-payload log's file naming (a label source for the monitor is then ``{labels_uri}/{model}``).
+payload log's file naming (a label source for the monitor is then ``{labels_uri}/{model}``). In a
+cluster the operator gives servers with payload logging ``LABELS_URI = {payload sink}/_labels``
+(``labels_root``), and a DriftMonitor without ``performance.labelsUri`` reads
+``model_labels(labels_root(sink), model)``: what its target's servers were sent.
 """
 
 from __future__ import annotations
@@ -21,3 +24,14 @@ ROW = "row"
 LABEL = "label"
 TIMESTAMP = "timestamp"
 MAX_FEEDBACK_LABELS = 100_000
+LABELS_FOLDER = "_labels"  # "_": never a model's payload folder (model names are DNS labels)
+
+
+def labels_root(payload_sink: str) -> str:
+    """Where the servers of a payload sink write the labels posted to them."""
+    return f"{payload_sink.rstrip('/')}/{LABELS_FOLDER}"
+
+
+def model_labels(root: str, model: str) -> str:
+    """One model's labels under a labels root."""
+    return f"{root.rstrip('/')}/{model}"

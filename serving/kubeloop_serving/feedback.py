@@ -110,6 +110,6 @@ class LabelSink:
         """Validate and write one feedback body; the number of labels written."""
         now_ms = time.time_ns() // 1_000_000
         table = feedback_table(body, now_ms)
-        directory = partition_dir(self._root, self._model, now_ms)
+        directory = partition_dir(self._root, self._model, now_ms)  # under model_labels(uri, model)
         await asyncio.to_thread(write_payload_file, self._fs, directory, table, now_ms)
         return int(table.num_rows)

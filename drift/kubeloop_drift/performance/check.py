@@ -1,5 +1,7 @@
 """The performance part of ``kubeloop drift check``: the payload-log window's predictions, the labels,
-and ``evaluate``. Labels that cannot be found yet are not an error: the result says so (coverage 0)."""
+and ``evaluate``. Labels that cannot be found yet are not an error: the result says so (coverage 0).
+Without ``labelsUri``, labels are read where the servers of the payload log's sink write those posted
+to their feedback endpoint (kubeloop.contracts.labels)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from kubeloop.api.performance import PerformanceConfig, PerformanceResult
+from kubeloop.contracts.labels import labels_root, model_labels
 from kubeloop_drift.errors import DriftError, UsageError
 from kubeloop_drift.payload_log import PayloadWindow
 from kubeloop_drift.performance.evaluate import evaluate, payload_columns, predictions_from_payload
@@ -33,8 +36,11 @@ def check_performance(
         raise UsageError("performance needs the payload log (--payload-log): labels join on its request ids")
     predictions = predictions_from_payload(window.read(payload_columns(config)), config)
     note = None
+    source = config.labels_uri or model_labels(
+        labels_root(window.description["payload_log"]), window.description["model"]
+    )
     try:
-        labels = read_labels(config.labels_uri)
+        labels = read_labels(source)
     except DriftError as error:
         labels, note = no_labels(), f"no labels: {error}"
     result = evaluate(predictions, labels, config, time.time() * 1000 if now_ms is None else now_ms)

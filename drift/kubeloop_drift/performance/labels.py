@@ -33,7 +33,9 @@ class LabelSet:
     def records(self) -> Iterator[tuple[str, int, Any, float]]:
         """(request id, row, label, timestamp in epoch millis) per label."""
         for index, request_id in enumerate(self.request_id):
-            yield request_id, int(self.row[index]), self.label[index].item(), float(self.timestamp_ms[index])
+            label = self.label[index]
+            value = label.item() if isinstance(label, np.generic) else label
+            yield request_id, int(self.row[index]), value, float(self.timestamp_ms[index])
 
 
 def prediction_keys(request_id: pa.Array | pa.ChunkedArray, row: pa.Array | pa.ChunkedArray) -> pa.Array:

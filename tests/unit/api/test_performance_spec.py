@@ -61,7 +61,7 @@ def test_the_crd_carries_the_same_rules() -> None:
     performance = schema["properties"]["spec"]["properties"]["performance"]
     messages = {rule["message"] for rule in performance["x-kubernetes-validations"]}
     assert messages == {rule["message"] for rule in PERFORMANCE_RULES}
-    assert performance["required"] == ["labelsUri", "task"]
+    assert performance["required"] == ["task"]
     assert performance["properties"]["task"]["enum"] == ["binary", "multiclass", "regression"]
     status = schema["properties"]["status"]["properties"]
     assert "labelCoverage" in status["performance"]["properties"]

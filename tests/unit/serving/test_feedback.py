@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
+from kubeloop.api.deployment import ModelDeploymentSpec
+from kubeloop.api.drift import DriftCheckConfig
+from kubeloop_drift.payload_log import payload_window
+from kubeloop_drift.performance.check import check_performance
 from kubeloop_drift.performance.labels import read_labels
+from kubeloop_operator.render.common import Owner
+from kubeloop_operator.render.serving import server_env
+from kubeloop_operator.settings import OperatorSettings
 from kubeloop_serving.errors import InvalidRequestError
-from kubeloop_serving.feedback import feedback_table
+from kubeloop_serving.feedback import LabelSink, feedback_table
 from tests.unit.serving.conftest import RunningServer, serve_in_thread
 
 pytestmark = pytest.mark.unit
@@ -65,3 +76,39 @@ def test_bad_feedback_over_http_is_400(tmp_path: Path, tabular_path: Path) -> No
         response = server.client.post("/v2/models/churn/feedback", content=b'{"request_ids": ["a"]}')
     assert response.status_code == 400 and response.json() == {"error": "labels must be a list"}
     assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_labels_posted_to_an_operator_configured_server_are_where_the_monitor_looks(
+    tmp_path: Path, tabular_path: Path
+) -> None:
+    """Operator -> server env (LABELS_URI) -> feedback -> the drift check's default label source."""
+    sink = str(tmp_path / "payloads")
+    spec = ModelDeploymentSpec.model_validate(
+        {"model": {"uri": str(tabular_path)}, "payloadLogging": {"sinkUri": sink}}
+    )
+    owner = Owner("ModelDeployment", "kubeloop.io/v1alpha1", "churn", "ns", "uid")
+    env = server_env(owner, spec, spec.model, None, OperatorSettings())
+    settings = {
+        key: env[f"KUBELOOP_SERVING_{key.upper()}"] for key in ("labels_uri", "payload_log_uri", "model_name")
+    }
+    rows = np.ones((2, 4), np.float32).tolist()
+    request = {"id": "q1", "inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": rows}]}
+    with serve_in_thread(tabular_path, **settings) as server:
+        assert server.infer("churn", request).status_code == 200
+        body = {"request_ids": ["q1", "q1"], "rows": [0, 1], "labels": [1, 2]}
+        assert server.client.post("/v2/models/churn/feedback", json=body).json() == {"accepted": 2}
+    config = DriftCheckConfig.model_validate({"performance": {"task": "multiclass", "maturity": "0"}})
+    assert config.performance is not None
+    result = check_performance(payload_window(sink, "churn", duration="1h"), config.performance)
+    assert (result.matured, result.labelled, result.label_coverage) == (2, 2, 1.0)
+    assert list((tmp_path / "payloads" / "churn").rglob("*.parquet")), "the predictions were logged"
+    assert pq.read_table(next((tmp_path / "payloads" / "_labels" / "churn").rglob("*.parquet"))).num_rows == 2
+
+
+def test_feedback_into_object_storage_is_read_back_from_it(s3: Any) -> None:
+    s3.mkdir("labels")
+    sink = LabelSink("s3://labels/prod", "churn")
+    body = b'{"request_ids": ["a", "b"], "labels": ["yes", "no"], "timestamp": 1700000000000}'
+    assert asyncio.run(sink.append(body)) == 2
+    read = read_labels("s3://labels/prod/churn")
+    assert sorted(read.records()) == [("a", 0, "yes", 1.7e12), ("b", 0, "no", 1.7e12)]
