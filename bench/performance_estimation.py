@@ -1,6 +1,7 @@
 """Performance estimation benchmark: kubeloop's CBPE vs NannyML's, same data and chunks, as JSON.
 
     .venv/bin/python -m bench.performance_estimation [--chunks 10] [--chunk-size 5000] [--seed 0]
+                                                     [--calibrated-model]
 
 Synthetic binary classifier: a feature x, the true P(y=1 | x) = sigmoid(2x), and a model whose
 score sigmoid(1.2x + 0.3) is miscalibrated (so calibration matters); predictions are
@@ -51,11 +52,13 @@ def nannyml_python() -> Path:
     return python
 
 
-def synthetic(rng: np.random.Generator, shifts: np.ndarray, rows: int) -> dict[str, np.ndarray]:
+def synthetic(
+    rng: np.random.Generator, shifts: np.ndarray, rows: int, calibrated: bool = False
+) -> dict[str, np.ndarray]:
     """Rows whose x has the given mean per block of ``rows``: score, predicted, label."""
     x = np.concatenate([rng.normal(shift, 1.0, rows) for shift in shifts])
     label = (rng.uniform(size=len(x)) < 1 / (1 + np.exp(-2 * x))).astype(np.int64)
-    score = 1 / (1 + np.exp(-(1.2 * x + 0.3)))
+    score = 1 / (1 + np.exp(-(2 * x if calibrated else 1.2 * x + 0.3)))
     return {"score": score, "predicted": (score >= 0.5).astype(np.int64), "label": label}
 
 
@@ -92,11 +95,16 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=10)
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--calibrated-model",
+        action="store_true",
+        help="scores already calibrated: NannyML may then skip calibration, which kubeloop always does",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    reference = synthetic(rng, np.zeros(1), REFERENCE_ROWS)
+    reference = synthetic(rng, np.zeros(1), REFERENCE_ROWS, args.calibrated_model)
     shifts = np.linspace(0.0, 1.5, args.chunks)
-    analysis = synthetic(rng, shifts, args.chunk_size)
+    analysis = synthetic(rng, shifts, args.chunk_size, args.calibrated_model)
     peer = nannyml_python()
     with tempfile.TemporaryDirectory(prefix="kubeloop-bench-cbpe-") as workdir:
         write(Path(workdir) / "reference.parquet", reference)
@@ -136,6 +144,7 @@ def main() -> None:
             {
                 "benchmark": "performance_estimation",
                 "peer": f"nannyml {theirs['version']} CBPE (calibrated: {theirs['calibrated']})",
+                "model_scores": "calibrated" if args.calibrated_model else "miscalibrated",
                 "reference_rows": REFERENCE_ROWS,
                 "chunks": args.chunks,
                 "chunk_size": args.chunk_size,

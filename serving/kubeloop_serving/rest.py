@@ -72,12 +72,16 @@ def build_router(dataplane: DataPlane) -> APIRouter:
 
     @router.post("/v2/models/{name}/feedback")
     async def feedback(name: str, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > dataplane.settings.max_request_bytes:
-            raise InvalidRequestError(
-                f"feedback body exceeds the limit of {dataplane.settings.max_request_bytes}"
-            )
-        return json_response(await dataplane.feedback(name, body))
+        limit = dataplane.settings.max_request_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise InvalidRequestError(f"feedback body of {declared} bytes exceeds the limit of {limit}")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise InvalidRequestError(f"feedback body exceeds the limit of {limit} bytes")
+        return json_response(await dataplane.feedback(name, bytes(body)))
 
     @router.get("/metrics")
     async def metrics() -> Response:

@@ -72,9 +72,14 @@ def test_bad_feedback_is_refused_naming_the_problem(body: bytes, message: str) -
 
 
 def test_bad_feedback_over_http_is_400(tmp_path: Path, tabular_path: Path) -> None:
-    with serve_in_thread(tabular_path, model_name="churn", labels_uri=str(tmp_path)) as server:
+    with serve_in_thread(
+        tabular_path, model_name="churn", labels_uri=str(tmp_path), max_request_bytes=2048
+    ) as server:
         response = server.client.post("/v2/models/churn/feedback", content=b'{"request_ids": ["a"]}')
+        big = {"request_ids": ["a"] * 1000, "labels": [1] * 1000}
+        too_big = server.client.post("/v2/models/churn/feedback", json=big)
     assert response.status_code == 400 and response.json() == {"error": "labels must be a list"}
+    assert too_big.status_code == 400 and "exceeds the limit of 2048" in too_big.json()["error"]
     assert not list(tmp_path.rglob("*.parquet"))
 
 
