@@ -12,6 +12,8 @@ BAR_WIDTH = 240
 
 def performance_section(performance: PerformanceResult) -> str:
     """``<h2>Performance</h2>`` and its tables."""
+    if performance.error is not None:
+        return f'<h2>Performance</h2><p class="meta">not measured: {escape(performance.error)}</p>'
     coverage = performance.label_coverage
     state = "DEGRADED" if performance.degraded else "WITHIN THRESHOLDS"
     css = "drift" if performance.degraded else "ok"

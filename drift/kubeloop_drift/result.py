@@ -114,6 +114,8 @@ def performance_lines(performance: PerformanceResult | None) -> list[str]:
     """The performance verdict, for stdout (nothing when not configured)."""
     if performance is None:
         return []
+    if performance.error is not None:
+        return [f"performance: not measured: {performance.error}"]
     coverage = performance.label_coverage
     lines = [
         f"performance: {'DEGRADED' if performance.degraded else 'ok'} ({performance.labelled:,} labelled of "

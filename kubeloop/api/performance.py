@@ -196,3 +196,6 @@ class PerformanceResult(ApiModel):
     fairness: list[FairnessValue] = Field(default_factory=list)
     degraded: bool = False
     message: str | None = None
+    error: str | None = Field(
+        None, description="Why performance could not be measured (the drift verdict stands regardless)."
+    )

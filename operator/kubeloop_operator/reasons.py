@@ -60,3 +60,4 @@ CHECK_FAILED = "CheckFailed"
 RETRAIN_TRIGGERED = "RetrainTriggered"
 BELOW_THRESHOLD = "BelowThreshold"  # a metric or fairness difference past its threshold
 WITHIN_THRESHOLDS = "WithinThresholds"
+PERFORMANCE_NOT_MEASURED = "PerformanceNotMeasured"

@@ -34,7 +34,16 @@ def check_performance(
     """Realized, estimated, per-group and fairness results for the window's predictions."""
     if window is None:
         raise UsageError("performance needs the payload log (--payload-log): labels join on its request ids")
-    predictions = predictions_from_payload(window.read(payload_columns(config)), config)
+    try:
+        predictions = predictions_from_payload(window.read(payload_columns(config)), config)
+    except DriftError as error:  # e.g. no such output column: reported, the drift verdict stands
+        return PerformanceResult(
+            task=config.task,
+            predictions=0,
+            matured=0,
+            labelled=0,
+            error=f"cannot measure performance: {error}",
+        )
     note = None
     source = config.labels_uri or model_labels(
         labels_root(window.description["payload_log"]), window.description["model"]

@@ -8,7 +8,14 @@ import pytest
 from pydantic import ValidationError
 
 from kubeloop.api.crd import crd
-from kubeloop.api.performance import PERFORMANCE_RULES, PerformanceConfig
+from kubeloop.api.performance import (
+    PERFORMANCE_RULES,
+    GroupPerformance,
+    MetricValue,
+    PerformanceConfig,
+    PerformanceResult,
+)
+from kubeloop.api.summaries import DriftSummary, decode, encode
 
 pytestmark = pytest.mark.unit
 LABELS = "s3://labels/churn"
@@ -65,3 +72,24 @@ def test_the_crd_carries_the_same_rules() -> None:
     assert performance["properties"]["task"]["enum"] == ["binary", "multiclass", "regression"]
     status = schema["properties"]["status"]["properties"]
     assert "labelCoverage" in status["performance"]["properties"]
+
+
+def test_the_termination_message_drops_group_details_first() -> None:
+    groups = [
+        GroupPerformance(
+            attribute="zip", group=f"{i:05d}", rows=100, included=True, metrics={"accuracy": 0.9}
+        )
+        for i in range(200)
+    ]
+    metric = MetricValue(metric="accuracy", source="realized", value=0.7, threshold=0.8, breached=True)
+    performance = PerformanceResult(
+        task="binary", predictions=10, matured=10, labelled=9, metrics=[metric], groups=groups, degraded=True
+    )
+    summary = DriftSummary(drift_share=0, dataset_drift=False, features=[], rows_reference=1, rows_current=1,
+                           performance=performance)  # fmt: skip
+    text = encode(summary)
+    assert len(text.encode()) <= 4096
+    decoded = decode(text)
+    assert isinstance(decoded, DriftSummary) and decoded.performance is not None
+    assert decoded.performance.groups == [] and decoded.performance.metrics == [metric]
+    assert decoded.performance.degraded

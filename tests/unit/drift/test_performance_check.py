@@ -189,3 +189,21 @@ def finished_job() -> dict[str, Any]:
 
 def gauge(name: str, labels: dict[str, str]) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
+
+
+def test_a_wrong_output_name_is_reported_and_the_drift_verdict_stands(tmp_path: Path) -> None:
+    serve_predictions(tmp_path / "payloads", np.random.default_rng(2))
+    pq.write_table(pa.table({"age": np.arange(100.0)}), tmp_path / "ref.parquet")
+    config = {"performance": {"task": "regression", "prediction": "variable"}}
+    assert run_check(tmp_path, config) == 0
+    document = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert document["performance"]["error"] == (
+        "cannot measure performance: the payload log has no '_output.variable' column"
+    )
+    assert document["tested_features"] == 1
+    summary = decode((tmp_path / "termination").read_text())
+    assert isinstance(summary, DriftSummary) and summary.performance is not None
+    status = apply_check(DriftMonitorStatus(), finished_job(), summary, 1)
+    condition = next(c for c in status.conditions if c.type == "PerformanceDegraded")
+    assert (condition.status, condition.reason) == ("Unknown", "PerformanceNotMeasured")
+    assert next(c for c in status.conditions if c.type == "DriftDetected").status in ("True", "False")
