@@ -98,6 +98,10 @@ bench-serving: venv  ## kubeloop serve vs KServe's model server, same model, cor
 bench-routing: venv  ## the canary split's cost: canary through the stable server's router vs called directly
 	$(PY) -m bench.serving_routing
 
+.PHONY: bench-performance
+bench-performance: venv  ## kubeloop's CBPE vs NannyML 0.13.1's (own venv), same shifted data and chunks
+	$(PY) -m bench.performance_estimation
+
 .PHONY: bench-drift
 bench-drift: venv  ## kubeloop drift check vs Evidently's data-drift preset, 1M x 20 rows
 	$(PY) -m bench.drift

@@ -15,7 +15,8 @@ from kubeloop.api.drift import DriftCheckConfig
 from kubeloop_drift.engine import check_features
 from kubeloop_drift.errors import EmptyInputError
 from kubeloop_drift.ks_pvalue import prefetch_scipy_stats, uses_scipy_stats
-from kubeloop_drift.payload_log import payload_window
+from kubeloop_drift.payload_log import PayloadWindow, payload_window
+from kubeloop_drift.performance.check import check_performance
 from kubeloop_drift.profile import (
     ColumnProfile,
     ProfileSettings,
@@ -153,7 +154,7 @@ def run_check(
     obtained = obtain_profile(reference_uri, profile_cache, progress, workers=workers)
     profile = obtained.profile
     with progress.stage("planned tests") as details:
-        schema, read, description = _current_reader(current)
+        schema, read, description, window = _current_reader(current)
         features, left_out = selected_features(profile, config, current_kinds(schema))
         plans = plan_tests(profile, config, features)
         details.append(f"{len(plans)} features")
@@ -173,6 +174,12 @@ def run_check(
         details.append(f"{sum(o.drifted for o in outcomes)} drifted")
     for name in left_out:
         progress.note(f"not checked: {name} ({left_out[name]})")
+    performance = None
+    if config.performance is not None:
+        with progress.stage("measured performance") as details:
+            now_ms = current.now.timestamp() * 1000 if current.now is not None else None
+            performance = check_performance(window, config.performance, now_ms)
+            details.append(f"{performance.labelled:,} labelled of {performance.matured:,} matured")
     return DriftResult(
         verdict=dataset_verdict(outcomes, config.drift_share),
         features=outcomes,
@@ -189,12 +196,13 @@ def run_check(
         current=description,
         not_checked=left_out,
         timings_seconds=dict(progress.timings),
+        performance=performance,
     )
 
 
 def _current_reader(
     current: CurrentData,
-) -> tuple[pa.Schema, Callable[[list[str]], pa.Table], dict[str, Any]]:
+) -> tuple[pa.Schema, Callable[[list[str]], pa.Table], dict[str, Any], PayloadWindow | None]:
     if current.uri is not None:
         source = resolve_source(current.uri)
         schema = read_schema(source)
@@ -202,9 +210,9 @@ def _current_reader(
         def read(columns: list[str]) -> pa.Table:
             return read_table(source, columns, dictionary_columns=string_columns(schema, columns))
 
-        return schema, read, {"uri": current.uri}
+        return schema, read, {"uri": current.uri}, None
     assert current.payload_log is not None and current.model is not None
     window = payload_window(
         current.payload_log, current.model, current.window_duration, current.last_rows, current.now
     )
-    return window.schema, window.read, window.description
+    return window.schema, window.read, window.description, window

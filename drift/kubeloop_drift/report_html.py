@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from kubeloop_drift.outcome import FeatureOutcome
+from kubeloop_drift.report_performance import performance_section
 from kubeloop_drift.report_svg import histogram_svg
 from kubeloop_drift.result import DriftResult
 
@@ -40,6 +41,8 @@ def render_report(result: DriftResult) -> str:
     if result.not_checked:
         items = "".join(f"<li>{escape(n)}: {escape(r)}</li>" for n, r in result.not_checked.items())
         body.append(f"<h2>Not checked</h2><ul>{items}</ul>")
+    if result.performance is not None:
+        body.append(performance_section(result.performance))
     body.append("<h2>Distributions</h2>")
     body.append('<div class="cards">' + "".join(_card(outcome) for outcome in result.features) + "</div>")
     return (

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kubeloop.api.performance import PerformanceResult
 from kubeloop.api.summaries import DriftSummary
 from kubeloop_drift.outcome import FeatureOutcome
 
@@ -50,6 +51,7 @@ class DriftResult:
     not_checked: dict[str, str] = field(default_factory=dict)
     timings_seconds: dict[str, float] = field(default_factory=dict)
     report_uri: str | None = None
+    performance: PerformanceResult | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict[str, Any]:
@@ -68,6 +70,7 @@ class DriftResult:
             "not_checked": [{"name": name, "reason": reason} for name, reason in self.not_checked.items()],
             "report_uri": self.report_uri,
             "timings_seconds": {name: round(seconds, 4) for name, seconds in self.timings_seconds.items()},
+            "performance": None if self.performance is None else self.performance.model_dump(mode="json"),
         }
 
     def summary(self) -> DriftSummary:
@@ -79,6 +82,7 @@ class DriftResult:
             rows_reference=int(self.reference.get("rows", 0)),
             rows_current=int(self.current.get("rows", 0)),
             report_uri=self.report_uri,
+            performance=self.performance,
         )
 
     def verdict_lines(self) -> list[str]:
@@ -103,4 +107,33 @@ class DriftResult:
                 f"{outcome.threshold:>9.4g}  {verdict_word}"
             )
         lines += [f"{name:<{width}}  not checked: {reason}" for name, reason in self.not_checked.items()]
-        return lines
+        return lines + performance_lines(self.performance)
+
+
+def performance_lines(performance: PerformanceResult | None) -> list[str]:
+    """The performance verdict, for stdout (nothing when not configured)."""
+    if performance is None:
+        return []
+    if performance.error is not None:
+        return [f"performance: not measured: {performance.error}"]
+    coverage = performance.label_coverage
+    lines = [
+        f"performance: {'DEGRADED' if performance.degraded else 'ok'} ({performance.labelled:,} labelled of "
+        f"{performance.matured:,} matured predictions, coverage "
+        f"{'-' if coverage is None else f'{coverage:.2f}'})"
+    ]
+    for metric in performance.metrics:
+        value = "-" if metric.value is None else f"{metric.value:.4g}"
+        interval = (
+            f" [{metric.lower:.4g}, {metric.upper:.4g}]"
+            if metric.lower is not None and metric.upper is not None
+            else ""
+        )
+        breached = "  BREACHED" if metric.breached else ""
+        lines.append(f"  {metric.source:<9}  {metric.metric:<8}  {value}{interval}{breached}")
+    for fair in performance.fairness:
+        value = "-" if fair.value is None else f"{fair.value:.4g}"
+        lines.append(
+            f"  fairness   {fair.attribute}: {fair.metric} {value}{'  BREACHED' if fair.breached else ''}"
+        )
+    return lines

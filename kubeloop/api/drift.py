@@ -20,6 +20,7 @@ from kubeloop.api.common import (
 )
 from kubeloop.api.cron import CRON_PATTERN, CRON_RANGE_RULE, MAX_CRON_LENGTH, cron_problem
 from kubeloop.api.labels import LabelMap, label_map_field, validations
+from kubeloop.api.performance import PerformanceConfig, PerformanceResult
 from kubeloop.api.training import TrainingJobSpec
 
 StatTest = Literal["psi", "ks", "chi2", "wasserstein", "jensenshannon"]
@@ -102,6 +103,11 @@ class DriftCheckConfig(ApiModel):
             "items": {"type": "string", "minLength": 1, "maxLength": 1024},
             "x-kubernetes-list-type": "set",
         },
+    )
+    performance: PerformanceConfig | None = Field(
+        None,
+        description="Also measure performance: realized from delayed labels joined by request id, "
+        "per group and fairness, and estimated (CBPE) while labels are missing; needs the payload log.",
     )
 
     @field_validator("tests")
@@ -226,4 +232,5 @@ class DriftMonitorStatus(ApiModel):
     checks_failed: int = 0
     last_triggered_training_job: str | None = None
     last_triggered_time: datetime | None = None
+    performance: PerformanceResult | None = None
     conditions: list[Condition] = conditions_field()

@@ -13,6 +13,7 @@ from kubeloop.api.challenge import ChallengeResult
 from kubeloop.api.common import ApiModel
 from kubeloop.api.drift import FeatureResult
 from kubeloop.api.fairness import FairnessResult
+from kubeloop.api.performance import PerformanceResult
 from kubeloop.api.training import RegisteredModel, Trial
 
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -29,6 +30,7 @@ class DriftSummary(ApiModel):
     rows_reference: int
     rows_current: int
     report_uri: str | None = None
+    performance: PerformanceResult | None = None
 
 
 class TrainingSummary(ApiModel):
@@ -53,6 +55,8 @@ def encode(summary: DriftSummary | TrainingSummary) -> str:
         return text
     trimmed = summary.model_copy()
     if isinstance(trimmed, DriftSummary):
+        if trimmed.performance is not None:  # per-group details go first, the verdicts stay
+            trimmed.performance = trimmed.performance.model_copy(update={"groups": []})
         trimmed.features = sorted(trimmed.features, key=lambda f: (not f.drifted, -f.score))
         while (
             trimmed.features

@@ -32,6 +32,7 @@ class ServerEnv:
     model_sha256: str | None = None
     payload_log_uri: str | None = None
     payload_log_sample_rate: float | None = None
+    labels_uri: str | None = None
     routes_file: str | None = None
     track: str | None = None
     explain_enabled: bool | None = None

@@ -13,6 +13,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from kubeloop.api.drift import FeatureResult
+from kubeloop.api.performance import PerformanceResult
 
 RECONCILES = Counter(
     "kubeloop_operator_reconciles_total", "Reconciliations by kind and result.", ["kind", "result"]
@@ -105,6 +106,36 @@ DRIFT_RETRAINS = Counter(
     "kubeloop_drift_retrains_total", "TrainingJobs created on drift.", ["namespace", "monitor"]
 )
 
+MONITOR_PERFORMANCE = Gauge(
+    "kubeloop_monitor_performance",
+    "Latest performance of the monitored model: realized (from labels) or estimated (CBPE).",
+    ["namespace", "monitor", "metric", "source"],
+)
+MONITOR_PERFORMANCE_THRESHOLD = Gauge(
+    "kubeloop_monitor_performance_threshold",
+    "The spec's threshold per metric: a minimum (accuracy, f1, roc_auc) or a maximum (mae, rmse).",
+    ["namespace", "monitor", "metric"],
+)
+MONITOR_LABEL_COVERAGE = Gauge(
+    "kubeloop_monitor_label_coverage",
+    "Share of matured predictions that have a label (0..1).",
+    ["namespace", "monitor"],
+)
+MONITOR_FAIRNESS = Gauge(
+    "kubeloop_monitor_fairness",
+    "Latest fairness difference between groups (the largest over the sensitive attributes).",
+    ["namespace", "monitor", "metric"],
+)
+MONITOR_FAIRNESS_THRESHOLD = Gauge(
+    "kubeloop_monitor_fairness_threshold",
+    "The spec's largest allowed fairness difference.",
+    ["namespace", "monitor", "metric"],
+)
+PERFORMANCE_METRICS = (
+    MONITOR_PERFORMANCE, MONITOR_PERFORMANCE_THRESHOLD, MONITOR_LABEL_COVERAGE, MONITOR_FAIRNESS,
+    MONITOR_FAIRNESS_THRESHOLD,
+)  # fmt: skip
+
 PHASES = ("Pending", "Suspended", "Running", "Succeeded", "Failed")
 ROLLOUT_PHASES = (
     "Idle", "Progressing", "Paused", "Inconclusive", "Promoting", "Promoted", "RolledBack", "Aborted"
@@ -170,6 +201,32 @@ def record_drift(
     if share is not None:
         series.set_gauge(key, DRIFT_SHARE, (namespace, monitor), share)
         series.set_gauge(key, DRIFT_DETECTED, (namespace, monitor), 1 if detected else 0)
+
+
+def record_performance(series: ObjectSeries, key: Key, performance: PerformanceResult | None) -> None:
+    """The kubeloop_monitor_* gauges from status.performance; a value that is undefined (no labels
+    yet) has no series, and none at all without performance."""
+    labels = (key[1], key[2])
+    keep: set[Series] = set()
+
+    def gauge(metric: Gauge, values: tuple[str, ...], value: float | None) -> None:
+        if value is not None:
+            series.set_gauge(key, metric, values, value)
+            keep.add((metric, values))
+
+    if performance is not None:
+        gauge(MONITOR_LABEL_COVERAGE, labels, performance.label_coverage)
+        for metric in performance.metrics:
+            gauge(MONITOR_PERFORMANCE, (*labels, metric.metric, metric.source), metric.value)
+            gauge(MONITOR_PERFORMANCE_THRESHOLD, (*labels, metric.metric), metric.threshold)
+        worst: dict[str, float] = {}
+        for fair in performance.fairness:
+            if fair.value is not None:
+                worst[fair.metric] = max(worst.get(fair.metric, fair.value), fair.value)
+            gauge(MONITOR_FAIRNESS_THRESHOLD, (*labels, fair.metric), fair.threshold)
+        for name, value in worst.items():
+            gauge(MONITOR_FAIRNESS, (*labels, name), value)
+    series.keep_only(key, PERFORMANCE_METRICS, keep)
 
 
 def record_rollout(

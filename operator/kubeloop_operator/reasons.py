@@ -6,6 +6,7 @@ from __future__ import annotations
 READY = "Ready"
 SUCCEEDED = "Succeeded"
 DRIFT_DETECTED = "DriftDetected"
+PERFORMANCE_DEGRADED = "PerformanceDegraded"  # DriftMonitor with spec.performance
 CHALLENGER_GATE = "ChallengerGate"  # TrainingJob with spec.challenge: True when the new version may roll out
 FAIRNESS_GATE = "FairnessGate"  # TrainingJob with spec.fairness: True when the model may be registered
 PROGRESSING = "Progressing"  # ModelDeployment with a canary: its rollout
@@ -63,3 +64,6 @@ DATASET_DRIFT = "DatasetDrift"
 NO_DATASET_DRIFT = "NoDatasetDrift"
 CHECK_FAILED = "CheckFailed"
 RETRAIN_TRIGGERED = "RetrainTriggered"
+BELOW_THRESHOLD = "BelowThreshold"  # a metric or fairness difference past its threshold
+WITHIN_THRESHOLDS = "WithinThresholds"
+PERFORMANCE_NOT_MEASURED = "PerformanceNotMeasured"

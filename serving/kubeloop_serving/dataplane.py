@@ -15,21 +15,25 @@ from typing import Any
 
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
+from kubeloop_serving.attributes import Attributes, parse_attributes
 from kubeloop_serving.batcher import AdaptiveBatcher, SerialRunner
 from kubeloop_serving.datatypes import Tensors
 from kubeloop_serving.errors import (
+    FeedbackDisabledError,
     InferenceFailedError,
     InvalidRequestError,
+    LabelSinkError,
     ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
     ServingError,
 )
+from kubeloop_serving.feedback import LabelSink
 from kubeloop_serving.loading import LoadedModel, load_model
 from kubeloop_serving.metrics import ServingMetrics
 from kubeloop_serving.model import OnnxModel
 from kubeloop_serving.payload import PayloadLogger
-from kubeloop_serving.payload_table import FeatureNaming, PayloadRecord
+from kubeloop_serving.payload_table import FeatureNaming, PayloadRecord, row_count
 from kubeloop_serving.predictions import OutputDistribution
 from kubeloop_serving.request import InferenceRequest, decode_request, validate_against
 from kubeloop_serving.request_bounds import OFFLOAD_DECODE_BYTES
@@ -41,6 +45,7 @@ SERVER_NAME = "kubeloop"
 PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data",)
 FatalHandler = Callable[[BaseException], None]
+MAX_REQUEST_ID_LENGTH = 256
 
 
 def server_version() -> str:
@@ -65,15 +70,26 @@ def onnxruntime_runner(model: OnnxModel) -> Callable[[Tensors], Tensors]:
     return run
 
 
+def resolve_request_id(body_id: str | None, header_id: str | None) -> str:
+    """The OIP request ``id``, else the ``x-request-id`` header, else a new one (32 hex)."""
+    for given, where in ((body_id, "id"), (header_id, "x-request-id")):
+        if given:
+            if len(given) > MAX_REQUEST_ID_LENGTH:
+                raise InvalidRequestError(f"{where} is longer than {MAX_REQUEST_ID_LENGTH} characters")
+            return given
+    return uuid.uuid4().hex
+
+
 @dataclass(frozen=True)
 class Inference:
     """One answer computed here: the encoded response and the tensors it came from."""
 
     response: EncodedResponse
-    request_id: str | None
+    request_id: str
     version: str
     inputs: Tensors
     outputs: Tensors
+    attributes: Attributes
 
 
 class DataPlane:
@@ -92,6 +108,7 @@ class DataPlane:
         self._durations: dict[str, Any] = {}
         self._output_names: list[str] = []
         self._distribution = OutputDistribution(metrics.predicted_class, metrics.prediction, self.name)
+        self._labels = LabelSink(settings.labels_uri, self.name) if settings.labels_uri else None
 
     async def load(self, on_fatal: FatalHandler) -> None:
         """Load in a worker thread, then start batching and payload logging; on failure call ``on_fatal``."""
@@ -207,17 +224,23 @@ class DataPlane:
         return loaded
 
     async def infer(
-        self, name: str, version: str | None, body: bytes, header_length: int | None, track: str | None = None
+        self,
+        name: str,
+        version: str | None,
+        body: bytes,
+        header_length: int | None,
+        track: str | None = None,
+        request_id: str | None = None,
     ) -> Inference:
         """Decode, validate, run (batched) and encode one inference request, counting it under
-        ``track`` (default: the server's TRACK)."""
+        ``track`` (default: the server's TRACK); ``request_id`` is the ``x-request-id`` header."""
         loaded = self.served(name, version)
         track = track or self.settings.track
         started = time.perf_counter()
         self._inflight.inc()
         code = 500
         try:
-            inference = await self._infer(loaded, body, header_length, track)
+            inference = await self._infer(loaded, body, header_length, track, request_id)
             code = 200
             return inference
         except ServingError as error:
@@ -229,7 +252,7 @@ class DataPlane:
             self._count(track, code, loaded.version)
 
     async def _infer(
-        self, loaded: LoadedModel, body: bytes, header_length: int | None, track: str
+        self, loaded: LoadedModel, body: bytes, header_length: int | None, track: str, header_id: str | None
     ) -> Inference:
         runner = self._runner
         if runner is None:
@@ -238,19 +261,39 @@ class DataPlane:
         request = await self.decode(body, header_length)
         signature = loaded.model.signature
         validate_against(request, signature)
+        request_id = resolve_request_id(request.id, header_id)
+        attributes = parse_attributes(request.parameters, row_count(request.inputs))
         rows = next(iter(request.inputs.values())).shape[0] if signature.batchable else 1
         outputs = await runner.infer(request.inputs, rows)
         requested = (
             [(out.name, out.binary) for out in request.outputs] if request.outputs is not None else None
         )
         choices = choose_outputs(self._output_names, requested, request.binary_output)
-        response = encode_response(self.name, loaded.version, request.id, outputs, choices)
+        response = encode_response(self.name, loaded.version, request_id, outputs, choices)
         if self._output_names:
             self._distribution.observe(loaded.version, track, outputs[self._output_names[0]])
         self.log_payload(
-            PayloadRecord(received_ms, request.id or "", loaded.version, request.inputs, outputs, track)
+            PayloadRecord(
+                received_ms, request_id, loaded.version, request.inputs, outputs, track, attributes=attributes
+            )
         )
-        return Inference(response, request.id, loaded.version, request.inputs, outputs)
+        return Inference(response, request_id, loaded.version, request.inputs, outputs, attributes)
+
+    async def feedback(self, name: str, body: bytes) -> dict[str, int]:
+        """Append posted ground truth to the label sink (kubeloop_serving.feedback); ``{"accepted": n}``."""
+        if name != self.name:
+            raise ModelNotFoundError(f"model {name!r} is not served here; this server serves {self.name!r}")
+        if self._labels is None:
+            raise FeedbackDisabledError("this server takes no feedback: LABELS_URI is not set")
+        try:
+            accepted = await self._labels.append(body)
+        except ServingError:
+            raise
+        except Exception as error:
+            log.warning("feedback: cannot write labels: %s", error)
+            raise LabelSinkError(f"cannot write the labels: {type(error).__name__}: {error}") from None
+        self.metrics.feedback_labels.labels(self.name).inc(accepted)
+        return {"accepted": accepted}
 
     def _duration(self, track: str, version: str) -> Any:
         duration = self._durations.get(track)

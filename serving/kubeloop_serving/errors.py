@@ -49,5 +49,17 @@ class InferenceFailedError(ServingError):
     status_code = 500
 
 
+class FeedbackDisabledError(ServingError):
+    """Feedback was posted to a server without a label sink (LABELS_URI unset)."""
+
+    status_code = 404
+
+
+class LabelSinkError(ServingError):
+    """The label sink could not be written; the client should retry."""
+
+    status_code = 503
+
+
 class ModelLoadError(Exception):
     """The model could not be fetched, verified or loaded; the server refuses to become ready."""

@@ -15,7 +15,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from kubeloop_serving.answer import HEADER_LENGTH, JSON_HEADERS, Answer, failure, success, track_header
+from kubeloop_serving.answer import (
+    HEADER_LENGTH,
+    JSON_HEADERS,
+    REQUEST_ID,
+    Answer,
+    failure,
+    success,
+    track_header,
+)
 from kubeloop_serving.dataplane import DataPlane
 from kubeloop_serving.errors import InvalidRequestError, RequestTimeoutError
 from kubeloop_serving.explain.errors import ExplanationsDisabledError
@@ -60,6 +68,12 @@ def header_value(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
+
+
+def request_id_header(scope: Scope) -> str | None:
+    """The ``x-request-id`` header, if any."""
+    raw = header_value(scope, REQUEST_ID)
+    return raw.decode("latin-1") if raw is not None else None
 
 
 def binary_header_length(scope: Scope) -> int | None:
@@ -157,8 +171,10 @@ class InferenceEndpoint:
             if self.route is not None:
                 answer = await self.route(scope, target[0], target[1], body, header_length)
             else:
-                inference = await self.dataplane.infer(target[0], target[1], body, header_length)
-                answer = success(inference.response, self.track)
+                inference = await self.dataplane.infer(
+                    target[0], target[1], body, header_length, request_id=request_id_header(scope)
+                )
+                answer = success(inference.response, self.track, inference.request_id)
         except Exception as error:
             answer = failure(error, self.track)
         await respond(send, answer.status, answer.headers, answer.body)

@@ -73,6 +73,12 @@ class ServingMetrics:
             ["model"],
             registry=self.registry,
         )
+        self.feedback_labels = Counter(
+            PREFIX + "feedback_labels",
+            "Ground-truth labels received through the feedback endpoint and written to the label sink.",
+            ["model"],
+            registry=self.registry,
+        )
         self.payload_dropped = Counter(
             PREFIX + "payload_log_dropped",
             "Payload rows dropped because the sink was slow or failing.",

@@ -1,17 +1,19 @@
 """Pure conversion of logged requests into the payload-log Arrow table (kubeloop.contracts.payload_log).
 
-One row per batch row. Columns: ``_timestamp`` (timestamp[ms, UTC]), ``_request_id``, ``_model``,
-``_version``, ``_track``; then per input: a 2-D input [n, k] gives k columns (the model's
-``kubeloop.feature_names`` for its first input, else ``{input}_{i}``), a 1-D input [n] one scalar
-column ``{input}``, any other rank one list column ``{input}`` (the row's slice, flattened); per
-output: ``_output.{output}`` (scalar per row), ``_output.{output}.{j}`` for [n, m], else a list;
-last ``_agrees`` for shadow rows compared with stable's answer.
+One row per batch row. Columns: ``_timestamp`` (timestamp[ms, UTC]), ``_request_id``, ``_row``
+(the row's index in its request), ``_model``, ``_version``, ``_track``; then per input: a 2-D
+input [n, k] gives k columns (the model's ``kubeloop.feature_names`` for its first input, else
+``{input}_{i}``), a 1-D input [n] one scalar column ``{input}``, any other rank one list column
+``{input}`` (the row's slice, flattened); per output: ``_output.{output}`` (scalar per row),
+``_output.{output}.{j}`` for [n, m], else a list; ``_agrees`` for shadow rows compared with
+stable's answer; last ``_attribute.{name}`` per sensitive attribute passed with the request
+(kubeloop_serving.attributes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
@@ -23,10 +25,13 @@ from kubeloop.contracts.payload_log import (
     MODEL_COLUMN,
     OUTPUT_PREFIX,
     REQUEST_ID_COLUMN,
+    ROW_COLUMN,
     TIMESTAMP_COLUMN,
     TRACK_COLUMN,
     VERSION_COLUMN,
+    attribute_column,
 )
+from kubeloop_serving.attributes import Attributes
 from kubeloop_serving.datatypes import Tensors
 
 TIMESTAMP_TYPE = pa.timestamp("ms", tz="UTC")
@@ -34,6 +39,7 @@ BASE_SCHEMA = pa.schema(
     [
         (TIMESTAMP_COLUMN, TIMESTAMP_TYPE),
         (REQUEST_ID_COLUMN, pa.string()),
+        (ROW_COLUMN, pa.int32()),
         (MODEL_COLUMN, pa.string()),
         (VERSION_COLUMN, pa.string()),
         (TRACK_COLUMN, pa.string()),
@@ -53,6 +59,8 @@ class PayloadRecord:
     track: str = "stable"
     agrees: np.ndarray[Any, np.dtype[np.bool_]] | None = None
     """Per row, whether a shadow's outputs agree with stable's (shadow records only)."""
+    attributes: Attributes = field(default_factory=dict)
+    """Sensitive attributes passed with the request: name -> one value per row."""
 
     @property
     def rows(self) -> int:
@@ -103,7 +111,7 @@ def _layout(record: PayloadRecord) -> tuple[object, ...]:
     tensors = tuple(
         (name, _block(array, rows).shape[1:], array.dtype.str) for name, array in _tensors(record)
     )
-    return (*tensors, record.agrees is not None)
+    return (*tensors, record.agrees is not None, tuple(record.attributes))
 
 
 def _tensors(record: PayloadRecord) -> list[tuple[str, np.ndarray[Any, Any]]]:
@@ -126,6 +134,7 @@ def _group_table(model: str, records: list[PayloadRecord], naming: FeatureNaming
     columns: dict[str, pa.Array] = {
         TIMESTAMP_COLUMN: pa.array(np.repeat([r.timestamp_ms for r in records], counts), TIMESTAMP_TYPE),
         REQUEST_ID_COLUMN: pa.array(np.repeat([r.request_id for r in records], counts).tolist(), pa.string()),
+        ROW_COLUMN: pa.array(np.concatenate([np.arange(count, dtype=np.int32) for count in counts])),
         MODEL_COLUMN: pa.array([model] * total, pa.string()),
         VERSION_COLUMN: pa.array(np.repeat([r.version for r in records], counts).tolist(), pa.string()),
         TRACK_COLUMN: pa.array(np.repeat([r.track for r in records], counts).tolist(), pa.string()),
@@ -136,7 +145,14 @@ def _group_table(model: str, records: list[PayloadRecord], naming: FeatureNaming
     if records[0].agrees is not None:
         agrees = [np.broadcast_to(r.agrees if r.agrees is not None else False, (r.rows,)) for r in records]
         columns[AGREES_COLUMN] = pa.array(np.concatenate(agrees), pa.bool_())
+    for name in records[0].attributes:
+        values = [value for r in records for value in _per_row(r.attributes[name], r.rows)]
+        columns[attribute_column(name)] = pa.array(values, pa.string())
     return pa.table(columns)
+
+
+def _per_row(values: tuple[str | None, ...], rows: int) -> tuple[str | None, ...]:
+    return values if len(values) == rows else (None,) * rows
 
 
 def tensor_columns(name: str, block: np.ndarray[Any, Any], naming: FeatureNaming) -> dict[str, pa.Array]:

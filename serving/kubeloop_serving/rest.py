@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.exceptions import HTTPException
 
 from kubeloop_serving.dataplane import DataPlane
-from kubeloop_serving.errors import ServingError
+from kubeloop_serving.errors import InvalidRequestError, ServingError
 from kubeloop_serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,19 @@ def build_router(dataplane: DataPlane) -> APIRouter:
     @router.get("/v2/models/{name}/versions/{version}/ready")
     async def model_version_ready(name: str, version: str) -> Response:
         return json_response(dataplane.model_ready(name, version))
+
+    @router.post("/v2/models/{name}/feedback")
+    async def feedback(name: str, request: Request) -> Response:
+        limit = dataplane.settings.max_request_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise InvalidRequestError(f"feedback body of {declared} bytes exceeds the limit of {limit}")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise InvalidRequestError(f"feedback body exceeds the limit of {limit} bytes")
+        return json_response(await dataplane.feedback(name, bytes(body)))
 
     @router.get("/metrics")
     async def metrics() -> Response:

@@ -65,6 +65,11 @@ class ServingSettings(BaseSettings):
     payload_log_flush_seconds: float = Field(
         10.0, gt=0, description="Longest time a logged row waits before its file is written."
     )
+    labels_uri: str | None = Field(
+        None,
+        description="Directory or s3:// prefix where POST /v2/models/{name}/feedback appends ground truth "
+        "(kubeloop.contracts.labels) under {model}/; unset = no feedback endpoint.",
+    )
     max_request_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get 400."
     )

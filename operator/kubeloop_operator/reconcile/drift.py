@@ -146,6 +146,7 @@ def checked(ctx: Context, owner: Owner, status: DriftMonitorStatus, succeeded: b
     def record() -> None:
         ctx.series.inc_counter(key, metrics.DRIFT_CHECKS, (*key[1:], "succeeded" if succeeded else "failed"))
         metrics.record_drift(ctx.series, key, status.features, status.drift_share, bool(status.dataset_drift))
+        metrics.record_performance(ctx.series, key, status.performance)
         if succeeded and status.dataset_drift:
             ctx.post(
                 owner_body(owner), "Warning", reasons.DRIFT_DETECTED, f"drift share {status.drift_share:.2f}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeloop.api.deployment import ModelDeploymentSpec, ModelSource, PayloadLogging, ResolvedModel
+from kubeloop.contracts.labels import labels_root
 from kubeloop.contracts.registry_uri import is_registry_uri
 from kubeloop.contracts.serving_env import ServerEnv
 from kubeloop_operator.render.common import (
@@ -100,6 +101,7 @@ def server_env(
         model_sha256=source.sha256,
         payload_log_uri=payload.sink_uri if payload else None,
         payload_log_sample_rate=payload.sample_rate if payload else None,
+        labels_uri=labels_root(payload.sink_uri) if payload else None,
         routes_file=routes_file() if track == "stable" else None,  # only stable forwards
         track=track,
         explain_enabled=True if explain else None,

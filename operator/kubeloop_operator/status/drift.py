@@ -7,7 +7,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from kubeloop.api.common import Condition
 from kubeloop.api.drift import DriftMonitorStatus
+from kubeloop.api.performance import PerformanceResult
 from kubeloop.api.summaries import DriftSummary, decode
 from kubeloop_operator import reasons
 from kubeloop_operator.conditions import set_condition
@@ -86,14 +88,33 @@ def apply_check(
         )
         reason = reasons.DATASET_DRIFT if summary.dataset_drift else reasons.NO_DATASET_DRIFT
         verdict: bool | None = summary.dataset_drift
+        status.performance = summary.performance
+        if summary.performance is not None:
+            status.conditions = performance_condition(status.conditions, summary.performance, generation)
     else:
         status.checks_failed += 1
         reason, verdict = reasons.CHECK_FAILED, None
         message = f"drift check {name} failed: {failure or 'no summary'}"[:1024]
     status.conditions = set_condition(
-        current.conditions, reasons.DRIFT_DETECTED, verdict, reason, message, generation
+        status.conditions, reasons.DRIFT_DETECTED, verdict, reason, message, generation
     )
     return status
+
+
+def performance_condition(
+    conditions: list[Condition], performance: PerformanceResult, generation: int
+) -> list[Condition]:
+    """PerformanceDegraded: True past a threshold, False within them, Unknown when not measured."""
+    if performance.error is not None:
+        degraded, reason, message = None, reasons.PERFORMANCE_NOT_MEASURED, performance.error
+    elif performance.degraded:
+        degraded, reason, message = True, reasons.BELOW_THRESHOLD, performance.message or ""
+    else:
+        degraded, reason = False, reasons.WITHIN_THRESHOLDS
+        message = performance.message or "every metric within its threshold"
+    return set_condition(
+        conditions, reasons.PERFORMANCE_DEGRADED, degraded, reason, message[:1024], generation
+    )
 
 
 def should_retrain(status: DriftMonitorStatus, now: datetime, cooldown_seconds: int) -> bool:

@@ -8,14 +8,18 @@ from dataclasses import dataclass
 import aiohttp
 
 from kubeloop.contracts.routing import FORWARDED_HEADER
-from kubeloop_serving.answer import HEADER_LENGTH, Headers
+from kubeloop_serving.answer import HEADER_LENGTH, REQUEST_ID, Headers
 
 #: Request headers that belong to one connection (RFC 9110 7.6.1) or that the client recomputes.
 _NOT_FORWARDED = {
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
     b"upgrade", b"host", b"content-length", FORWARDED_HEADER.encode(),
 }  # fmt: skip
-_RETURNED = {"content-type": b"content-type", HEADER_LENGTH.decode(): HEADER_LENGTH}
+_RETURNED = {
+    "content-type": b"content-type",
+    HEADER_LENGTH.decode(): HEADER_LENGTH,
+    REQUEST_ID.decode(): REQUEST_ID,
+}
 
 
 class UnreachableError(Exception):

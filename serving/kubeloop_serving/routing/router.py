@@ -19,7 +19,7 @@ from typing import Any
 from kubeloop.contracts.routing import FORWARDED_HEADER
 from kubeloop_serving.answer import Answer, failure, success, track_header
 from kubeloop_serving.dataplane import DataPlane
-from kubeloop_serving.infer_route import Scope, header_value
+from kubeloop_serving.infer_route import Scope, header_value, request_id_header
 from kubeloop_serving.metrics import ServingMetrics
 from kubeloop_serving.routing.forward import Forwarder, UnreachableError, forwarded_headers
 from kubeloop_serving.routing.shadow import ShadowCopy, ShadowMirror, now_ms
@@ -119,7 +119,9 @@ class Router:
     ) -> Answer:
         received_ms = now_ms()
         try:
-            inference = await self.dataplane.infer(model, version, body, header_length, track)
+            inference = await self.dataplane.infer(
+                model, version, body, header_length, track, request_id_header(scope)
+            )
         except Exception as error:
             return failure(error, track_header(track))
         shadow = table.routes.shadow
@@ -127,7 +129,7 @@ class Router:
             headers = forwarded_headers(scope["headers"], self.track)
             url = _infer_url(shadow.url, scope)
             self.shadow.submit(ShadowCopy(url, body, headers, inference, received_ms), shadow.queue_size)
-        return success(inference.response, track_header(track))
+        return success(inference.response, track_header(track), inference.request_id)
 
     async def _forward(self, route: str, base_url: str, scope: Scope, body: bytes) -> Answer | None:
         """The route's answer, or None (a counted fallback) when it gave none or was not ready."""

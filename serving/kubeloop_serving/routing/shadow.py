@@ -124,12 +124,13 @@ class ShadowMirror:
         common = {name: array for name, array in outputs.items() if name in stable.outputs}
         record = PayloadRecord(
             copy.received_ms,
-            stable.request_id or "",
+            stable.request_id,
             version or "",
             stable.inputs,
             common,
             SHADOW_TRACK,
             _per_input_row(agrees, row_count(stable.inputs)),
+            stable.attributes,
         )
         self._log_payload(record)
 

@@ -50,3 +50,23 @@ def test_the_cli_parses_the_rendered_command(
     assert parsed.report_uri == "s3://payloads/_reports/team-a/watch"
     assert parsed.profile_cache == "s3://payloads/_reports/team-a/watch/reference-profile"
     assert parsed.termination_log == "/dev/termination-log"
+
+
+def test_the_performance_config_reaches_the_check_as_written() -> None:
+    performance = {
+        "labelsUri": "s3://labels/churn",
+        "maturity": "24h",
+        "task": "binary",
+        "score": "probabilities.1",
+        "metrics": [{"metric": "roc_auc", "threshold": 0.7}],
+        "sensitiveAttributes": ["sex"],
+        "fairness": [{"metric": "equalized_odds_difference", "max": 0.1}],
+    }
+    args = rendered_args({**BASE, "performance": performance})
+    parsed = build_parser().parse_args(args[len(COMMAND) - 1 :])
+    config = parse_config(parsed.config)
+    assert (
+        config.performance
+        == DriftMonitorSpec.model_validate({**BASE, "performance": performance}).performance
+    )
+    assert config.performance is not None and config.performance.fairness[0].max == 0.1

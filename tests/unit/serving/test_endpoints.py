@@ -113,7 +113,7 @@ def test_flat_data_and_versioned_infer(tabular_server: RunningServer) -> None:
     )
     assert response.status_code == 200
     assert response.json()["outputs"] == nested["outputs"]
-    assert "id" not in response.json()
+    assert len(response.json()["id"]) == 32, "an id is generated for a request that has none"
 
 
 def test_output_selection(tabular_server: RunningServer) -> None:

@@ -49,6 +49,8 @@ def test_payloads_round_trip_through_parquet(tmp_path: Path, tabular_path: Path)
             assert server.infer("churn", tabular_request(rows, f"req-{index}")).status_code == 200
         anonymous = server.infer("churn", tabular_request(batches[0]))
         assert anonymous.status_code == 200
+        generated = anonymous.json()["id"]
+        assert anonymous.headers["x-request-id"] == generated
     # Shutdown flushed everything (the flush interval was never reached).
     files = list(sink.glob("churn/dt=*/*.parquet"))
     assert len(files) == 1
@@ -57,9 +59,9 @@ def test_payloads_round_trip_through_parquet(tmp_path: Path, tabular_path: Path)
 
     table = logged_rows(str(sink), "churn")
     assert table.num_rows == 7
-    assert table.column_names[:5] == ["_timestamp", "_request_id", "_model", "_version", "_track"]
-    assert table.column_names[5:9] == list(TABULAR_FEATURES)
-    assert table.column_names[9:] == [
+    assert table.column_names[:6] == ["_timestamp", "_request_id", "_row", "_model", "_version", "_track"]
+    assert table.column_names[6:10] == list(TABULAR_FEATURES)
+    assert table.column_names[10:] == [
         "_output.scores.0",
         "_output.scores.1",
         "_output.scores.2",
@@ -67,7 +69,8 @@ def test_payloads_round_trip_through_parquet(tmp_path: Path, tabular_path: Path)
     ]
     ids = table.column("_request_id").to_pylist()
     assert ids[:6] == ["req-0", "req-1", "req-1", "req-1", "req-2", "req-2"]
-    assert len(ids[6]) == 32  # generated when the request has no id
+    assert ids[6] == generated and len(generated) == 32  # generated when the request has no id
+    assert table.column("_row").to_pylist() == [0, 0, 1, 2, 0, 1, 0]
     assert set(table.column("_version").to_pylist()) == {"5"}
     assert set(table.column("_model").to_pylist()) == {"churn"}
     features = np.column_stack([table.column(name).to_numpy() for name in TABULAR_FEATURES])
@@ -158,5 +161,5 @@ def test_s3_sink(s3: Any) -> None:
     logger.close(timeout=30)
     assert written == [3]
     table = logged_rows("s3://payloads/prod", "m")
-    assert table.column_names[5:] == ["a", "b", "_output.y"]
+    assert table.column_names[6:] == ["a", "b", "_output.y"]
     assert table.num_rows == 3

@@ -27,6 +27,7 @@ def test_tabular_rows_use_feature_names_and_output_columns() -> None:
     assert table.column_names == [
         "_timestamp",
         "_request_id",
+        "_row",
         "_model",
         "_version",
         "_track",
@@ -40,6 +41,7 @@ def test_tabular_rows_use_feature_names_and_output_columns() -> None:
     assert table.column("income").to_pylist() == [2, 4]
     assert table.column("_output.label").to_pylist() == [1, 0]
     assert table.column("_request_id").to_pylist() == ["r1", "r1"]
+    assert table.column("_row").to_pylist() == [0, 1]
     assert table.column("_model").to_pylist() == ["churn", "churn"]
     assert table.column("_version").to_pylist() == ["3", "3"]
     assert table.column("_track").to_pylist() == ["stable", "stable"]
@@ -47,7 +49,7 @@ def test_tabular_rows_use_feature_names_and_output_columns() -> None:
 
 def test_without_feature_names_columns_are_numbered() -> None:
     table = payload_table("m", [record(np.zeros((1, 3), np.float64), y=np.zeros(1))], FeatureNaming())
-    assert table.column_names[5:] == ["x_0", "x_1", "x_2", "_output.y"]
+    assert table.column_names[6:] == ["x_0", "x_1", "x_2", "_output.y"]
 
 
 def test_other_ranks_become_list_columns() -> None:
@@ -95,3 +97,17 @@ def test_shadow_rows_carry_their_track_and_agreement_after_the_outputs() -> None
     assert table.column_names[-1] == "_agrees"
     assert table.column("_track").to_pylist() == ["stable"] * 2 + ["shadow"] * 3
     assert table.column("_agrees").to_pylist() == [None, None, True, False, True]
+
+
+def test_sensitive_attributes_become_string_columns_after_everything_else() -> None:
+    with_sex = PayloadRecord(
+        0, "r1", "1", {"x": np.ones((2, 2), np.float32)}, {"y": np.ones(2)},
+        attributes={"sex": ("f", None), "age_band": ("<30", "30+")},
+    )  # fmt: skip
+    without = record(np.zeros((1, 2), np.float32), request_id="r2", y=np.zeros(1))
+    table = payload_table("m", [with_sex, without], NAMING)
+    assert table.column_names[-2:] == ["_attribute.sex", "_attribute.age_band"]
+    assert table.schema.field("_attribute.sex").type == pa.string()
+    assert table.column("_attribute.sex").to_pylist() == ["f", None, None]
+    assert table.column("_attribute.age_band").to_pylist() == ["<30", "30+", None]
+    assert table.column("_row").to_pylist() == [0, 1, 0]
