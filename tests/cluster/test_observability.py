@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kubeloop.api.summaries import TrainingSummary, encode
+from kubeloop.api.performance import FairnessValue, MetricValue, PerformanceResult
+from kubeloop.api.summaries import DriftSummary, TrainingSummary, decode, encode
 from tests.cluster.manifests import drift_monitor, model_deployment, training_job
 from tests.cluster.test_drift import TEMPLATE, drifted_summary, run_check
 from tests.cluster.test_training import exit_pod
@@ -185,6 +186,29 @@ def phase(kubectl: Kubectl, ns: str, name: str) -> str | None:
     return ((kubectl.get("trainingjob", name, ns) or {}).get("status") or {}).get("phase")
 
 
+def drifted_summary_with_performance() -> str:
+    """The drifted check's summary, with performance measured from labels and estimated (CBPE)."""
+    summary = decode(drifted_summary())
+    assert isinstance(summary, DriftSummary)
+    accuracy = [
+        MetricValue(metric="accuracy", source=source, value=value, threshold=0.8)
+        for source, value in (("realized", 0.82), ("estimated", 0.79))
+    ]
+    fairness = [
+        FairnessValue(attribute="sex", metric="demographic_parity_difference", value=0.04, threshold=0.1)
+    ]
+    performance = PerformanceResult(
+        task="binary",
+        predictions=400,
+        matured=400,
+        labelled=300,
+        label_coverage=0.75,
+        metrics=accuracy,
+        fairness=fairness,
+    )
+    return encode(summary.model_copy(update={"performance": performance}))
+
+
 def drive_the_operator(kubectl: Kubectl, ns: str) -> None:
     """Serving (with a canary under analysis), training (success, failure, one left running on GPUs) and
     drift (drift + retrain, and a failed check): every series the dashboards read gets a value."""
@@ -202,7 +226,7 @@ def drive_the_operator(kubectl: Kubectl, ns: str) -> None:
     wait_for(lambda: phase(kubectl, ns, "running") == "Running", 60, what="running Running")
 
     wait_for(lambda: kubectl.get("cronjob", f"{MONITOR}-check", ns), 60, what="the drift CronJob")
-    run_check(kubectl, ns, "check-1", drifted_summary())
+    run_check(kubectl, ns, "check-1", drifted_summary_with_performance())
 
     def status() -> dict[str, Any]:
         return (kubectl.get("driftmonitor", MONITOR, ns) or {}).get("status") or {}

@@ -304,8 +304,9 @@ def prometheus_sum(platform: Platform, query: str, by: str) -> dict[str, float]:
     return {r["metric"].get(by, ""): float(r["value"][1]) for r in answer["data"]["result"]}
 
 
-def routes_on_every_stable_pod(platform: Platform, namespace: str, routes: set[str]) -> bool:
-    """Two stable pods, ready, not terminating, and each reports a weight for every one of `routes`."""
+def routes_on_every_stable_pod(platform: Platform, namespace: str, weights: dict[str, float]) -> bool:
+    """Two stable pods, ready, not terminating, each applying `weights` (route -> percent): a route
+    is listed at 0 while its track has no ready replica, so its presence alone is not enough."""
     selector = f"kubeloop.io/modeldeployment={SERVER},kubeloop.io/track=stable"
     pods = {
         p["metadata"]["name"]
@@ -316,10 +317,13 @@ def routes_on_every_stable_pod(platform: Platform, namespace: str, routes: set[s
     query = f'kubeloop_serving_route_weight_percent{{namespace="{namespace}"}}'
     base = platform.service_url("kubeloop-prometheus", SYSTEM_NAMESPACE)
     answer = get(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query})}")
-    applied: dict[str, set[str]] = {}
+    applied: dict[str, dict[str, float]] = {}
     for series in answer["data"]["result"]:
-        applied.setdefault(series["metric"].get("pod", ""), set()).add(series["metric"].get("route", ""))
-    return len(pods) == 2 and all(routes <= applied.get(pod, set()) for pod in pods)
+        labels = series["metric"]
+        applied.setdefault(labels.get("pod", ""), {})[labels.get("route", "")] = float(series["value"][1])
+    return len(pods) == 2 and all(
+        all(applied.get(pod, {}).get(route) == weight for route, weight in weights.items()) for pod in pods
+    )
 
 
 def logged_tracks(platform: Platform, loop: Loop, since_ms: int) -> pa.Table:
@@ -360,7 +364,7 @@ def test_sticky_ab_variants_and_a_shadow_whose_agreement_is_counted_exactly(
 
     platform.wait_status("modeldeployment", SERVER, nsp, routed, 600, "the shadow and the A/B arm routed")
     wait_for(
-        functools.partial(routes_on_every_stable_pod, platform, nsp, {"stump", "shadow"}),
+        functools.partial(routes_on_every_stable_pod, platform, nsp, {"stump": 50.0, "shadow": 100.0}),
         300,
         interval=2,
         what="both stable servers apply the A/B and shadow routes (the kubelet refreshes the ConfigMap)",
