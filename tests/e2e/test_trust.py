@@ -229,7 +229,8 @@ def test_labels_posted_later_give_realized_performance_and_coverage(platform: Pl
     # the chart's Prometheus loaded the alert rules, and the performance one fires for this monitor
     rules = prometheus(platform, "/api/v1/rules")["data"]["groups"]
     assert {r["name"] for g in rules for r in g["rules"]} >= ALERTS
-    firing = f'ALERTS{{alertname="KubeloopModelPerformanceDrop", namespace="{loop.namespace}", alertstate="firing"}}'
+    selector = f'alertname="KubeloopModelPerformanceDrop", namespace="{loop.namespace}", alertstate="firing"'
+    firing = f"ALERTS{{{selector}}}"
     alert = wait_for(
         lambda: prometheus(platform, "/api/v1/query", query=firing)["data"]["result"],
         300,
