@@ -152,6 +152,12 @@ def test_the_servers_explain_their_answers_with_treeshap(platform: Platform, loo
         "usage_gb",
     ]
     np.testing.assert_allclose(1 / (1 + np.exp(-margin)), scores, atol=1e-5)
+    # model-agnostic: permutation SHAP (shap, in the image) through the same endpoint, in output space
+    permutation = {**request, "parameters": {"method": "permutation", "budget": 200}}
+    other = post(f"{base}/v2/models/{SERVER}/explain", orjson.dumps(permutation))
+    summed = np.asarray(other["base_values"]) + np.asarray(other["values"]).sum(axis=1)
+    assert other["method"] == "permutation" and other["output_space"] == "output"
+    np.testing.assert_allclose(summed, scores, atol=1e-5)
 
 
 def test_labels_posted_later_give_realized_performance_and_coverage(platform: Platform, loop: Loop) -> None:
