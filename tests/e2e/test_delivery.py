@@ -335,7 +335,8 @@ def logged_tracks(platform: Platform, loop: Loop, since_ms: int) -> pa.Table:
         names = pq.read_schema(file, filesystem=s3).names
         tables.append(pq.read_table(file, filesystem=s3, columns=[c for c in wanted if c in names]))
     table = pa.concat_tables(tables, promote_options="permissive")
-    return table.filter(pc.greater_equal(table.column("_timestamp"), since_ms))
+    millis = table.column("_timestamp").cast(pa.int64())  # timestamp[ms, UTC] as epoch milliseconds
+    return table.filter(pc.greater_equal(millis, since_ms))
 
 
 def test_sticky_ab_variants_and_a_shadow_whose_agreement_is_counted_exactly(
