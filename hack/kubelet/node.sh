@@ -253,6 +253,21 @@ import_images() {  # FILE|DIR...: image archives (every *.tar directly in a DIR)
   log "$n image archive(s) in containerd (k8s.io)"
 }
 
+prune_superseded() {  # ARCHIVE...: remove other tags of the archives' repositories from containerd
+  # The kubelet never garbage-collects here (imageGCHighThresholdPercent 100: these images cannot be
+  # pulled again), so every rebuilt tag would stay for ever; keep only the tags just imported.
+  local keep="" r repo tag
+  for r in $(for a in "$@"; do archive_refs "$a"; done); do
+    keep="$keep $(echo "$r" | sed -E 's#^([^/.:]+/[^/]+)$#docker.io/\1#')"
+  done
+  for r in $keep; do
+    repo=${r%:*}
+    for tag in $(ctr -n k8s.io images ls -q "name~=^$repo:" 2>/dev/null); do
+      case " $keep " in *" $tag "*) ;; *) log "removing superseded $tag"; ctr -n k8s.io images rm "$tag" >/dev/null ;; esac
+    done
+  done
+}
+
 containerd_up() {
   if [ -S "$CTR_SOCK" ] && ctr version >/dev/null 2>&1; then log "containerd already running"; return; fi
   start containerd containerd --config "$here/containerd.toml"  # sandbox_image there = $PAUSE_IMAGE
@@ -425,7 +440,7 @@ up() {
   images
   addon_images
   # shellcheck disable=SC2086  # a list of archives/directories
-  [ -z "${KUBELOOP_IMAGES:-}" ] || import_images $KUBELOOP_IMAGES
+  [ -z "${KUBELOOP_IMAGES:-}" ] || { import_images $KUBELOOP_IMAGES && prune_superseded $KUBELOOP_IMAGES; }
   cni
   kubelet_up
   kube_proxy_up
