@@ -169,5 +169,7 @@ def namespace(platform: Platform, name: str, keep: bool = False) -> Iterator[str
     try:
         yield name
     finally:
-        if not (keep or os.environ.get("KUBELOOP_KEEP_CLUSTER")):
+        # KUBELOOP_KEEP_CLUSTER keeps the node, not the namespaces: a kept module's pods would hold the
+        # 2-core node's CPU requests and leave the next module's pods Pending.
+        if not (keep or os.environ.get("KUBELOOP_KEEP_NAMESPACES")):
             k.run("delete", "namespace", name, "--wait=false", check=False)
