@@ -15,6 +15,7 @@ import orjson
 
 from kubeloop_serving.dataplane import DataPlane
 from kubeloop_serving.errors import InvalidRequestError, ServingError
+from kubeloop_serving.explain.agnostic import PACKAGES
 from kubeloop_serving.explain.background import load_background
 from kubeloop_serving.explain.errors import ExplainerUnavailableError, ExplanationsDisabledError
 from kubeloop_serving.explain.explainers import Explainers, Explanation, Method, model_target
@@ -178,7 +179,14 @@ def requested_method(parameters: dict[str, Any], explainers: Explainers) -> Meth
     if method is None:
         return explainers.default
     available = explainers.available()
-    if method not in get_args(Method) or method not in available:
+    if method not in get_args(Method):
+        raise InvalidRequestError(f"parameters.method must be one of {list(available)}, got {method!r}")
+    if method in PACKAGES and method not in available:  # a method we have, a package this image lacks
+        raise ExplainerUnavailableError(
+            f"{method} explanations need the {PACKAGES[method]} package, not installed here: "
+            "pip install 'kubeloop[explain]' (or the kubeloop image built with the explain extra)"
+        )
+    if method not in available:
         raise InvalidRequestError(f"parameters.method must be one of {list(available)}, got {method!r}")
     chosen: Method = method
     return chosen
