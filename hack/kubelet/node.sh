@@ -263,7 +263,7 @@ prune_superseded() {  # ARCHIVE...: remove other tags of the archives' repositor
   for r in $keep; do
     repo=${r%:*}
     for tag in $(ctr -n k8s.io images ls -q "name~=^$repo:" 2>/dev/null); do
-      case " $keep " in *" $tag "*) ;; *) log "removing superseded $tag"; ctr -n k8s.io images rm "$tag" >/dev/null ;; esac
+      case " $keep " in *" $tag "*) ;; *) log "removing superseded $tag"; ctr -n k8s.io images rm "$tag" >/dev/null || log "could not remove $tag" ;; esac
     done
   done
 }
