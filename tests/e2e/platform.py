@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import subprocess
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,6 +103,13 @@ class Platform:
             f"{base}/api/2.0/mlflow/{path}?{query}", headers={"Host": "localhost"}
         )
         with urllib.request.urlopen(request, timeout=10) as response:
+            body: dict[str, Any] = json.load(response)
+            return body
+
+    def prometheus(self, path: str, **params: str) -> dict[str, Any]:
+        """GET the in-cluster Prometheus's HTTP API (e.g. /api/v1/query with query=...)."""
+        base = self.service_url("kubeloop-prometheus", SYSTEM_NAMESPACE)
+        with urllib.request.urlopen(f"{base}{path}?{urllib.parse.urlencode(params)}", timeout=10) as response:
             body: dict[str, Any] = json.load(response)
             return body
 

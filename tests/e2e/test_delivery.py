@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -24,8 +23,8 @@ import pytest
 
 from kubeloop.contracts.routing import TRACK_HEADER
 from tests.e2e.load import SteadyLoad
-from tests.e2e.loop import SERVER, Loop, get, infer_body, ready_with_version, serving_versions, succeeded
-from tests.e2e.platform import SYSTEM_NAMESPACE, Platform
+from tests.e2e.loop import SERVER, Loop, infer_body, ready_with_version, serving_versions, succeeded
+from tests.e2e.platform import Platform
 from tests.e2e.test_loop import record
 from tests.fixtures.churn import TARGET, churn_data
 from tests.fixtures.cluster import wait_for
@@ -156,9 +155,8 @@ def test_the_challenger_gate_registers_only_a_model_that_beats_the_champion(
 
 def route_weights(platform: Platform, loop: Loop) -> list[float]:
     """The canary weight each stable server applies now, as the in-cluster Prometheus scraped it."""
-    base = platform.service_url("kubeloop-prometheus", SYSTEM_NAMESPACE)
     query = f'kubeloop_serving_route_weight_percent{{namespace="{loop.namespace}", route="canary"}}'
-    answer = get(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query})}")
+    answer = platform.prometheus("/api/v1/query", query=query)
     return [float(r["value"][1]) for r in answer["data"]["result"]]
 
 
@@ -299,8 +297,7 @@ def keyed_requests(url: str, body: bytes, users: int, repeats: int) -> list[tupl
 
 
 def prometheus_sum(platform: Platform, query: str, by: str) -> dict[str, float]:
-    base = platform.service_url("kubeloop-prometheus", SYSTEM_NAMESPACE)
-    answer = get(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': f'sum by ({by}) ({query})'})}")
+    answer = platform.prometheus("/api/v1/query", query=f"sum by ({by}) ({query})")
     return {r["metric"].get(by, ""): float(r["value"][1]) for r in answer["data"]["result"]}
 
 
@@ -315,8 +312,7 @@ def routes_on_every_stable_pod(platform: Platform, namespace: str, weights: dict
         and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
     }
     query = f'kubeloop_serving_route_weight_percent{{namespace="{namespace}"}}'
-    base = platform.service_url("kubeloop-prometheus", SYSTEM_NAMESPACE)
-    answer = get(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query})}")
+    answer = platform.prometheus("/api/v1/query", query=query)
     applied: dict[str, dict[str, float]] = {}
     for series in answer["data"]["result"]:
         labels = series["metric"]

@@ -16,25 +16,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.e2e.loop import SERVER, Loop, get, post, ready_with_version, succeeded
-from tests.e2e.platform import SYSTEM_NAMESPACE, Platform
+from tests.e2e.platform import Platform
 from tests.e2e.test_loop import record
 from tests.fixtures.churn import TARGET, churn_data, feature_matrix
 from tests.fixtures.cluster import wait_for
+from tests.unit.chart.test_alerts import ALERTS
 from tests.unit.trainer.builders import lending
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 ROWS_PER_REQUEST, REQUESTS = 8, 50
 LABELLED_SHARE = 0.8
 ACCURACY_FLOOR = 0.99  # above what this model reaches: the monitor must call it degraded, and alert
-ALERTS = {
-    "KubeloopDriftDetected",
-    "KubeloopModelPerformanceDrop",
-    "KubeloopLabelCoverageLow",
-    "KubeloopFairnessBreach",
-    "KubeloopServingErrorRateHigh",
-    "KubeloopServingLatencyHigh",
-    "KubeloopCanaryRolledBack",
-}
 
 
 @pytest.fixture(scope="module")
@@ -232,23 +224,18 @@ def test_labels_posted_later_give_realized_performance_and_coverage(platform: Pl
     degraded = {c["type"]: c for c in status["conditions"]}["PerformanceDegraded"]
     assert degraded["status"] == "True", degraded
     # the chart's Prometheus loaded the alert rules, and the performance one fires for this monitor
-    rules = prometheus(platform, "/api/v1/rules")["data"]["groups"]
+    rules = platform.prometheus("/api/v1/rules")["data"]["groups"]
     assert {r["name"] for g in rules for r in g["rules"]} >= ALERTS
     selector = f'alertname="KubeloopModelPerformanceDrop", namespace="{loop.namespace}", alertstate="firing"'
     firing = f"ALERTS{{{selector}}}"
     alert = wait_for(
-        lambda: prometheus(platform, "/api/v1/query", query=firing)["data"]["result"],
+        lambda: platform.prometheus("/api/v1/query", query=firing)["data"]["result"],
         300,
         interval=5,
         what="KubeloopModelPerformanceDrop firing",
     )
     record("performance_alert", {"firing": [a["metric"] for a in alert]})
     assert "realized" in {a["metric"].get("source") for a in alert}, alert
-
-
-def prometheus(platform: Platform, path: str, **params: str) -> dict[str, Any]:
-    base = platform.service_url("kubeloop-prometheus", SYSTEM_NAMESPACE)
-    return get(f"{base}{path}?{urllib.parse.urlencode(params)}")
 
 
 def logged_rows(platform: Platform, loop: Loop) -> int:
