@@ -30,6 +30,7 @@ from kubeloop.api.fairness import (
     fairness_spec_problem,
 )
 from kubeloop.api.labels import validations
+from kubeloop.api.progress import TrainingProgress
 
 Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "mlp", "cnn"]
 Task = Literal["classification", "regression"]
@@ -259,4 +260,5 @@ class TrainingJobStatus(ApiModel):
     registered_model: RegisteredModel | None = None
     challenge: ChallengeResult | None = Field(None, description="The champion/challenger gate's verdict.")
     fairness: FairnessResult | None = Field(None, description="The fairness gate's verdict and groups.")
+    progress: TrainingProgress | None = Field(None, description="The trainer's latest progress report.")
     conditions: list[Condition] = conditions_field()
