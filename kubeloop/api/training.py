@@ -30,6 +30,7 @@ from kubeloop.api.fairness import (
     fairness_spec_problem,
 )
 from kubeloop.api.labels import validations
+from kubeloop.api.processes import MAX_PROCESSES_PER_WORKER, PROCESSES_SPEC_RULES, processes_spec_problem
 from kubeloop.api.progress import TrainingProgress
 
 Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "mlp", "cnn"]
@@ -183,7 +184,9 @@ class TrainingJobSpec(PodEnvironment):
     """Desired state of a TrainingJob."""
 
     model_config = ConfigDict(
-        json_schema_extra=validations(SPEC_RULES + CHALLENGE_SPEC_RULES + FAIRNESS_SPEC_RULES)
+        json_schema_extra=validations(
+            SPEC_RULES + CHALLENGE_SPEC_RULES + FAIRNESS_SPEC_RULES + PROCESSES_SPEC_RULES
+        )
     )
     image: str | None = Field(
         None,
@@ -196,6 +199,13 @@ class TrainingJobSpec(PodEnvironment):
     resources: Resources = Field(default_factory=Resources)
     workers: int = Field(
         1, ge=1, le=64, description=">1 runs distributed PyTorch (torchrun) in an indexed Job."
+    )
+    processes_per_worker: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_PROCESSES_PER_WORKER,
+        description="Processes in each worker pod, one per device (torchrun's LOCAL_RANK); "
+        "default: resources.gpus when above 1 (PyTorch jobs), else 1.",
     )
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     dataset: Dataset | None = None
@@ -224,7 +234,7 @@ class TrainingJobSpec(PodEnvironment):
 
     @model_validator(mode="after")
     def _challenge_rules(self) -> TrainingJobSpec:
-        problem = challenge_spec_problem(self) or fairness_spec_problem(self)
+        problem = challenge_spec_problem(self) or fairness_spec_problem(self) or processes_spec_problem(self)
         if problem is not None:
             raise ValueError(problem)
         return self

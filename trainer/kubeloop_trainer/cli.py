@@ -22,6 +22,7 @@ from kubeloop_trainer import stopping
 from kubeloop_trainer.context import context_from_env
 from kubeloop_trainer.errors import TerminatedError, TrainerError
 from kubeloop_trainer.runner import run
+from kubeloop_trainer.topology import is_pod_leader
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,8 +38,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def report(summary: TrainingSummary, termination_log: str) -> int:
-    """Hand the summary to the operator (termination message) and to the log; the exit status."""
-    write_termination_message(summary, termination_log)
+    """Hand the summary to the operator (termination message) and to the log; the exit status.
+    Of several processes in a pod only LOCAL_RANK 0 writes the pod's message (rank 0's is the run's)."""
+    if is_pod_leader():
+        write_termination_message(summary, termination_log)
     print(encode(summary), flush=True)
     if summary.failure_reason:
         print(f"training failed ({summary.failure_reason}): {summary.message}", file=sys.stderr, flush=True)

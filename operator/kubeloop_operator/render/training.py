@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubeloop.api.processes import processes_per_worker
 from kubeloop.api.training import TrainingJobSpec
 from kubeloop_operator.render.common import (
     Manifest,
@@ -18,6 +19,7 @@ from kubeloop_operator.render.common import (
     writable_tmp,
 )
 from kubeloop_operator.render.names import child_name
+from kubeloop_operator.render.processes import launched, launcher_env
 from kubeloop_operator.settings import OperatorSettings
 
 RENDEZVOUS_PORT = 29500
@@ -43,11 +45,19 @@ def training_env(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings
     }
 
 
-def rendezvous_env(owner: Owner, workers: int) -> list[dict[str, Any]]:
-    """torch.distributed env:// rendezvous: rank 0's stable DNS name behind the headless Service."""
+def master_addr(owner: Owner) -> str:
+    """Rank 0's stable DNS name behind the headless Service."""
     job = job_name(owner)
+    return f"{job}-0.{job}.{owner.namespace}.svc"
+
+
+def rendezvous_env(owner: Owner, workers: int, processes: int = 1) -> list[dict[str, Any]]:
+    """torch.distributed env:// rendezvous at rank 0's pod; several processes a pod: torchrun's."""
+    if processes > 1:
+        index = {"fieldRef": {"fieldPath": COMPLETION_INDEX}}
+        return launcher_env(master_addr(owner), RENDEZVOUS_PORT, workers, processes, index)
     return [
-        {"name": "MASTER_ADDR", "value": f"{job}-0.{job}.{owner.namespace}.svc"},
+        {"name": "MASTER_ADDR", "value": master_addr(owner)},
         {"name": "MASTER_PORT", "value": str(RENDEZVOUS_PORT)},
         {"name": "WORLD_SIZE", "value": str(workers)},
         {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
@@ -58,15 +68,16 @@ def rendezvous_env(owner: Owner, workers: int) -> list[dict[str, Any]]:
 def pod_spec(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> dict[str, Any]:
     volumes, mounts = writable_tmp()
     env = container_env(training_env(owner, spec, settings), spec)
-    if spec.workers > 1:
-        env["env"] = rendezvous_env(owner, spec.workers) + env["env"]
+    processes = processes_per_worker(spec)
+    if spec.workers > 1 or processes > 1:
+        env["env"] = rendezvous_env(owner, spec.workers, processes) + env["env"]
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
     container: dict[str, Any] = {
         "name": "trainer",
         "image": spec.image or settings.trainer_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": spec.command or BUILTIN_COMMAND,
+        "command": launched(spec.command or BUILTIN_COMMAND, processes),
         **env,
         "securityContext": restricted_container_security(),
         "volumeMounts": mounts,

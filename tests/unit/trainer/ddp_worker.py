@@ -1,8 +1,9 @@
 """One DDP worker for the distributed tests: ``python -m tests.unit.trainer.ddp_worker OUT``.
 
 Reads the environment the operator renders (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK,
-LOCAL_RANK), joins the process group like the trainer, and takes one optimizer step of the
-trainer's own loop on its shard. Writes its weights and the rows it trained on to OUT.
+LOCAL_RANK; or what torchrun gives each of a pod's processes), joins the process group like the
+trainer, and takes one optimizer step of the trainer's own loop on its shard. Writes its weights,
+the rows it trained on and its place (ranks) to OUT.
 """
 
 from __future__ import annotations
@@ -73,7 +74,15 @@ def main(out: Path) -> None:
         torch.save(network.state_dict(), out / f"rank-{topology.rank}.pt")
         rows = rows_of(topology.rank, topology.world_size, len(train))
         (out / f"rank-{topology.rank}.json").write_text(
-            json.dumps({"rows": rows, "world_size": topology.world_size})
+            json.dumps(
+                {
+                    "rows": rows,
+                    "world_size": topology.world_size,
+                    "local_rank": topology.local_rank,
+                    "local_world_size": topology.local_world_size,
+                    "group_rank": topology.group_rank,
+                }
+            )
         )
     finally:
         leave()
