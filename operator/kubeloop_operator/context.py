@@ -19,6 +19,7 @@ from kubeloop.api.deployment import ResolvedModel
 from kubeloop_operator.conditions import now
 from kubeloop_operator.kube import Kube, Obj
 from kubeloop_operator.metrics import ObjectSeries
+from kubeloop_operator.progress import ProgressReader, read_progress
 from kubeloop_operator.prometheus import Prometheus
 from kubeloop_operator.settings import OperatorSettings
 
@@ -47,6 +48,7 @@ class Context:
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], datetime] = now  # times written to status (rollout steps)
     prometheus: Prometheus | None = None
+    read_progress: ProgressReader = read_progress  # a TrainingJob's progress, from MLflow
     _applied: dict[Key, tuple[str, dict[str, str], float]] = field(default_factory=dict)
     _resolved: dict[tuple[str, str], tuple[ResolvedModel, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

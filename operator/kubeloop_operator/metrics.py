@@ -14,6 +14,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from kubeloop.api.drift import FeatureResult
 from kubeloop.api.performance import PerformanceResult
+from kubeloop.api.progress import TrainingProgress
 
 RECONCILES = Counter(
     "kubeloop_operator_reconciles_total", "Reconciliations by kind and result.", ["kind", "result"]
@@ -35,6 +36,21 @@ TRAINING_PHASE = Gauge(
 TRAINING_GPUS = Gauge(
     "kubeloop_trainingjob_gpus_requested",
     "GPUs requested by a TrainingJob (all workers).",
+    ["namespace", "trainingjob"],
+)
+TRAINING_PROGRESS = Gauge(
+    "kubeloop_training_progress_percent",
+    "How far a TrainingJob is, in percent (the trainer's latest report).",
+    ["namespace", "trainingjob"],
+)
+TRAINING_ETA = Gauge(
+    "kubeloop_training_eta_seconds",
+    "Estimated seconds until a TrainingJob's training ends (the trainer's latest report).",
+    ["namespace", "trainingjob"],
+)
+TRAINING_EPOCH = Gauge(
+    "kubeloop_training_epoch",
+    "Epochs a TrainingJob has finished (the trainer's latest report).",
     ["namespace", "trainingjob"],
 )
 TRAINING_DURATION = Histogram(
@@ -179,6 +195,19 @@ class ObjectSeries:
         for metric, labels in series:
             with contextlib.suppress(KeyError):
                 metric.remove(*labels)
+
+
+def record_training_progress(series: ObjectSeries, key: Key, progress: TrainingProgress | None) -> None:
+    """The report's numbers as gauges (a number it lacks leaves its gauge as it was)."""
+    if progress is None:
+        return
+    for gauge, value in (
+        (TRAINING_PROGRESS, progress.percent),
+        (TRAINING_ETA, progress.eta_seconds),
+        (TRAINING_EPOCH, progress.epoch),
+    ):
+        if value is not None:
+            series.set_gauge(key, gauge, key[1:], value)
 
 
 def record_training_phase(series: ObjectSeries, key: Key, phase: str) -> None:

@@ -41,6 +41,9 @@ class OperatorSettings(BaseSettings):
     rollout_poll_seconds: float = Field(
         5.0, gt=0, description="How often ModelDeployments with a canary are reconciled (steps, analyses)."
     )
+    progress_poll_seconds: float = Field(
+        12.0, gt=0, description="How often running TrainingJobs' progress is read from MLflow."
+    )
     routes_propagation_seconds: float = Field(
         90.0,
         ge=0,

@@ -11,9 +11,11 @@ from typing import Any
 
 import mlflow
 
+from kubeloop.api.progress import PROGRESS_TAG
 from kubeloop_trainer.context import RunContext
 from kubeloop_trainer.errors import TrackingError
 from kubeloop_trainer.progress import Progress, epoch_line, trial_line
+from kubeloop_trainer.progress_report import Plan, ProgressReporter
 from kubeloop_trainer.tags import MESSAGE_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from kubeloop_trainer.tracking import RunStatus, Tracker
 
@@ -47,6 +49,21 @@ class Recorder:
         self._trial_params: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._max_trials = context.spec.tuning.max_trials if context.spec.tuning else 0
+        self.reporter: ProgressReporter | None = None  # the chief's, once its run exists
+
+    def report_progress(self, plan: Plan) -> None:
+        """From now on, progress goes into the run's progress tag (see `progress_report`)."""
+        if self.tracker is not None and self.run_id is not None:
+            self.reporter = ProgressReporter(lambda text: self.tags({PROGRESS_TAG: text}), plan)
+            self.reporter.begin()
+
+    def stage(self, metrics: dict[str, float]) -> None:
+        if self.reporter is not None:
+            self.reporter.stage(metrics)
+
+    def succeeded(self, metrics: dict[str, float]) -> None:
+        if self.reporter is not None:
+            self.reporter.finished(metrics)
 
     def start(self, provenance: dict[str, str]) -> None:
         if self.tracker is None:
@@ -81,6 +98,8 @@ class Recorder:
         total = self.context.spec.hyperparameters.get("epochs")
         self.progress.say(epoch_line(epoch, total if isinstance(total, int) else None, metrics))
         self.metrics(epoch_series(metrics), step=epoch)
+        if self.reporter is not None:
+            self.reporter.epoch(epoch, metrics)
 
     def log_model(self, onnx_bytes: bytes, checkpoint: bytes | None) -> str | None:
         if self.tracker is None or self.run_id is None:
@@ -102,6 +121,8 @@ class Recorder:
     ) -> None:
         if self.tracker is None or self.run_id is None:
             return
+        if self.reporter is not None:
+            self.reporter.flush()
         if message:
             self.tracker.set_tags(self.run_id, {MESSAGE_TAG: message})
         self.tracker.finish(self.run_id, status, failure_reason)
@@ -111,6 +132,8 @@ class Recorder:
     def trial_started(self, number: int, params: dict[str, Any]) -> None:
         with self._lock:
             self._trial_params[number] = params
+        if self.reporter is not None:
+            self.reporter.trial_started()
         if self.tracker is None or self.run_id is None:
             return
         tags = {**self.context.tags(), TRIAL_TAG: str(number)}
@@ -128,6 +151,8 @@ class Recorder:
         self.progress.say(
             trial_line(number, self._max_trials, state, value, self._trial_params.get(number, {}))
         )
+        if self.reporter is not None:
+            self.reporter.trial_finished(state, metrics)
         if self.tracker is None or not (run_id := self._trial_runs.get(number)):
             return
         self.tracker.log_metrics(run_id, metrics)

@@ -29,6 +29,7 @@ from kubeloop_trainer.importance import record_importance
 from kubeloop_trainer.model import Recipe, TrainedModel
 from kubeloop_trainer.onnx_export import check_parity, export_model, model_metadata, require_parity
 from kubeloop_trainer.progress import Progress, format_metrics
+from kubeloop_trainer.progress_report import plan_for
 from kubeloop_trainer.provenance import code_version, environment
 from kubeloop_trainer.recording import Recorder, open_tracker
 from kubeloop_trainer.splits import SplitData, split_rows, take
@@ -325,12 +326,15 @@ def run_workers(context: RunContext, recorder: Recorder) -> TrainingSummary:
         f"dataset {fingerprint.uri}: {fingerprint.rows} rows, sha256 {fingerprint.sha256[:12]}"
     )
     recorder.params(run_params(context.spec, prepared))
+    recorder.report_progress(plan_for(context.spec, len(prepared.data.train), topology.world_size))
     raise_if_stopped()
     outcome = train(context, prepared, recorder)
+    recorder.stage(outcome.metrics)
     raise_if_stopped()
     if not topology.is_chief:
         write_outputs(context, None, outcome.model.checkpoint())
         return TrainingSummary(metrics=outcome.metrics, message=f"worker {topology.rank} done")
     summary = publish(context, prepared, outcome, recorder)
+    recorder.succeeded(summary.metrics)
     recorder.finish("FINISHED")
     return summary

@@ -10,6 +10,7 @@ from kubeloop.api.common import GROUP, VERSION
 from kubeloop_operator.context import context_of
 from kubeloop_operator.handlers.options import RETRY, deleted
 from kubeloop_operator.reconcile import reconcile_training_job
+from kubeloop_operator.settings import OperatorSettings
 
 PLURAL = "trainingjobs"
 LABEL = "kubeloop.io/trainingjob"
@@ -27,6 +28,18 @@ kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)(training_job_changed)
 kopf.on.create(GROUP, VERSION, PLURAL, **RETRY)(training_job_changed)
 kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)(training_job_changed)
 kopf.on.event(GROUP, VERSION, PLURAL, when=deleted)(training_job)
+
+
+def running(status: kopf.Status, **_: Any) -> bool:
+    """Only a running job's progress changes without an event of its own: it is asked every poll."""
+    return bool(status.get("phase") == "Running")
+
+
+# a timer, not a TemporaryError's retry: those end after RETRY's retries, a training run may not
+PROGRESS_POLL_SECONDS = OperatorSettings().progress_poll_seconds
+kopf.timer(GROUP, VERSION, PLURAL, id="progress", interval=PROGRESS_POLL_SECONDS, when=running, **RETRY)(
+    training_job
+)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})

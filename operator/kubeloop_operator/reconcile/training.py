@@ -21,6 +21,7 @@ from kubeloop_operator.reconcile.loop import (
     parse_status,
     reconcile,
 )
+from kubeloop_operator.reconcile.progress import observe_progress
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.training import job_name, render_training
 from kubeloop_operator.status.training import derive_training_status
@@ -73,6 +74,7 @@ def step(ctx: Context, obj: Obj) -> Outcome[TrainingJobStatus]:
         challenged=spec.challenge is not None,
         fairness_gated=spec.fairness is not None,
     )
+    status = observe_progress(ctx, owner, spec, previous, status)
     gpus = spec.resources.gpus * spec.workers
     return Outcome(status, [announce(ctx, obj, previous, status, gpus)])
 
@@ -98,6 +100,7 @@ def announce(
         phase = status.phase or "Pending"
         metrics.record_training_phase(ctx.series, key, phase)
         ctx.series.set_gauge(key, metrics.TRAINING_GPUS, key[1:], gpus)
+        metrics.record_training_progress(ctx.series, key, status.progress)
         if phase == previous.phase:
             return
         condition = next(c for c in status.conditions if c.type == reasons.SUCCEEDED)
