@@ -102,11 +102,11 @@ bench-routing: venv  ## the canary split's cost: canary through the stable serve
 bench-performance: venv  ## kubeloop's CBPE vs NannyML 0.13.1's (own venv), same shifted data and chunks
 	$(PY) -m bench.performance_estimation
 
-.PHONY: bench-drift
 .PHONY: bench-progress
 bench-progress: venv  ## reading a TrainingJob's progress (runs/search past 200 trial runs) vs one runs/get
 	$(PY) -m bench.progress
 
+.PHONY: bench-drift
 bench-drift: venv  ## kubeloop drift check vs Evidently's data-drift preset, 1M x 20 rows
 	$(PY) -m bench.drift
 
