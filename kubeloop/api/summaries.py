@@ -11,6 +11,7 @@ from pydantic import Field
 
 from kubeloop.api.challenge import ChallengeResult
 from kubeloop.api.common import ApiModel
+from kubeloop.api.data_sources import Provenance
 from kubeloop.api.drift import FeatureResult
 from kubeloop.api.fairness import FairnessResult
 from kubeloop.api.performance import PerformanceResult
@@ -44,6 +45,7 @@ class TrainingSummary(ApiModel):
     registered_model: RegisteredModel | None = None
     challenge: ChallengeResult | None = None
     fairness: FairnessResult | None = None
+    provenance: Provenance | None = None
     failure_reason: str | None = None
     message: str | None = None
 

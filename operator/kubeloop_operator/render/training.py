@@ -17,6 +17,7 @@ from kubeloop_operator.render.common import (
     scheduling,
     writable_tmp,
 )
+from kubeloop_operator.render.data_sources import data_source_env
 from kubeloop_operator.render.names import child_name
 from kubeloop_operator.settings import OperatorSettings
 
@@ -58,6 +59,7 @@ def rendezvous_env(owner: Owner, workers: int) -> list[dict[str, Any]]:
 def pod_spec(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> dict[str, Any]:
     volumes, mounts = writable_tmp()
     env = container_env(training_env(owner, spec, settings), spec)
+    env["env"] = data_source_env(spec.dataset) + env["env"]  # the user's variables still win
     if spec.workers > 1:
         env["env"] = rendezvous_env(owner, spec.workers) + env["env"]
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
