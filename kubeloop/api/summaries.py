@@ -72,6 +72,10 @@ def encode(summary: DriftSummary | TrainingSummary) -> str:
             trimmed.challenge = trimmed.challenge.model_copy(
                 update={"message": trimmed.challenge.message[:512]}
             )
+        if trimmed.provenance is not None and trimmed.provenance.data is not None:  # the digests stay
+            data = trimmed.provenance.data
+            cut = data.model_copy(update={"requested": data.requested[:512]})
+            trimmed.provenance = trimmed.provenance.model_copy(update={"data": cut})
         if trimmed.fairness is not None:
             trimmed.fairness = _fit_fairness(trimmed, trimmed.fairness)
     return trimmed.model_dump_json(by_alias=True, exclude_none=True)

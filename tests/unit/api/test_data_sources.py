@@ -88,7 +88,7 @@ def test_the_crd_carries_the_one_source_rule_and_the_provenance_status() -> None
 
 def provenance(kind: str, revision: str | None) -> Provenance:
     return Provenance(
-        data=DataReference(kind=kind, requested="x", revision=revision, sha256=SHA, rows=10),  # type: ignore[arg-type]
+        data=DataReference(kind=kind, requested="x", revision=revision, sha256=SHA, rows=10),
         seed=42,
         image="docker.io/kubeloop/trainer:dev",
         image_id="docker.io/kubeloop/trainer@sha256:" + "cd" * 32,

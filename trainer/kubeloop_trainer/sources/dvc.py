@@ -18,16 +18,19 @@ def requested(source: DvcSource) -> str:
 def load_dvc(source: DvcSource, declared: DataFormat | None) -> Source:
     """Opens the repository at ``rev`` (a clone for a URL; DVC fetches from its remote what the
     cache lacks); the file system is bound to one commit's tree, so what is read is that commit's."""
+    fs = None
     try:
-        fs = DVCFileSystem(source.repo, rev=source.rev)
+        # never the working tree of a local checkout (it may hold uncommitted changes): a commit's tree
+        fs = DVCFileSystem(source.repo, rev=source.rev or "HEAD")
+        commit = str(fs.repo.get_rev())  # the tree's commit (scm.get_rev() is the clone's HEAD)
+        loaded = read_dataset(fs, source.path, f"{source.repo} {source.path}@{commit}", declared)
+    except BadDataError:
+        raise
     except Exception as error:  # not a git/DVC repository, an unknown revision, no access
         raise BadDataError(f"cannot open DVC repository {requested(source)}: {error}") from error
-    try:
-        commit = str(fs.repo.scm.get_rev())
-        location = f"{source.repo} {source.path}@{commit}"
-        loaded = read_dataset(fs, source.path, location, declared)
     finally:
-        fs.close()
+        if fs is not None:
+            fs.close()
     fingerprint = loaded.fingerprint
     reference = DataReference(
         kind="dvc",
