@@ -4,15 +4,18 @@ pinned to the provenance of an earlier run."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from kubeloop.api.crd import crd
 from kubeloop.api.data_sources import DATASET_RULES, ONE_SOURCE, DataReference, Provenance
 from kubeloop.api.reproduce import NotReproducibleError, pinned_manifest, pinned_spec
 from kubeloop.api.training import TrainingJobSpec
+from kubeloop.cli import main
 
 pytestmark = pytest.mark.unit
 
@@ -150,3 +153,20 @@ def test_a_pinned_manifest_from_kubectl_output() -> None:
     }
     assert manifest["spec"]["dataset"]["dvc"]["rev"] == "9" * 40
     assert TrainingJobSpec.model_validate(manifest["spec"]).builtin.seed == 42
+
+
+def test_kubeloop_reproduce_prints_the_pinned_training_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = TrainingJobSpec.model_validate(training(dvc=DVC))
+    status = {"provenance": provenance("dvc", "9" * 40).wire()}
+    job = {"apiVersion": "kubeloop.io/v1alpha1", "kind": "TrainingJob", "metadata": {"name": "churn"}}
+    path = tmp_path / "tj.yaml"
+    path.write_text(yaml.safe_dump({**job, "spec": spec.wire(), "status": status}))
+    assert main(["reproduce", str(path)]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["metadata"]["name"] == "churn-repro"
+    assert printed["spec"]["dataset"]["dvc"]["rev"] == "9" * 40
+    path.write_text(yaml.safe_dump({**job, "spec": spec.wire(), "status": {}}))
+    assert main(["reproduce", str(path)]) == 1
+    assert "no data reference" in capsys.readouterr().err
