@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from kubeloop.api.common import DATA_URI_PATTERN, ApiModel, LocalRef
 
@@ -92,8 +92,6 @@ class DataReference(ApiModel):
 
 class Provenance(ApiModel):
     """Where a trained model came from: data, seed, code and image."""
-
-    model_config = ConfigDict(json_schema_extra={"description": "Where the model came from."})
 
     data: DataReference | None = None
     seed: int | None = None
