@@ -114,6 +114,10 @@ bench-drift: venv  ## kubeloop drift check vs Evidently's data-drift preset, 1M 
 bench-explain: venv  ## explain latency per row: kubeloop TreeSHAP (from ONNX), permutation SHAP, LIME vs shap.TreeExplainer
 	$(PY) -m bench.explain
 
+.PHONY: bench-data
+bench-data: venv  ## reading a DVC-tracked dataset: the trainer's versioned source vs dvc.api.read vs a plain path
+	$(PY) -m bench.data_sources
+
 .PHONY: images
 images:  ## container images kubeloop, trainer, mlflow (buildah, local base): archives + .run/images.env
 	@hack/images.sh

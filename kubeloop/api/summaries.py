@@ -11,6 +11,7 @@ from pydantic import Field
 
 from kubeloop.api.challenge import ChallengeResult
 from kubeloop.api.common import ApiModel
+from kubeloop.api.data_sources import Provenance
 from kubeloop.api.drift import FeatureResult
 from kubeloop.api.fairness import FairnessResult
 from kubeloop.api.performance import PerformanceResult
@@ -44,6 +45,7 @@ class TrainingSummary(ApiModel):
     registered_model: RegisteredModel | None = None
     challenge: ChallengeResult | None = None
     fairness: FairnessResult | None = None
+    provenance: Provenance | None = None
     failure_reason: str | None = None
     message: str | None = None
 
@@ -70,6 +72,10 @@ def encode(summary: DriftSummary | TrainingSummary) -> str:
             trimmed.challenge = trimmed.challenge.model_copy(
                 update={"message": trimmed.challenge.message[:512]}
             )
+        if trimmed.provenance is not None and trimmed.provenance.data is not None:  # the digests stay
+            data = trimmed.provenance.data
+            cut = data.model_copy(update={"requested": data.requested[:512]})
+            trimmed.provenance = trimmed.provenance.model_copy(update={"data": cut})
         if trimmed.fairness is not None:
             trimmed.fairness = _fit_fairness(trimmed, trimmed.fairness)
     return trimmed.model_dump_json(by_alias=True, exclude_none=True)

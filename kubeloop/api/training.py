@@ -23,6 +23,16 @@ from kubeloop.api.common import (
     Resources,
     conditions_field,
 )
+from kubeloop.api.data_sources import (
+    DATASET_RULES,
+    ONE_SOURCE,
+    SHA256_PATTERN,
+    SOURCE_FIELDS,
+    DvcSource,
+    FeastSource,
+    LakeFsSource,
+    Provenance,
+)
 from kubeloop.api.fairness import (
     FAIRNESS_SPEC_RULES,
     Fairness,
@@ -38,11 +48,28 @@ Task = Literal["classification", "regression"]
 
 
 class Dataset(ApiModel):
-    """Training data: a Parquet or CSV file or folder."""
+    """Training data: a Parquet or CSV file or folder by URI, or a versioned source (exactly one)."""
 
-    uri: str = Field(pattern=DATA_URI_PATTERN, description="s3://, file://, https:// or an absolute path.")
+    model_config = ConfigDict(json_schema_extra=validations(DATASET_RULES))
+    uri: str | None = Field(
+        None, pattern=DATA_URI_PATTERN, description="s3://, file://, https:// or an absolute path."
+    )
+    dvc: DvcSource | None = None
+    lakefs: LakeFsSource | None = None
+    feast: FeastSource | None = None
     format: Literal["parquet", "csv"] | None = Field(None, description="Default: from the file extension.")
     target_column: str = Field("label", min_length=1, description="The column to predict.")
+    sha256: str | None = Field(
+        None,
+        pattern=SHA256_PATTERN,
+        description="Pin: the data must have this sha256 (status.provenance.data.sha256), else BadData.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Dataset:
+        if sum(getattr(self, name) is not None for name in SOURCE_FIELDS) != 1:
+            raise ValueError(ONE_SOURCE)
+        return self
 
 
 class MlflowSettings(ApiModel):
@@ -271,4 +298,7 @@ class TrainingJobStatus(ApiModel):
     challenge: ChallengeResult | None = Field(None, description="The champion/challenger gate's verdict.")
     fairness: FairnessResult | None = Field(None, description="The fairness gate's verdict and groups.")
     progress: TrainingProgress | None = Field(None, description="The trainer's latest progress report.")
+    provenance: Provenance | None = Field(
+        None, description="What the model was trained from: the resolved data, seed, code and image."
+    )
     conditions: list[Condition] = conditions_field()

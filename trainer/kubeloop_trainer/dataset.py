@@ -77,10 +77,10 @@ def _files_of(fs: Any, path: str, declared: DataFormat | None) -> list[str]:
     return found
 
 
-def load_dataset(uri: str, declared: DataFormat | None = None) -> LoadedDataset:
-    """Read every file of the dataset at ``uri``; anything missing or unreadable is BadData."""
+def read_dataset(fs: Any, path: str, uri: str, declared: DataFormat | None = None) -> LoadedDataset:
+    """Every data file at ``path`` of the filesystem ``fs`` (any fsspec filesystem: local, S3, DVC,
+    lakeFS), fingerprinted under the name ``uri``; anything missing or unreadable is BadData."""
     try:
-        fs, path = fsspec.core.url_to_fs(uri.removeprefix("file://") if uri.startswith("file://") else uri)
         files = _files_of(fs, path, declared)
         contents = [fs.cat_file(file) for file in files]
     except FileNotFoundError as error:
@@ -96,3 +96,12 @@ def load_dataset(uri: str, declared: DataFormat | None = None) -> LoadedDataset:
     if table.num_rows == 0:
         raise BadDataError(f"dataset {uri} has no rows")
     return LoadedDataset(table=table, fingerprint=fingerprint_of(uri, contents, table.num_rows))
+
+
+def load_dataset(uri: str, declared: DataFormat | None = None) -> LoadedDataset:
+    """Read every file of the dataset at ``uri`` (a path, file://, s3://, http(s)://)."""
+    try:
+        fs, path = fsspec.core.url_to_fs(uri.removeprefix("file://") if uri.startswith("file://") else uri)
+    except Exception as error:  # an unknown protocol or a missing filesystem package
+        raise BadDataError(f"cannot fetch dataset {uri}: {type(error).__name__}: {error}") from error
+    return read_dataset(fs, path, uri, declared)

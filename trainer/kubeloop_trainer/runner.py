@@ -16,22 +16,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from kubeloop.api.data_sources import DataReference
 from kubeloop.api.summaries import TrainingSummary
 from kubeloop.api.training import RegisteredModel, TrainingJobSpec, Trial
 from kubeloop_trainer.challenge import GateReport, run_gate
 from kubeloop_trainer.context import RunContext
-from kubeloop_trainer.dataset import DatasetFingerprint, load_dataset
+from kubeloop_trainer.dataset import DatasetFingerprint
 from kubeloop_trainer.errors import TrainerError
 from kubeloop_trainer.evaluation import EvaluationData, load_evaluation
 from kubeloop_trainer.fairness_run import fairness_params, fairness_tags, run_fairness
 from kubeloop_trainer.features import Features, build_features
 from kubeloop_trainer.importance import record_importance
+from kubeloop_trainer.lineage import record_reference, run_provenance
 from kubeloop_trainer.model import Recipe, TrainedModel
 from kubeloop_trainer.onnx_export import check_parity, export_model, model_metadata, require_parity
 from kubeloop_trainer.progress import Progress, format_metrics
 from kubeloop_trainer.progress_report import plan_for
 from kubeloop_trainer.provenance import code_version, environment
 from kubeloop_trainer.recording import Recorder, open_tracker
+from kubeloop_trainer.sources import load_source
 from kubeloop_trainer.splits import SplitData, split_rows, take
 from kubeloop_trainer.stopping import raise_if_stopped
 from kubeloop_trainer.tags import PARITY_TAG, TRIALS_TAG
@@ -45,6 +48,7 @@ class Prepared:
     features: Features
     data: SplitData
     fingerprint: DatasetFingerprint
+    reference: DataReference  # what spec.dataset resolved to
     recipe: Recipe
     evaluation: EvaluationData | None = None  # the challenger gate's data
 
@@ -59,7 +63,8 @@ class Outcome:
 def prepare(spec: TrainingJobSpec) -> Prepared:
     assert spec.dataset is not None  # checked by context.check_supported
     builtin = spec.builtin
-    loaded = load_dataset(spec.dataset.uri, spec.dataset.format)
+    source = load_source(spec.dataset)
+    loaded = source.loaded
     sensitive = spec.fairness.sensitive_attributes if spec.fairness is not None else []
     features = build_features(loaded.table, spec.dataset.target_column, builtin.task, sensitive)
     classification = builtin.task == "classification"
@@ -89,6 +94,7 @@ def prepare(spec: TrainingJobSpec) -> Prepared:
         features=features,
         data=take(features, split),
         fingerprint=loaded.fingerprint,
+        reference=source.reference,
         recipe=recipe,
         evaluation=evaluation,
     )
@@ -215,6 +221,7 @@ def publish(context: RunContext, prepared: Prepared, outcome: Outcome, recorder:
         registered_model=registered,
         challenge=gate.result if gate is not None else None,
         fairness=fairness,
+        provenance=run_provenance(spec, prepared.reference),
         message=parity.describe(),
     )
 
@@ -327,6 +334,7 @@ def run_workers(context: RunContext, recorder: Recorder) -> TrainingSummary:
     )
     recorder.params(run_params(context.spec, prepared))
     recorder.report_progress(plan_for(context.spec, len(prepared.data.train), topology.world_size))
+    record_reference(recorder, prepared.reference)
     raise_if_stopped()
     outcome = train(context, prepared, recorder)
     recorder.stage(outcome.metrics)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import kopf
 from kubernetes.client.exceptions import ApiException
 
+from kubeloop.api.data_sources import TRIGGERED_BY_ANNOTATION
 from kubeloop.api.training import TrainingJobSpec, TrainingJobStatus
 from kubeloop_operator import metrics, reasons
 from kubeloop_operator.conditions import find
@@ -73,6 +74,7 @@ def step(ctx: Context, obj: Obj) -> Outcome[TrainingJobStatus]:
         ui,
         challenged=spec.challenge is not None,
         fairness_gated=spec.fairness is not None,
+        triggered_by=(obj["metadata"].get("annotations") or {}).get(TRIGGERED_BY_ANNOTATION),
     )
     status = observe_progress(ctx, owner, spec, previous, status)
     gpus = spec.resources.gpus * spec.workers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kubeloop.api.common import API_VERSION
+from kubeloop.api.data_sources import DRIFT_CHECK_LABEL, TRIGGERED_BY_ANNOTATION
 from kubeloop.api.drift import TrainingJobTemplate
 from kubeloop_operator.render.common import Manifest, Owner
 from kubeloop_operator.render.names import child_name
@@ -20,8 +21,8 @@ def render_retrain(owner: Owner, template: TrainingJobTemplate, check_job: str) 
         "metadata": {
             "name": retrain_name(owner.name, check_job),
             "namespace": owner.namespace,
-            "labels": {**template.labels, **owner.labels()},
-            "annotations": {"kubeloop.io/triggered-by": f"DriftMonitor/{owner.name}/{check_job}"},
+            "labels": {**template.labels, **owner.labels(), DRIFT_CHECK_LABEL: check_job},
+            "annotations": {TRIGGERED_BY_ANNOTATION: f"DriftMonitor/{owner.name}/{check_job}"},
             "ownerReferences": [owner.reference()],
         },
         "spec": template.spec.wire(),

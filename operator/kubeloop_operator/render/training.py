@@ -18,6 +18,7 @@ from kubeloop_operator.render.common import (
     scheduling,
     writable_tmp,
 )
+from kubeloop_operator.render.data_sources import data_source_env
 from kubeloop_operator.render.names import child_name
 from kubeloop_operator.render.processes import launched, launcher_env
 from kubeloop_operator.settings import OperatorSettings
@@ -68,6 +69,7 @@ def rendezvous_env(owner: Owner, workers: int, processes: int = 1) -> list[dict[
 def pod_spec(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> dict[str, Any]:
     volumes, mounts = writable_tmp()
     env = container_env(training_env(owner, spec, settings), spec)
+    env["env"] = data_source_env(spec.dataset) + env["env"]  # the user's variables still win
     processes = processes_per_worker(spec)
     if spec.workers > 1 or processes > 1:
         env["env"] = rendezvous_env(owner, spec.workers, processes) + env["env"]

@@ -13,6 +13,7 @@ from kubeloop_operator import reasons
 from kubeloop_operator.conditions import safe_reason, set_condition
 from kubeloop_operator.status.challenge import gate_condition, registered_message
 from kubeloop_operator.status.fairness import fairness_condition, unregistered_message
+from kubeloop_operator.status.provenance import derive_provenance
 
 parse_time = TypeAdapter(datetime).validate_python
 
@@ -89,10 +90,11 @@ def derive_training_status(
     mlflow_ui_url: str,
     challenged: bool = False,
     fairness_gated: bool = False,
+    triggered_by: str | None = None,
 ) -> TrainingJobStatus:
     """The whole status from what is observed now; `previous` only keeps condition history.
     ``challenged`` / ``fairness_gated``: the spec has a challenger / fairness gate (its condition
-    is Unknown until a verdict)."""
+    is Unknown until a verdict); ``triggered_by``: the drift check that created this TrainingJob."""
     phase = phase_of(job, pods, suspended)
     summary = pod_summary(pods)
     job_status = (job or {}).get("status", {})
@@ -102,6 +104,7 @@ def derive_training_status(
         job_name=job["metadata"]["name"] if job else None,
         start_time=job_status.get("startTime"),
         completion_time=job_status.get("completionTime"),
+        provenance=derive_provenance(summary, pods, triggered_by),
     )
     if summary is not None:
         status.mlflow_run_id, status.mlflow_run_url = summary.mlflow_run_id, summary.mlflow_run_url

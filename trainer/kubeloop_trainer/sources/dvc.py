@@ -1,0 +1,43 @@
+"""A DVC-tracked path at a git revision: the commit the revision names, then the data at it."""
+
+from __future__ import annotations
+
+from dvc.api import DVCFileSystem
+
+from kubeloop.api.data_sources import DataReference, DvcSource
+from kubeloop.contracts.datasets import DataFormat
+from kubeloop_trainer.dataset import read_dataset
+from kubeloop_trainer.errors import BadDataError
+from kubeloop_trainer.sources import Source
+
+
+def requested(source: DvcSource) -> str:
+    return f"{source.repo} {source.path}@{source.rev or 'HEAD'}"
+
+
+def load_dvc(source: DvcSource, declared: DataFormat | None) -> Source:
+    """Opens the repository at ``rev`` (a clone for a URL; DVC fetches from its remote what the
+    cache lacks); the file system is bound to one commit's tree, so what is read is that commit's."""
+    fs = None
+    try:
+        # never the working tree of a local checkout (it may hold uncommitted changes): a commit's tree
+        fs = DVCFileSystem(source.repo, rev=source.rev or "HEAD")
+        commit = str(fs.repo.get_rev())  # the tree's commit (scm.get_rev() is the clone's HEAD)
+        loaded = read_dataset(fs, source.path, f"{source.repo} {source.path}@{commit}", declared)
+    except BadDataError:
+        raise
+    except Exception as error:  # not a git/DVC repository, an unknown revision, no access
+        raise BadDataError(f"cannot open DVC repository {requested(source)}: {error}") from error
+    finally:
+        if fs is not None:
+            fs.close()
+    fingerprint = loaded.fingerprint
+    reference = DataReference(
+        kind="dvc",
+        requested=requested(source),
+        revision=commit,
+        sha256=fingerprint.sha256,
+        rows=fingerprint.rows,
+        details={"files": str(fingerprint.files)},
+    )
+    return Source(loaded, reference)
