@@ -34,18 +34,22 @@ RESTARTABLE = frozenset({"PodFailurePolicy", "BackoffLimitExceeded"})
 _POD_IN_MESSAGE = re.compile(r"\b[Pp]od (?P<namespace>[^/\s]+)/(?P<name>[^\s]+)")
 _EXIT_CODE_IN_MESSAGE = re.compile(r"exit code (?P<code>-?\d+)")
 _CONDITION_IN_MESSAGE = re.compile(r"has condition (?P<condition>\w+)")
+# What a rank's collective says when another rank died (gloo, NCCL, the rendezvous store).
+PEER_LOST = ("closed by peer", "reset by peer", "Broken pipe", "remote process exited", "remote worker")
 
 Action = Literal["run", "restart", "replace", "fail"]
 
 
 @dataclass(frozen=True)
 class WorkerFailure:
-    """The worker that brought the gang down: its rank (completion index), a CamelCase reason
-    (the trainer's own, OOMKilled, Evicted, a DisruptionTarget reason, Error) and details."""
+    """A failed worker: its rank (completion index), a CamelCase reason (the trainer's own,
+    OOMKilled, Evicted, a DisruptionTarget reason, Error) and details. ``follows``: it only lost a
+    peer (its collective broke because another worker died), so it is not the cause."""
 
     rank: int | None
     reason: str
     detail: str
+    follows: bool = False
 
     def describe(self) -> str:
         who = f"rank {self.rank}" if self.rank is not None else "a worker"
@@ -110,8 +114,10 @@ def pod_failure(pod: Obj) -> WorkerFailure | None:
     kubelet = str(terminated.get("reason") or "Error")
     summary = decode(terminated.get("message") or "")
     if isinstance(summary, TrainingSummary) and summary.failure_reason and kubelet != reasons.OOM_KILLED:
-        detail = f"{summary.failure_reason} (exit code {code}): {summary.message or 'no message'}"
-        return WorkerFailure(rank, safe_reason(summary.failure_reason, "Error"), detail)
+        said = summary.message or "no message"
+        detail = f"{summary.failure_reason} (exit code {code}): {said}"
+        follows = any(phrase in said for phrase in PEER_LOST)
+        return WorkerFailure(rank, safe_reason(summary.failure_reason, "Error"), detail, follows)
     return WorkerFailure(rank, safe_reason(kubelet, "Error"), f"{kubelet} (exit code {code})")
 
 
@@ -127,20 +133,37 @@ def failure_from_message(job_name: str, message: str) -> WorkerFailure:
     return WorkerFailure(rank, reasons.FAILED, message or "the Job failed")
 
 
+def missing_rank(job: Obj, pods: list[Obj]) -> int | None:
+    """The lowest rank without a pod: its pod was deleted (and the Job controller let it go)."""
+    seen = {rank_of(pod) for pod in pods}
+    completions = int(job.get("spec", {}).get("completions") or 0)
+    return next((rank for rank in range(completions) if rank not in seen), None)
+
+
+def first_to_finish(failures: list[tuple[Obj, WorkerFailure]]) -> WorkerFailure:
+    return min(failures, key=lambda pair: terminated_state(pair[0]).get("finishedAt") or "~")[1]
+
+
 def failed_worker(job: Obj, pods: list[Obj]) -> WorkerFailure:
-    """The worker that failed first: the pod the Job controller names in its Failed condition,
-    else the failed pod that finished first (the survivors the controller stopped finish later)."""
+    """The worker that brought the gang down. A worker that only lost its peer is never the cause;
+    of the others, the pod the Job controller names in its Failed condition, else the one that
+    finished first (the survivors the controller stopped finish later). A cause whose pod is gone
+    already (deleted) is named by the Job's message, or by the rank that has no pod."""
     condition = job_condition(job, "Failed") or job_condition(job, "FailureTarget") or {}
     message = str(condition.get("message") or "")
     named = _POD_IN_MESSAGE.search(message)
-    if named is not None:
-        for pod in pods:
-            if pod["metadata"]["name"] == named["name"] and (found := pod_failure(pod)) is not None:
-                return found
-    failed = [(pod, found) for pod in pods if (found := pod_failure(pod)) is not None]
-    if failed:
-        return min(failed, key=lambda pair: terminated_state(pair[0]).get("finishedAt") or "~")[1]
-    return failure_from_message(job["metadata"]["name"], message)
+    failures = [(pod, found) for pod in pods if (found := pod_failure(pod)) is not None]
+    causes = [(pod, found) for pod, found in failures if not found.follows]
+    for pod, found in causes:
+        if named is not None and pod["metadata"]["name"] == named["name"]:
+            return found
+    if causes:
+        return first_to_finish(causes)
+    if named is not None and all(pod["metadata"]["name"] != named["name"] for pod in pods):
+        return failure_from_message(job["metadata"]["name"], message)
+    if (rank := missing_rank(job, pods)) is not None:
+        return WorkerFailure(rank, "PodDeleted", "its pod was deleted")
+    return first_to_finish(failures) if failures else failure_from_message(job["metadata"]["name"], message)
 
 
 def gang_failed(job: Obj) -> bool:

@@ -193,6 +193,34 @@ def test_a_force_deleted_worker_is_named_from_the_job_condition() -> None:
     assert failure.describe() == "rank 1 failed: exit code 137"
 
 
+PEER_LOST = encode(
+    TrainingSummary(
+        failure_reason="Error",
+        message="RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed "
+        "by peer [10.244.0.17]:13028. This is typically caused by a remote worker crashing.",
+    )
+)
+
+
+def test_a_worker_that_only_lost_its_peer_is_never_the_cause() -> None:
+    """Rank 1's pod was deleted; rank 0's collective broke and it exited first, so the Job controller
+    names rank 0. The cause is rank 1, whether its pod is still there or already gone."""
+    lost = worker_pod(
+        0, "a1b2c", {"exitCode": 1, "reason": "Error", "message": PEER_LOST, "finishedAt": "01:05:02Z"}
+    )
+    stopped = encode(TrainingSummary(failure_reason="Terminated", message="stopped by signal SIGTERM"))
+    deleted = worker_pod(
+        1, "x7k2p", {"exitCode": 1, "reason": "Error", "message": stopped, "finishedAt": "01:05:03Z"}
+    )
+    message = POLICY_MESSAGE.replace("fit-1-x7k2p", "fit-0-a1b2c").replace("code 137", "code 1")
+    failure = failed_worker(failed_job(message=message), [lost, deleted])
+    assert (failure.rank, failure.reason) == (1, "Terminated")
+    gone = failed_worker(failed_job(message=message), [lost])
+    assert (gone.rank, gone.reason) == (1, "PodDeleted")
+    assert gone.describe() == "rank 1 failed: its pod was deleted"
+    assert failed_worker(failed_job(), [lost]).describe() == "rank 1 failed: exit code 137"
+
+
 def test_below_the_limit_a_fresh_gang_at_the_limit_failed() -> None:
     pods = oom_killed_rank_1()
     restart = decide(failed_job(attempt=1), pods, restarts=1, limit=2)
