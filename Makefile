@@ -110,6 +110,10 @@ bench-drift: venv  ## kubeloop drift check vs Evidently's data-drift preset, 1M 
 bench-explain: venv  ## explain latency per row: kubeloop TreeSHAP (from ONNX), permutation SHAP, LIME vs shap.TreeExplainer
 	$(PY) -m bench.explain
 
+.PHONY: bench-resume
+bench-resume: venv  ## resumable gangs: an MLP fit with epoch checkpoints in MLflow vs without
+	$(PY) -m bench.resume
+
 .PHONY: images
 images:  ## container images kubeloop, trainer, mlflow (buildah, local base): archives + .run/images.env
 	@hack/images.sh
