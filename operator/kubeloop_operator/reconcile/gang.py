@@ -35,7 +35,8 @@ def observe(ctx: Context, owner: Owner, previous: TrainingJobStatus, spec: Train
     restarts = restarts_of(previous, owner.generation)
     job = ctx.kube.get("Job", owner.namespace, job_name(owner))
     pods = ctx.kube.list_labeled("Pod", owner.namespace, {"job-name": job_name(owner)}) if job else []
-    return Gang(decide(job, pods, restarts, spec.run_policy.restart_limit), restarts)
+    decision = decide(job, pods, restarts, spec.run_policy.restart_limit, owner.generation)
+    return Gang(decision, restarts)
 
 
 def take_down(

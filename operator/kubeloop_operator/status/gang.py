@@ -26,6 +26,7 @@ from kubeloop_operator.status.training import job_condition
 
 Obj = dict[str, Any]
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+GENERATION_ANNOTATION = "kubeloop.io/generation"  # the TrainingJob generation a Job was rendered from
 # The Job controller's reasons for a Failed condition that a fresh gang may cure. Not
 # DeadlineExceeded: activeDeadlineSeconds bounds the whole run, and a new Job would restart the clock.
 RESTARTABLE = frozenset({"PodFailurePolicy", "BackoffLimitExceeded"})
@@ -74,8 +75,8 @@ def attempt_of(job: Obj) -> int:
 
 
 def restarts_of(previous: TrainingJobStatus, generation: int) -> int:
-    """The restarts counted so far; a spec edited after the run failed starts a new count."""
-    if previous.phase == "Failed" and previous.observed_generation != generation:
+    """The restarts counted so far; a spec edited after the run ended starts a new count."""
+    if previous.phase in ("Succeeded", "Failed") and previous.observed_generation != generation:
         return 0
     return previous.restarts or 0
 
@@ -171,14 +172,19 @@ def gang_failed(job: Obj) -> bool:
     return failed is not None and failed.get("reason") in RESTARTABLE
 
 
-def decide(job: Obj | None, pods: list[Obj], restarts: int, limit: int) -> GangDecision:
-    """What to do with the gang, from the Job and pods observed now and the restarts counted."""
+def decide(job: Obj | None, pods: list[Obj], restarts: int, limit: int, generation: int) -> GangDecision:
+    """What to do with the gang, from the Job and pods observed now, the restarts counted and the
+    spec's generation (a gang of an older spec that failed is replaced, never counted)."""
     if job is None:
         return GangDecision("run", restarts)
     if job["metadata"].get("deletionTimestamp") or attempt_of(job) != restarts:
         return GangDecision("replace", restarts)
     if not gang_failed(job):
         return GangDecision("run", restarts)
+    if (job["metadata"].get("annotations") or {}).get(GENERATION_ANNOTATION, str(generation)) != str(
+        generation
+    ):
+        return GangDecision("replace", restarts)
     failure = failed_worker(job, pods)
     if restarts < limit:
         return GangDecision("restart", restarts + 1, failure)

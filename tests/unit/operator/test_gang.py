@@ -223,13 +223,14 @@ def test_a_worker_that_only_lost_its_peer_is_never_the_cause() -> None:
 
 def test_below_the_limit_a_fresh_gang_at_the_limit_failed() -> None:
     pods = oom_killed_rank_1()
-    restart = decide(failed_job(attempt=1), pods, restarts=1, limit=2)
+    restart = decide(failed_job(attempt=1), pods, restarts=1, limit=2, generation=1)
     assert restart.action == "restart" and restart.restarts == 2 and restart.failure is not None
     assert restart.failure.rank == 1
-    final = decide(failed_job(attempt=2), pods, restarts=2, limit=2)
+    final = decide(failed_job(attempt=2), pods, restarts=2, limit=2, generation=1)
     assert final.action == "fail" and final.restarts == 2
-    assert decide(failed_job(), pods, restarts=0, limit=0).action == "fail"  # restartLimit 0: off
-    deadline = decide(failed_job(reason="DeadlineExceeded"), pods, restarts=0, limit=2)
+    off = decide(failed_job(), pods, restarts=0, limit=0, generation=1)
+    assert off.action == "fail", "restartLimit 0: no restarts"
+    deadline = decide(failed_job(reason="DeadlineExceeded"), pods, restarts=0, limit=2, generation=1)
     assert deadline.action == "run", "activeDeadlineSeconds bounds the whole run: no restart"
 
 
@@ -237,16 +238,21 @@ def test_the_count_survives_an_operator_restart() -> None:
     """The restart is in status before the Job goes: a Job of an older attempt is replaced, never
     counted again; a Job being deleted is waited for."""
     pods = oom_killed_rank_1()
-    assert decide(failed_job(attempt=0), pods, restarts=1, limit=2).action == "replace"
+    assert decide(failed_job(attempt=0), pods, restarts=1, limit=2, generation=1).action == "replace"
     deleting = copy.deepcopy(failed_job(attempt=1))
     deleting["metadata"]["deletionTimestamp"] = "2026-01-01T01:06:00Z"
-    assert decide(deleting, pods, restarts=1, limit=2).action == "replace"
-    assert decide(None, [], restarts=1, limit=2).action == "run"
+    assert decide(deleting, pods, restarts=1, limit=2, generation=1).action == "replace"
+    assert decide(None, [], restarts=1, limit=2, generation=1).action == "run"
+    older_spec = copy.deepcopy(failed_job(attempt=1))
+    older_spec["metadata"]["annotations"]["kubeloop.io/generation"] = "1"
+    assert decide(older_spec, pods, restarts=1, limit=2, generation=2).action == "replace", "never counted"
     running = {**failed_job(attempt=1), "status": {"active": 2}}
-    assert decide(running, [], restarts=1, limit=2).action == "run"
+    assert decide(running, [], restarts=1, limit=2, generation=1).action == "run"
     failed_before_edit = TrainingJobStatus(phase="Failed", restarts=2, observed_generation=1)
     assert restarts_of(failed_before_edit, generation=1) == 2
     assert restarts_of(failed_before_edit, generation=2) == 0, "a fixed spec gets a new count"
+    running_before_edit = TrainingJobStatus(phase="Running", restarts=2, observed_generation=1)
+    assert restarts_of(running_before_edit, generation=2) == 2, "an edit must not undo the count"
 
 
 # The reconcile against the in-memory API server.
@@ -340,3 +346,20 @@ def test_a_restart_written_but_not_carried_out_is_not_counted_twice(world: World
     status = world.status("TrainingJob", "fit")
     assert status["restarts"] == 1 and world.names("Job") == []
     assert "rank 1 failed" in condition(status, "Succeeded")["message"]
+
+
+def test_a_spec_fixed_after_the_gang_failed_starts_a_new_count(world: World) -> None:
+    world.create("TrainingJob", "fit", {**DDP, "runPolicy": {"restartLimit": 0}})
+    reconcile_training_job(world.ctx, NS, "fit")
+    fail_gang(world)
+    reconcile_training_job(world.ctx, NS, "fit")
+    assert world.status("TrainingJob", "fit")["phase"] == "Failed"
+    world.edit_spec("TrainingJob", "fit", {**DDP, "resources": {"memory": "8Gi"}})
+    with pytest.raises(kopf.TemporaryError):
+        reconcile_training_job(world.ctx, NS, "fit")  # the failed gang's Job goes
+    remove_pods(world)
+    reconcile_training_job(world.ctx, NS, "fit")
+    job = world.get("Job", "fit")
+    assert job["metadata"]["annotations"][ATTEMPT_ANNOTATION] == "0" and "status" not in job
+    status = world.status("TrainingJob", "fit")
+    assert status["restarts"] == 0 and status["phase"] == "Pending"
