@@ -126,6 +126,7 @@ KINDS: dict[str, dict[str, Any]] = {
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Workers", "type": "integer", "jsonPath": ".spec.workers"},
             {"name": "GPUs", "type": "integer", "jsonPath": ".spec.resources.gpus", "priority": 1},
+            {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts", "priority": 1},
             {"name": "Model", "type": "string", "jsonPath": ".status.registeredModel.name"},
             {"name": "Version", "type": "string", "jsonPath": ".status.registeredModel.version"},
             {"name": "Gate", "type": "string", "jsonPath": ".status.challenge.outcome"},
