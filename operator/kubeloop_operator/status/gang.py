@@ -146,22 +146,24 @@ def first_to_finish(failures: list[tuple[Obj, WorkerFailure]]) -> WorkerFailure:
 
 
 def failed_worker(job: Obj, pods: list[Obj]) -> WorkerFailure:
-    """The worker that brought the gang down. A worker that only lost its peer is never the cause;
-    of the others, the pod the Job controller names in its Failed condition, else the one that
-    finished first (the survivors the controller stopped finish later). A cause whose pod is gone
-    already (deleted) is named by the Job's message, or by the rank that has no pod."""
+    """The worker that brought the gang down. The Job controller names the pod that triggered its
+    FailJob rule: that one, even when its pod is gone already (deleted), unless it only lost its
+    peer (then it is never the cause). Otherwise the failed pod that finished first (the survivors
+    the controller stopped finish later), else the rank that has no pod (deleted)."""
     condition = job_condition(job, "Failed") or job_condition(job, "FailureTarget") or {}
     message = str(condition.get("message") or "")
     named = _POD_IN_MESSAGE.search(message)
+    if named is not None:
+        trigger = next((pod for pod in pods if pod["metadata"]["name"] == named["name"]), None)
+        if trigger is None:
+            return failure_from_message(job["metadata"]["name"], message)
+        found = pod_failure(trigger)
+        if found is not None and not found.follows:
+            return found
     failures = [(pod, found) for pod in pods if (found := pod_failure(pod)) is not None]
     causes = [(pod, found) for pod, found in failures if not found.follows]
-    for pod, found in causes:
-        if named is not None and pod["metadata"]["name"] == named["name"]:
-            return found
     if causes:
         return first_to_finish(causes)
-    if named is not None and all(pod["metadata"]["name"] != named["name"] for pod in pods):
-        return failure_from_message(job["metadata"]["name"], message)
     if (rank := missing_rank(job, pods)) is not None:
         return WorkerFailure(rank, "PodDeleted", "its pod was deleted")
     return first_to_finish(failures) if failures else failure_from_message(job["metadata"]["name"], message)

@@ -191,6 +191,9 @@ def test_a_force_deleted_worker_is_named_from_the_job_condition() -> None:
     failure = failed_worker(failed_job(), [])  # the pod is gone already
     assert (failure.rank, failure.reason) == (1, "Error")
     assert failure.describe() == "rank 1 failed: exit code 137"
+    stopped = encode(TrainingSummary(failure_reason="Terminated", message="stopped by signal SIGTERM"))
+    survivor = worker_pod(0, "a1b2c", {"exitCode": 1, "reason": "Error", "message": stopped})
+    assert failed_worker(failed_job(), [survivor]).rank == 1, "the survivor the controller stopped is not it"
 
 
 PEER_LOST = encode(
