@@ -118,6 +118,10 @@ bench-explain: venv  ## explain latency per row: kubeloop TreeSHAP (from ONNX), 
 bench-data: venv  ## reading a DVC-tracked dataset: the trainer's versioned source vs dvc.api.read vs a plain path
 	$(PY) -m bench.data_sources
 
+.PHONY: bench-resume
+bench-resume: venv  ## resumable gangs: an MLP fit with epoch checkpoints in MLflow vs without
+	$(PY) -m bench.resume
+
 .PHONY: images
 images:  ## container images kubeloop, trainer, mlflow (buildah, local base): archives + .run/images.env
 	@hack/images.sh

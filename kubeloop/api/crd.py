@@ -138,6 +138,7 @@ KINDS: dict[str, dict[str, Any]] = {
                 "priority": 1,
             },
             {"name": "Reported", "type": "date", "jsonPath": ".status.progress.updated", "priority": 1},
+            {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts", "priority": 1},
             {"name": "Model", "type": "string", "jsonPath": ".status.registeredModel.name"},
             {"name": "Version", "type": "string", "jsonPath": ".status.registeredModel.version"},
             {"name": "Gate", "type": "string", "jsonPath": ".status.challenge.outcome"},

@@ -109,6 +109,13 @@ class RunPolicy(ApiModel):
         None, ge=0, le=2**31 - 1, description="Delete the Job this long after."
     )
     suspend: bool = Field(False, description="Create the Job suspended; resume by setting false.")
+    restart_limit: int = Field(
+        3,
+        ge=0,
+        le=100,
+        description="workers > 1: gang restarts (all workers, resumed from the last epoch checkpoint) "
+        "after a worker fails; 0 disables.",
+    )
 
 
 class Builtin(ApiModel):
@@ -298,6 +305,9 @@ class TrainingJobStatus(ApiModel):
     challenge: ChallengeResult | None = Field(None, description="The champion/challenger gate's verdict.")
     fairness: FairnessResult | None = Field(None, description="The fairness gate's verdict and groups.")
     progress: TrainingProgress | None = Field(None, description="The trainer's latest progress report.")
+    restarts: int | None = Field(
+        None, ge=0, description="workers > 1: gang restarts so far (all workers started again)."
+    )
     provenance: Provenance | None = Field(
         None, description="What the model was trained from: the resolved data, seed, code and image."
     )

@@ -42,6 +42,8 @@ COMPLETED = "Completed"
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 OOM_KILLED = "OOMKilled"
 FAILED = "Failed"
+RESTARTING = "Restarting"  # workers > 1: a failed gang is taken down before all workers start again
+GANG_RESTART = "GangRestart"  # the Event of each gang restart
 
 # TrainingJob, condition ChallengerGate
 CHAMPION_BEATEN = "ChampionBeaten"

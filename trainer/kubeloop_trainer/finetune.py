@@ -20,7 +20,7 @@ from kubeloop.api.training import FineTune
 from kubeloop.registry import resolve_registered_model
 from kubeloop_trainer.errors import BadDataError, BaseModelError
 from kubeloop_trainer.hyperparameters import network_hyperparameters
-from kubeloop_trainer.model import EpochCallback, Recipe
+from kubeloop_trainer.model import EpochCallback, EpochCheckpoints, Recipe
 from kubeloop_trainer.splits import Part
 from kubeloop_trainer.topology import SINGLE_WORKER, Topology
 from kubeloop_trainer.torch_fit import Phase, fit_network
@@ -78,6 +78,7 @@ def fine_tune_torch(
     *,
     topology: Topology = SINGLE_WORKER,
     on_epoch: EpochCallback | None = None,
+    checkpoints: EpochCheckpoints | None = None,
 ) -> TorchModel:
     network, base_hp, algorithm, base_task = load_checkpoint(checkpoint)
     if base_task != recipe.task:
@@ -93,5 +94,14 @@ def fine_tune_torch(
         network.standardize_outputs(torch.as_tensor(train.y, dtype=torch.float32))
     settings = loop_settings(recipe, hp, train)
     phases = fine_tune_phases(fine_tune)
-    history = fit_network(network, train, validation, phases, settings, topology=topology, on_epoch=on_epoch)
+    history = fit_network(
+        network,
+        train,
+        validation,
+        phases,
+        settings,
+        topology=topology,
+        on_epoch=on_epoch,
+        checkpoints=checkpoints,
+    )
     return TorchModel(network, algorithm, recipe.task, hp, history)

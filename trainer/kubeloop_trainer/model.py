@@ -19,6 +19,23 @@ TORCH_ALGORITHMS: frozenset[str] = frozenset({"mlp", "cnn"})
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+class EpochCheckpoints(Protocol):
+    """Where a distributed PyTorch fit leaves a checkpoint after every epoch, so that a restarted
+    gang resumes (checkpoints.py). Every rank calls every method, in the same order."""
+
+    def load(self) -> bytes | None:
+        """The newest checkpoint of an earlier attempt, the same bytes on every rank; None: start afresh."""
+        ...
+
+    def resumed(self, epoch: int) -> None:
+        """The fit continues after ``epoch`` (recorded on the run)."""
+        ...
+
+    def save(self, epoch: int, data: bytes) -> None:
+        """The checkpoint after ``epoch`` (the chief stores it; the other ranks' copies are the same)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything that decides how one model is trained (one trial of a search, or the only run)."""

@@ -23,8 +23,9 @@ from kubeloop_trainer.distributed import any_rank, device_for, wrap_for_workers
 from kubeloop_trainer.errors import InvalidSpecError, TerminatedError
 from kubeloop_trainer.features import Task
 from kubeloop_trainer.metrics import evaluate, is_better, prefixed
-from kubeloop_trainer.model import EpochCallback
+from kubeloop_trainer.model import EpochCallback, EpochCheckpoints
 from kubeloop_trainer.networks import LayeredNetwork
+from kubeloop_trainer.resume import snapshot, take_up
 from kubeloop_trainer.splits import Part, shard
 from kubeloop_trainer.stopping import raise_if_stopped, stop_requested
 from kubeloop_trainer.topology import SINGLE_WORKER, Topology
@@ -157,8 +158,11 @@ def fit_network(
     *,
     topology: Topology = SINGLE_WORKER,
     on_epoch: EpochCallback | None = None,
+    checkpoints: EpochCheckpoints | None = None,
 ) -> FitHistory:
-    """Train ``network`` in place, phase by phase; every rank must call it with the same data."""
+    """Train ``network`` in place, phase by phase; every rank must call it with the same data.
+    With ``checkpoints``: resume after the newest checkpoint of an earlier attempt, if any, and
+    leave one after every epoch."""
     device = device_for(topology)
     network.to(device)
     train_data = (torch.as_tensor(train.x, device=device), target_tensor(train.y, settings.task, device))
@@ -166,13 +170,23 @@ def fit_network(
     loss_fn = loss_function(settings, device)
     history = FitHistory()
     best_state = copy.deepcopy(network.state_dict())
-    for phase in phases:
+    resumed = take_up(checkpoints)
+    for index, phase in enumerate(phases):
+        if resumed is not None and index < resumed.phase:
+            continue  # done before the checkpoint; its weights are in it
         set_trainable(network, phase.trainable_blocks)
-        model = wrap_for_workers(network, topology)
         trainable = [p for p in network.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(trainable, lr=phase.learning_rate, weight_decay=settings.weight_decay)
-        epochs_without_improvement = 0
-        for _ in range(phase.epochs):
+        first_epoch = epochs_without_improvement = 0
+        if resumed is not None:
+            resumed.restore(network, optimizer, history)
+            best_state, epochs_without_improvement = resumed.best_state, resumed.epochs_without_improvement
+            first_epoch = resumed.phase_epoch
+            if resumed.stopped(settings.patience):
+                first_epoch, history.stopped_early = phase.epochs, True
+            resumed = None
+        model = wrap_for_workers(network, topology)
+        for phase_epoch in range(first_epoch, phase.epochs):
             history.epochs_run += 1
             rows = shard(len(train), topology.rank, topology.world_size, settings.seed, history.epochs_run)
             metrics = {
@@ -189,6 +203,17 @@ def fit_network(
                 epochs_without_improvement = 0
             else:
                 epochs_without_improvement += 1
+            if checkpoints is not None:
+                state = snapshot(
+                    index,
+                    phase_epoch + 1,
+                    epochs_without_improvement,
+                    history,
+                    network,
+                    best_state,
+                    optimizer,
+                )
+                checkpoints.save(history.epochs_run, state)
             stop_if_requested(topology)
             patience_spent = settings.patience > 0 and epochs_without_improvement >= settings.patience
             if any_rank(patience_spent or math.isnan(metrics["train_loss"]), topology):

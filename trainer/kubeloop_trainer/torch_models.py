@@ -16,7 +16,7 @@ import torch
 from kubeloop_trainer.errors import BaseModelError
 from kubeloop_trainer.features import FloatMatrix, Task
 from kubeloop_trainer.hyperparameters import NetworkHyperparameters, network_hyperparameters
-from kubeloop_trainer.model import EpochCallback, Recipe
+from kubeloop_trainer.model import EpochCallback, EpochCheckpoints, Recipe
 from kubeloop_trainer.networks import ClassifierExport, LayeredNetwork, architecture, build_network
 from kubeloop_trainer.splits import Part
 from kubeloop_trainer.topology import SINGLE_WORKER, Topology
@@ -132,12 +132,22 @@ def fit_torch(
     *,
     topology: Topology = SINGLE_WORKER,
     on_epoch: EpochCallback | None = None,
+    checkpoints: EpochCheckpoints | None = None,
 ) -> TorchModel:
     hp = network_hyperparameters(recipe.hyperparameters)
     network = new_network(recipe, hp, train)
     phases = [Phase(epochs=hp.epochs, learning_rate=hp.learning_rate)]
     settings = loop_settings(recipe, hp, train)
-    history = fit_network(network, train, validation, phases, settings, topology=topology, on_epoch=on_epoch)
+    history = fit_network(
+        network,
+        train,
+        validation,
+        phases,
+        settings,
+        topology=topology,
+        on_epoch=on_epoch,
+        checkpoints=checkpoints,
+    )
     return TorchModel(network, recipe.algorithm, recipe.task, hp, history)
 
 

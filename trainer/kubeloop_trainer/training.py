@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from kubeloop_trainer.features import Task
 from kubeloop_trainer.metrics import evaluate, prefixed, summarize_folds
-from kubeloop_trainer.model import SKLEARN_ALGORITHMS, EpochCallback, Recipe, TrainedModel
+from kubeloop_trainer.model import SKLEARN_ALGORITHMS, EpochCallback, EpochCheckpoints, Recipe, TrainedModel
 from kubeloop_trainer.sklearn_models import fit_sklearn
 from kubeloop_trainer.splits import Part, SplitData, folds
 from kubeloop_trainer.topology import SINGLE_WORKER, Topology
@@ -27,12 +27,13 @@ def fit_model(
     *,
     topology: Topology = SINGLE_WORKER,
     on_epoch: EpochCallback | None = None,
+    checkpoints: EpochCheckpoints | None = None,
 ) -> TrainedModel:
     if recipe.algorithm in SKLEARN_ALGORITHMS:
         return fit_sklearn(recipe, train)
     from kubeloop_trainer.torch_models import fit_torch  # torch: only mlp/cnn need it
 
-    return fit_torch(recipe, train, validation, topology=topology, on_epoch=on_epoch)
+    return fit_torch(recipe, train, validation, topology=topology, on_epoch=on_epoch, checkpoints=checkpoints)
 
 
 def scores(model: TrainedModel, part: Part, task: Task, prefix: str) -> dict[str, float]:
@@ -58,8 +59,12 @@ def attempt(
     *,
     topology: Topology = SINGLE_WORKER,
     on_epoch: EpochCallback | None = None,
+    checkpoints: EpochCheckpoints | None = None,
 ) -> Attempt:
-    model = fit_model(recipe, data.train, data.validation, topology=topology, on_epoch=on_epoch)
+    """Train ``recipe`` (``checkpoints``: resume a distributed PyTorch fit, and checkpoint it)."""
+    model = fit_model(
+        recipe, data.train, data.validation, topology=topology, on_epoch=on_epoch, checkpoints=checkpoints
+    )
     metrics = scores(model, data.validation, recipe.task, "val")
     if cv_folds > 1:
         metrics.update(cross_validation(recipe, data.train, cv_folds, topology))

@@ -13,6 +13,7 @@ from kubeloop_operator import metrics, reasons
 from kubeloop_operator.conditions import find
 from kubeloop_operator.context import Context
 from kubeloop_operator.kube import Obj
+from kubeloop_operator.reconcile import gang as gangs
 from kubeloop_operator.reconcile.loop import (
     Outcome,
     SpecError,
@@ -25,6 +26,7 @@ from kubeloop_operator.reconcile.loop import (
 from kubeloop_operator.reconcile.progress import observe_progress
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.training import job_name, render_training
+from kubeloop_operator.status.gang import gang_status
 from kubeloop_operator.status.training import derive_training_status
 
 KIND = "TrainingJob"
@@ -42,7 +44,10 @@ def step(ctx: Context, obj: Obj) -> Outcome[TrainingJobStatus]:
         spec = parse_spec(TrainingJobSpec, obj)
     except SpecError as error:
         return invalid(previous, previous.conditions, reasons.SUCCEEDED, owner.generation, error)
-    children = render_training(owner, spec, ctx.settings)
+    gang = gangs.observe(ctx, owner, previous, spec) if spec.workers > 1 else None
+    if gang is not None and gang.decision.action in ("restart", "replace"):
+        return gangs.take_down(ctx, obj, previous, gang, spec)
+    children = render_training(owner, spec, ctx.settings, gang.attempt if gang else 0)
     name = job_name(owner)
     # a finished run stays finished, even once its Job is gone (ttlSecondsAfterFinished)
     done = previous.phase in FINAL and previous.observed_generation == owner.generation
@@ -76,6 +81,8 @@ def step(ctx: Context, obj: Obj) -> Outcome[TrainingJobStatus]:
         fairness_gated=spec.fairness is not None,
         triggered_by=(obj["metadata"].get("annotations") or {}).get(TRIGGERED_BY_ANNOTATION),
     )
+    if gang is not None:
+        status = gang_status(status, gang.decision, owner.generation, spec.run_policy.restart_limit)
     status = observe_progress(ctx, owner, spec, previous, status)
     gpus = spec.resources.gpus * spec.workers
     return Outcome(status, [announce(ctx, obj, previous, status, gpus)])

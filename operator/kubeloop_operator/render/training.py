@@ -27,6 +27,20 @@ RENDEZVOUS_PORT = 29500
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 BUILTIN_COMMAND = ["kubeloop", "train"]
 TERMINATION_GRACE_SECONDS = 30  # above the trainer's 20 s stop grace, so its summary gets written
+ATTEMPT_ANNOTATION = "kubeloop.io/gang-attempt"  # which gang (0, 1, ...) a distributed Job runs
+ATTEMPT_ENV = "KUBELOOP_GANG_ATTEMPT"
+# Any worker that fails (a non-zero exit, or a disruption: eviction, preemption, node drain) fails
+# the whole Job at once: the Job controller terminates the survivors instead of leaving them hanging
+# in their collectives, and the operator starts a fresh gang (reconcile/gang.py).
+GANG_FAILURE_POLICY: dict[str, Any] = {
+    "rules": [
+        {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {
+            "action": "FailJob",
+            "onExitCodes": {"containerName": "trainer", "operator": "NotIn", "values": [0]},
+        },
+    ]
+}
 
 
 def job_name(owner: Owner) -> str:
@@ -63,16 +77,21 @@ def rendezvous_env(owner: Owner, workers: int, processes: int = 1) -> list[dict[
         {"name": "WORLD_SIZE", "value": str(workers)},
         {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
         {"name": "LOCAL_RANK", "value": "0"},
+        {"name": ATTEMPT_ENV, "value": str(attempt)},
     ]
 
 
-def pod_spec(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> dict[str, Any]:
+def pod_spec(
+    owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings, attempt: int = 0
+) -> dict[str, Any]:
     volumes, mounts = writable_tmp()
     env = container_env(training_env(owner, spec, settings), spec)
     env["env"] = data_source_env(spec.dataset) + env["env"]  # the user's variables still win
     processes = processes_per_worker(spec)
     if spec.workers > 1 or processes > 1:
         env["env"] = rendezvous_env(owner, spec.workers, processes) + env["env"]
+    if spec.workers > 1:  # which gang this is: a restarted gang resumes from its checkpoint
+        env["env"] = [{"name": ATTEMPT_ENV, "value": str(attempt)}, *env["env"]]
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
     container: dict[str, Any] = {
@@ -106,28 +125,31 @@ def pod_spec(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) ->
     return pod
 
 
-def render_job(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> Manifest:
+def render_job(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings, attempt: int = 0) -> Manifest:
+    """The training Job; with workers > 1, gang number ``attempt`` (see GANG_FAILURE_POLICY)."""
     policy = spec.run_policy
     job_spec: dict[str, Any] = {
         "backoffLimit": policy.backoff_limit,
         "suspend": policy.suspend,
         "template": {
             "metadata": {"labels": {**owner.labels(), "kubeloop.io/component": "trainer"}},
-            "spec": pod_spec(owner, spec, settings),
+            "spec": pod_spec(owner, spec, settings, attempt),
         },
     }
     if policy.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = policy.active_deadline_seconds
     if policy.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = policy.ttl_seconds_after_finished
+    metadata = owner.metadata(job_name(owner))
     if spec.workers > 1:
-        job_spec |= {"completionMode": "Indexed", "completions": spec.workers, "parallelism": spec.workers}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": owner.metadata(job_name(owner)),
-        "spec": job_spec,
-    }
+        job_spec |= {
+            "completionMode": "Indexed",
+            "completions": spec.workers,
+            "parallelism": spec.workers,
+            "podFailurePolicy": GANG_FAILURE_POLICY,
+        }
+        metadata["annotations"][ATTEMPT_ANNOTATION] = str(attempt)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
 
 
 def render_rendezvous_service(owner: Owner) -> Manifest:
@@ -144,9 +166,11 @@ def render_rendezvous_service(owner: Owner) -> Manifest:
     }
 
 
-def render_training(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> list[Manifest]:
-    """Every child of a TrainingJob."""
-    children = [render_job(owner, spec, settings)]
+def render_training(
+    owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings, attempt: int = 0
+) -> list[Manifest]:
+    """Every child of a TrainingJob (``attempt``: the gang's number, workers > 1)."""
+    children = [render_job(owner, spec, settings, attempt)]
     if spec.workers > 1:
         children.append(render_rendezvous_service(owner))
     return children

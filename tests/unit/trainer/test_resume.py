@@ -1,0 +1,169 @@
+"""Resuming a distributed PyTorch fit from the last epoch checkpoint of an earlier gang.
+
+In process: the loop's checkpoint after epoch k, taken up by a fresh fit, lands on the very
+weights of an uninterrupted fit (plain and fine-tuning phases). With processes: two real gloo
+ranks of ``kubeloop train`` against a real MLflow server; rank 1 dies mid-run, the gang is run
+again as the operator's next attempt, resumes from the checkpoint in MLflow and ends with the
+same model as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from kubeloop_trainer.checkpoints import CHECKPOINT_EPOCH_TAG, RESUMED_FROM_EPOCH, RESUMED_FROM_RUN_TAG
+from kubeloop_trainer.features import build_features
+from kubeloop_trainer.hyperparameters import network_hyperparameters
+from kubeloop_trainer.model import Recipe
+from kubeloop_trainer.resume import decode
+from kubeloop_trainer.splits import split_rows, take
+from kubeloop_trainer.tags import UID_TAG
+from kubeloop_trainer.torch_fit import LoopSettings, Phase, fit_network
+from kubeloop_trainer.torch_models import new_network
+from tests.unit.trainer.builders import blobs, spec_json, write_parquet
+from tests.unit.trainer.conftest import PodEnvironment
+from tests.unit.trainer.test_distributed import run_workers
+
+pytestmark = pytest.mark.unit
+EPOCHS = 6
+HYPERPARAMETERS = {"epochs": EPOCHS, "hiddenUnits": [16], "batchSize": 16, "dropout": 0.2}
+
+
+class MemoryCheckpoints:
+    """EpochCheckpoints in a dict (one process): what a gang leaves, and what the next one loads."""
+
+    def __init__(self, start_from: bytes | None = None) -> None:
+        self.start_from = start_from
+        self.saved: dict[int, bytes] = {}
+        self.resumed_after: int | None = None
+
+    def load(self) -> bytes | None:
+        return self.start_from
+
+    def resumed(self, epoch: int) -> None:
+        self.resumed_after = epoch
+
+    def save(self, epoch: int, data: bytes) -> None:
+        self.saved[epoch] = data
+
+
+def fit(phases: list[Phase], checkpoints: MemoryCheckpoints, patience: int = 2) -> dict[str, torch.Tensor]:
+    features = build_features(blobs(n_rows=160, seed=3), "label", "classification")
+    data = take(features, split_rows(160, features.y, 0.25, 0.2, seed=0))
+    hp = network_hyperparameters(HYPERPARAMETERS)
+    network = new_network(Recipe("mlp", "classification", 4, 3, HYPERPARAMETERS, seed=5), hp, data.train)
+    settings = LoopSettings(task="classification", batch_size=16, patience=patience, seed=5)
+    fit_network(network, data.train, data.validation, phases, settings, checkpoints=checkpoints)
+    return network.state_dict()
+
+
+def same_weights(left: dict[str, torch.Tensor], right: dict[str, torch.Tensor]) -> bool:
+    return left.keys() == right.keys() and all(torch.equal(left[name], right[name]) for name in left)
+
+
+@pytest.mark.parametrize(
+    ("phases", "resume_after"),
+    [
+        ([Phase(EPOCHS, 0.05)], 3),
+        ([Phase(2, 0.05, trainable_blocks=0), Phase(4, 0.01)], 2),  # at a phase boundary
+        ([Phase(2, 0.05, trainable_blocks=0), Phase(4, 0.01)], 4),  # within the second phase
+    ],
+)
+def test_a_fit_resumed_after_epoch_k_ends_where_an_uninterrupted_one_does(
+    phases: list[Phase], resume_after: int
+) -> None:
+    uninterrupted = MemoryCheckpoints()
+    expected = fit(phases, uninterrupted, patience=0)
+    assert sorted(uninterrupted.saved) == list(range(1, EPOCHS + 1))
+    resumed = MemoryCheckpoints(start_from=uninterrupted.saved[resume_after])
+    weights = fit(phases, resumed, patience=0)
+    assert resumed.resumed_after == resume_after
+    assert sorted(resumed.saved) == list(range(resume_after + 1, EPOCHS + 1)), "only the rest is trained"
+    assert same_weights(weights, expected)
+    assert not same_weights(decode(uninterrupted.saved[resume_after]).network, expected), "it trained on"
+
+
+def test_a_phase_that_stopped_early_stays_stopped() -> None:
+    phases = [Phase(40, 0.05)]
+    uninterrupted = MemoryCheckpoints()
+    expected = fit(phases, uninterrupted, patience=2)
+    last = max(uninterrupted.saved)
+    assert last < 40, "patience ended the fit early"
+    resumed = MemoryCheckpoints(start_from=uninterrupted.saved[last])
+    assert same_weights(fit(phases, resumed, patience=2), expected)  # the best epoch's weights
+    assert resumed.saved == {}, "no epoch after the one where patience ran out"
+    assert decode(uninterrupted.saved[last]).epochs_run == last
+
+
+@pytest.mark.mlflow
+def test_a_restarted_gang_resumes_from_the_checkpoint_in_mlflow(
+    pod: PodEnvironment, mlflow_client: MlflowClient, tmp_path: Path
+) -> None:
+    dataset = write_parquet(blobs(n_rows=160), tmp_path / "blobs.parquet")
+    spec = spec_json(
+        dataset,
+        workers=2,
+        builtin={"algorithm": "mlp", "earlyStoppingPatience": 3},
+        hyperparameters=HYPERPARAMETERS,
+    )
+
+    def gang(uid: str, attempt: int, out: Path, crash_after: int | None = None) -> list[int]:
+        def command(rank: int) -> list[str]:
+            args = [f"--output-dir={out}", f"--termination-log={tmp_path / f'{uid}-{attempt}-{rank}.log'}"]
+            if crash_after is None:
+                return [sys.executable, "-m", "kubeloop", "train", *args]
+            return [sys.executable, "-m", "tests.unit.trainer.crashing_worker", str(crash_after), *args]
+
+        env = {**pod.env(), "KUBELOOP_TRAINING_SPEC": spec, "KUBELOOP_TRAININGJOB_UID": uid}
+        results = run_workers(command, {**env, "KUBELOOP_GANG_ATTEMPT": str(attempt)})
+        return [result.returncode for result in results]
+
+    def runs(uid: str) -> list[Any]:
+        experiment = mlflow_client.get_experiment_by_name(pod.experiment)
+        assert experiment is not None
+        found = mlflow_client.search_runs(
+            [experiment.experiment_id], f"tags.`{UID_TAG}` = '{uid}'", order_by=["attributes.start_time ASC"]
+        )
+        return list(found)
+
+    def final_weights(out: Path) -> dict[str, torch.Tensor]:
+        state: dict[str, torch.Tensor] = torch.load(out / "rank-0" / "checkpoint.pt", weights_only=True)[
+            "state_dict"
+        ]
+        return state
+
+    # A gang that is never interrupted (an attempt > 0 without any checkpoint starts from scratch).
+    assert gang("uid-whole", 1, tmp_path / "whole") == [0, 0]
+    (whole,) = runs("uid-whole")
+    assert RESUMED_FROM_EPOCH not in whole.data.params and whole.data.params["model.epochs_run"] == str(
+        EPOCHS
+    )
+
+    # The same job whose rank 1 dies after epoch 3: the survivor fails too, nothing hangs.
+    codes = gang("uid-cut", 0, tmp_path / "cut", crash_after=3)
+    assert codes[1] == 137 and codes[0] != 0
+    (cut,) = runs("uid-cut")
+    saved = int(cut.data.tags[CHECKPOINT_EPOCH_TAG])
+    assert saved in (2, 3), "the last epoch both ranks finished, or the one rank 1 died in"
+
+    # The operator's next attempt: a fresh gang, resumed from that checkpoint.
+    assert gang("uid-cut", 1, tmp_path / "resumed") == [0, 0]
+    first, resumed = runs("uid-cut")
+    assert first.info.run_id == cut.info.run_id
+    assert resumed.data.params[RESUMED_FROM_EPOCH] == str(saved)
+    assert resumed.data.tags[RESUMED_FROM_RUN_TAG] == cut.info.run_id
+    assert resumed.data.params["model.epochs_run"] == str(EPOCHS)
+    assert same_weights(final_weights(tmp_path / "resumed"), final_weights(tmp_path / "whole"))
+    assert not same_weights(final_weights(tmp_path / "resumed"), decode_network(tmp_path, cut, mlflow_client))
+
+
+def decode_network(tmp_path: Path, run: Any, client: MlflowClient) -> dict[str, torch.Tensor]:
+    """The weights in the interrupted run's checkpoint: short of the end of training."""
+    local = client.download_artifacts(run.info.run_id, "resume/checkpoint.pt", str(tmp_path))
+    return decode(Path(local).read_bytes()).network
