@@ -77,7 +77,6 @@ def rendezvous_env(owner: Owner, workers: int, processes: int = 1) -> list[dict[
         {"name": "WORLD_SIZE", "value": str(workers)},
         {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
         {"name": "LOCAL_RANK", "value": "0"},
-        {"name": ATTEMPT_ENV, "value": str(attempt)},
     ]
 
 
@@ -90,10 +89,10 @@ def pod_spec(
     processes = processes_per_worker(spec)
     if spec.workers > 1 or processes > 1:
         env["env"] = rendezvous_env(owner, spec.workers, processes) + env["env"]
-    if spec.workers > 1:  # which gang this is: a restarted gang resumes from its checkpoint
-        env["env"] = [{"name": ATTEMPT_ENV, "value": str(attempt)}, *env["env"]]
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    if spec.workers > 1:  # which gang this is: a restarted gang resumes from its checkpoint
+        env["env"] = [{"name": ATTEMPT_ENV, "value": str(attempt)}, *env["env"]]
     container: dict[str, Any] = {
         "name": "trainer",
         "image": spec.image or settings.trainer_image,
