@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.target import Pushed, Target, TargetError, choose, helm_set_args, kubectl_reaches, s3_manifests
+from tests.e2e.target import Pushed, Target, TargetError, choose, helm_set_args, s3_manifests
 from tests.unit.chart.helm import CHART, helm, operator_env
 
 pytestmark = pytest.mark.unit
@@ -131,31 +131,6 @@ def test_a_forced_choice_that_cannot_be_had_is_refused(
 ) -> None:
     with pytest.raises(TargetError, match=named):
         choose({**node, **env}, tmp_path / "home", Reach(reachable))
-
-
-def kubectl_binary() -> Path:
-    out = subprocess.run([ROOT / "hack/build-k8s.sh"], capture_output=True, text=True, check=True)
-    return Path(out.stdout.strip()) / "kubectl"
-
-
-def test_kubectl_reaches_no_cluster_at_a_closed_port(tmp_path: Path) -> None:
-    from tests.fixtures.ports import free_port
-
-    config = tmp_path / "closed.kubeconfig"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{free_port()}"}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "c",
-            }
-        )
-    )
-    assert kubectl_reaches(kubectl_binary(), str(config)) is False
-    assert kubectl_reaches(tmp_path / "no-kubectl", str(config)) is False
 
 
 # --- image overrides ---
