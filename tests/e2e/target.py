@@ -144,12 +144,26 @@ def helm_set_args(pushed: Pushed) -> list[str]:
     return [*args, "--set-string", f"operator.settings.trainerImage={pushed.trainer}"]
 
 
-def s3_manifests(objects: dict[str, Any], image: str) -> dict[str, Any]:
-    """hack/addons/s3.yaml (as the List `kubectl create --dry-run=client -o json` prints) for any cluster:
-    the pushed SeaweedFS image pulled when missing (the local node imports it: Never), and no fixed
-    ClusterIP (the local node's Service CIDR is not another cluster's)."""
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """The objects of what `kubectl create --dry-run=client -o json -f FILE` prints: one JSON document per
+    object, one after the other (or a List), as a flat list."""
+    decoder, at = json.JSONDecoder(), 0
+    objects: list[dict[str, Any]] = []
+    while at < len(text.rstrip()):
+        value, end = decoder.raw_decode(text, at)
+        objects += value["items"] if value.get("kind") == "List" else [value]
+        at = end
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return objects
+
+
+def s3_manifests(objects: list[dict[str, Any]], image: str) -> dict[str, Any]:
+    """hack/addons/s3.yaml's objects as a List for any cluster: the pushed SeaweedFS image pulled when
+    missing (the local node imports it: Never), and no fixed ClusterIP (the local node's Service CIDR is
+    not another cluster's)."""
     items = []
-    for given in objects["items"] if objects.get("kind") == "List" else [objects]:
+    for given in objects:
         obj = json.loads(json.dumps(given))  # a copy: the input is left as it was
         spec = obj.get("spec", {})
         if obj["kind"] == "Service":
@@ -165,13 +179,13 @@ def s3_manifests(objects: dict[str, Any], image: str) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """hack/platform.sh's helpers: `helm-args ENV_FILE` (one argument a line), `s3-manifest IMAGE`
-    (a JSON List on stdin, the changed List on stdout)."""
+    (kubectl's JSON objects on stdin, the changed List on stdout)."""
     match argv:
         case ["helm-args", env_file]:
             env = dict(line.split("=", 1) for line in Path(env_file).read_text().splitlines() if "=" in line)
             print("\n".join(helm_set_args(Pushed.from_env(env))))
         case ["s3-manifest", image]:
-            print(json.dumps(s3_manifests(json.load(sys.stdin), image)))
+            print(json.dumps(s3_manifests(json_objects(sys.stdin.read()), image)))
         case _:
             print("usage: target.py helm-args ENV_FILE | s3-manifest IMAGE", file=sys.stderr)
             return 2

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.target import Pushed, Target, TargetError, choose, helm_set_args, s3_manifests
+from tests.e2e.target import Pushed, Target, TargetError, choose, helm_set_args, json_objects, s3_manifests
 from tests.unit.chart.helm import CHART, helm, operator_env
 
 pytestmark = pytest.mark.unit
@@ -169,19 +169,31 @@ def test_an_untagged_reference_is_refused() -> None:
         helm_set_args(Pushed(*(f"{REGISTRY}/x" for _ in range(5))))
 
 
-def s3_list() -> dict[str, Any]:
-    """hack/addons/s3.yaml as `kubectl create --dry-run=client -o json` lists it."""
-    items = [d for d in yaml.safe_load_all((ROOT / "hack/addons/s3.yaml").read_text()) if d]
-    return {"apiVersion": "v1", "kind": "List", "items": items}
+def s3_objects() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((ROOT / "hack/addons/s3.yaml").read_text()) if d]
+
+
+def kubectl_json(objects: list[dict[str, Any]]) -> str:
+    """What `kubectl create --dry-run=client -o json -f FILE` prints: each object, indented, in turn."""
+    return "".join(json.dumps(o, indent=4) + "\n" for o in objects)
+
+
+def test_kubectls_json_is_read_object_by_object() -> None:
+    objects = s3_objects()
+    assert json_objects(kubectl_json(objects)) == objects
+    listed = {"apiVersion": "v1", "kind": "List", "items": objects}
+    assert json_objects(json.dumps(listed)) == objects  # kubectl apply's -o json of several objects
+    assert json_objects(json.dumps(objects[0])) == objects[:1]
+    assert json_objects("") == []
 
 
 def test_the_s3_addon_pulls_the_pushed_image_and_takes_any_cluster_ip() -> None:
-    given = s3_list()
+    given = s3_objects()
     before = json.dumps(given)
     out = s3_manifests(given, PUSHED.seaweedfs)
     assert json.dumps(given) == before, "the input is left as it was"
-    kinds = [o["kind"] for o in out["items"]]
-    assert kinds == [o["kind"] for o in given["items"]]
+    assert out["kind"] == "List"
+    assert [o["kind"] for o in out["items"]] == [o["kind"] for o in given]
     containers = [
         c
         for o in out["items"]
@@ -191,9 +203,7 @@ def test_the_s3_addon_pulls_the_pushed_image_and_takes_any_cluster_ip() -> None:
     assert {(c["image"], c["imagePullPolicy"]) for c in containers} == {(PUSHED.seaweedfs, "IfNotPresent")}
     service = next(o for o in out["items"] if o["kind"] == "Service")
     assert "clusterIP" not in service["spec"]
-    assert (
-        service["spec"]["ports"] == next(o for o in given["items"] if o["kind"] == "Service")["spec"]["ports"]
-    )
+    assert service["spec"]["ports"] == next(o for o in given if o["kind"] == "Service")["spec"]["ports"]
     # Everything else as on the local node: credentials by reference, the restricted security context.
     env = {e["name"]: e for e in containers[0]["env"]}
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "kubeloop-s3"
@@ -213,9 +223,9 @@ def test_the_command_line_runs_on_the_system_python(tmp_path: Path) -> None:
     assert args == helm_set_args(PUSHED)
     listed = subprocess.run(
         ["/usr/bin/python3", "-I", script, "s3-manifest", PUSHED.seaweedfs],
-        input=json.dumps(s3_list()), capture_output=True, text=True, check=True, env=clean,
+        input=kubectl_json(s3_objects()), capture_output=True, text=True, check=True, env=clean,
     ).stdout  # fmt: skip
-    assert json.loads(listed) == s3_manifests(s3_list(), PUSHED.seaweedfs)
+    assert json.loads(listed) == s3_manifests(s3_objects(), PUSHED.seaweedfs)
     (tmp_path / "empty.env").write_text("")
     refused = subprocess.run(
         ["/usr/bin/python3", "-I", script, "helm-args", str(tmp_path / "empty.env")],
