@@ -101,8 +101,9 @@ up_existing() {
   # shellcheck disable=SC1091
   source .run/pushed.env
   s3_existing
-  local sets
-  mapfile -t sets < <(python3 tests/e2e/target.py helm-args .run/pushed.env)
+  local args sets
+  args=$(python3 tests/e2e/target.py helm-args .run/pushed.env)  # one a line: --set key=value ...
+  mapfile -t sets <<<"$args"
   # The chart's default: hack/local-values.yaml's 30 s counts on the local node's 10 s kubelet sync.
   chart "${sets[@]}" --set operator.settings.routesPropagationSeconds=90
   echo "export KUBECONFIG=$root/.run/existing.kubeconfig PATH=$bin:\$PATH"
