@@ -24,8 +24,9 @@ class PortForward:
     """One `kubectl port-forward`, restarted on the same local port whenever it exits.
 
     kubectl forwards to one pod of the Service, and exits when that pod goes away (a rollout replaces
-    it): the restart picks a current pod, so the URL stays valid across rollouts (connections open at
-    that moment fail, as they would when that pod went away behind a Service).
+    it), or stays and fails every connection: on its first error it is stopped. The restart picks a
+    current pod, so the URL stays valid across rollouts (connections open at that moment fail, as they
+    would when that pod went away behind a Service).
     """
 
     def __init__(self, kubectl: Path, kubeconfig: Path, namespace: str, service: str, port: int) -> None:
@@ -73,6 +74,8 @@ class PortForward:
                     self._ready.set()
                 elif not line.startswith("Handling connection"):
                     self._output.append(line)
+                    if self._ready.is_set() and "error" in line.lower():
+                        process.terminate()  # its pod went away but kubectl may stay: a new one picks a pod
             process.wait()
             if not self._ready.is_set():
                 self._ready.set()  # never listened: start() reports the output
