@@ -166,7 +166,7 @@ def platform_up(where: Target) -> Platform:
         )
     else:
         registry = os.environ.get("KUBELOOP_REGISTRY")
-        step(f"kubeloop on an existing cluster, {where.describe()}: images pushed to {registry}, S3, chart")
+        step(f"kubeloop on {where.describe()}: images pushed to {registry}, then S3 and the Helm chart")
     return Platform.up(None, where)
 
 

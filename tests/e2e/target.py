@@ -33,9 +33,7 @@ class Target:
 
     def describe(self) -> str:
         where = (
-            "the local real node"
-            if self.mode == "local"
-            else f"the cluster KUBECONFIG={self.kubeconfig} reaches"
+            "the local real node" if self.mode == "local" else f"the cluster of KUBECONFIG={self.kubeconfig}"
         )
         return f"{where} ({self.reason})"
 
@@ -81,7 +79,7 @@ def choose(env: Mapping[str, str], home: Path, reachable: Callable[[str], bool])
         return Target("local", None, f"KUBECONFIG={value} is this machine's node")
     if not reachable(value):
         return Target("local", None, f"KUBECONFIG={value} reaches no cluster")
-    return Target("existing", value, f"KUBECONFIG={value} reaches a cluster")
+    return Target("existing", value, "it answers kubectl version")
 
 
 def kubectl_reaches(kubectl: Path | str, kubeconfig: str) -> bool:
