@@ -54,10 +54,11 @@ cluster-up: k8s-bins  ## start the local control plane; writes .run/kubeconfig
 cluster-down:  ## stop and delete the local control plane
 	@hack/cluster.sh down
 
+NODE_DEPS := { command -v containerd >/dev/null && command -v runc >/dev/null && [ -x /usr/lib/cni/bridge ]; } \
+  || hack/kubelet/node.sh deps >/dev/null
 .PHONY: node-deps
 node-deps:  ## containerd, runc, CNI plugins and iptables from Debian (idempotent, quiet when present)
-	@command -v containerd >/dev/null && command -v runc >/dev/null && [ -x /usr/lib/cni/bridge ] \
-	  || hack/kubelet/node.sh deps >/dev/null
+	@$(NODE_DEPS)
 
 .PHONY: e2e-deps
 e2e-deps: k8s-bins node-deps  ## what the real node needs: images, kubelet, kube-proxy, CoreDNS, metrics-server, S3
@@ -80,8 +81,18 @@ test-unit: venv helm-bin prometheus-bin system-deps  ## unit tier only (seconds,
 	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
 
 .PHONY: demo
-demo: venv k8s-bins node-deps e2e-deps  ## the loop on a real node: train, serve, drift, retrain, roll out
+demo: venv k8s-bins  ## the loop on a real node (or the cluster KUBECONFIG reaches): train, serve, drift, retrain, roll out
+	@# What the local node needs (node-deps, e2e-deps); on an existing cluster hack/platform.sh builds what it pushes.
+	@target=$$($(PY) hack/demo.py --target) && { [ "$$target" = existing ] || { $(NODE_DEPS) && hack/e2e-deps.sh; }; }
 	$(PY) hack/demo.py
+
+.PHONY: registry-up
+registry-up:  ## a plain-HTTP OCI registry on 127.0.0.1:5000 (distribution, built from the Go module proxy)
+	@hack/registry.sh up
+
+.PHONY: registry-down
+registry-down:  ## stop it (its storage under ~/.cache/kubeloop/registry stays)
+	@hack/registry.sh down
 
 .PHONY: bench-operator
 bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 ModelDeployments

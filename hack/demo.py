@@ -7,10 +7,16 @@ the drift, writes its report and starts a retrain -> the retrained model must be
 latest data (challenger gate) -> as challenger it gets an exact share of requests, step by step, checked
 from Prometheus -> promoted: the champion alias moves and the stable servers roll to it.
 The cluster stays up afterwards (`make platform-down` removes it).
+
+When KUBECONFIG (or ~/.kube/config) reaches a cluster other than this machine's node, the loop runs there
+instead (KUBELOOP_CLUSTER=local|existing forces the choice; tests/e2e/target.py): the images are pushed to
+KUBELOOP_REGISTRY, and this host reaches the Services through kubectl port-forward.
+`hack/demo.py --target` prints the choice alone (`local` or `existing`), for the Makefile.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -31,6 +37,7 @@ from tests.e2e.loop import (  # noqa: E402
     succeeded,
 )
 from tests.e2e.platform import Platform, namespace  # noqa: E402
+from tests.e2e.target import Target, TargetError, choose, kubectl_reaches  # noqa: E402
 from tests.fixtures.churn import TARGET, churn_data  # noqa: E402
 from tests.fixtures.cluster import wait_for  # noqa: E402
 
@@ -139,9 +146,33 @@ def canary_until_promoted(
     return rollout, traffic
 
 
+def target() -> Target:
+    """The cluster this demo runs on: this machine's node, or the one KUBECONFIG reaches."""
+    kubectl = Path(
+        subprocess.run(
+            [ROOT / "hack/build-k8s.sh"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+    return choose(
+        os.environ, Path.home(), lambda kubeconfig: kubectl_reaches(kubectl / "kubectl", kubeconfig)
+    )
+
+
+def platform_up(where: Target) -> Platform:
+    if where.mode == "local":
+        step(
+            f"kubeloop on a real node ({where.reason}): images, kubelet + containerd, CoreDNS, "
+            "metrics-server, S3, Helm chart"
+        )
+    else:
+        registry = os.environ.get("KUBELOOP_REGISTRY")
+        step(f"kubeloop on {where.describe()}: images pushed to {registry}, then S3 and the Helm chart")
+    return Platform.up(None, where)
+
+
 def main() -> None:
-    step("kubeloop on a real node: images, kubelet + containerd, CoreDNS, metrics-server, S3, Helm chart")
-    platform = Platform.up(None)
+    where = target()
+    platform = platform_up(where)
     fresh_namespace(platform)
     loop = Loop(NAMESPACE, model=f"churn-{int(time.time())}")  # a new registered model per run
     with namespace(platform, NAMESPACE, keep=True):
@@ -211,19 +242,29 @@ def main() -> None:
                 (f"  {f['name']}", f"{f['test']} {f['score']:.4f} (threshold {f['threshold']})")
                 for f in drift["features"]
             ),
-            ("drift report", f"{drift['reportUri']} (credentials: /tmp/kubeloop-node/s3.env)"),
-            ("server", f"{base}/v2/models/{SERVER}/infer answers with version {answer['model_version']}"),
-            ("MLflow", platform.service_url("kubeloop-mlflow", "kubeloop-system")),
+            ("drift report", f"{drift['reportUri']} (credentials: {platform.s3_env})"),
+            (
+                "server",
+                f"{platform.how_to_reach(SERVER, NAMESPACE)}/v2/models/{SERVER}/infer answers with version "
+                f"{answer['model_version']}",
+            ),
+            ("MLflow", platform.how_to_reach("kubeloop-mlflow", "kubeloop-system")),
         ]
         for key, value in rows:
             print(f"    {key:<20} {value}")
         step(f"kubectl get kubeloop -n {NAMESPACE}")
         print(platform.kubectl.run("get", "kubeloop", "-n", NAMESPACE).stdout)
-        print(f"export KUBECONFIG={platform.kubeconfig}  # then: kubectl get kubeloop -A; make platform-down")
+        then = "make platform-down" if where.mode == "local" else "helm uninstall -n kubeloop-system kubeloop"
+        print(f"export KUBECONFIG={platform.kubeconfig}  # then: kubectl get kubeloop -A; {then}")
 
 
 if __name__ == "__main__":
     try:
-        main()
+        if sys.argv[1:] == ["--target"]:
+            print(target().mode)
+        else:
+            main()
+    except TargetError as error:
+        sys.exit(f"demo: {error}")
     except (AssertionError, RuntimeError, subprocess.CalledProcessError) as error:
         sys.exit(f"demo failed: {error}")

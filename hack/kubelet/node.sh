@@ -13,6 +13,12 @@
 #   hack/kubelet/node.sh images FILE|DIR...  # import image archives (*.tar of a DIR) into containerd (k8s.io)
 #                                 # (also at `up`: KUBELOOP_IMAGES="DIR|FILE ...")
 #   KUBELOOP_ADDONS="coredns metrics-server s3 prometheus" (default) selects the add-ons `build` and `up` handle.
+#   KUBELOOP_TRUST_REGISTRY=127.0.0.1:5000 (at `up`): containerd pulls from that plain-HTTP registry
+#                                 (hack/registry.sh), via $CERTS_D/<host>/hosts.toml (removed by `down`)
+#   hack/kubelet/node.sh pack NAME...  # print `REF ARCHIVE` of add-on images (coredns metrics-server seaweedfs
+#                                 # prometheus), packed without containerd (hack/push-images.sh pushes them)
+#   As a stand-in for a cluster that imports nothing from here (`make demo` on an existing cluster):
+#     KUBELOOP_ADDONS="coredns metrics-server" KUBELOOP_TRUST_REGISTRY=127.0.0.1:5000 hack/kubelet/node.sh up
 #   hack/kubelet/node.sh status
 #   hack/kubelet/node.sh down     # delete pods, stop what `up` started (by recorded pid), unmount, remove state
 #   hack/kubelet/node.sh purge    # down + containerd's image store and /var/log/pods
@@ -31,6 +37,7 @@ ETCD_PORT=22379 ETCD_PEER_PORT=22380 APISERVER_PORT=26443 KCM_PORT=20257 SCHED_P
 SERVICE_CIDR=10.97.0.0/16 POD_CIDR=10.244.0.0/16  # not 10.88/16: podman's cni-podman0 (image builds) has it
 PAUSE_IMAGE=localhost/kubeloop/pause:v1 BUSYBOX_IMAGE=localhost/kubeloop/busybox:v1
 CTR_SOCK=/run/containerd/containerd.sock
+CERTS_D=/etc/containerd/certs.d  # containerd's registry hosts (config_path in containerd.toml)
 
 # Cluster add-ons (hack/addons/*.yaml; binaries from hack/build-addons.sh, images built here).
 # The image references and fixed ClusterIPs below are also written in those manifests.
@@ -176,7 +183,7 @@ images() {  # locally built images (no registry reachable): pause and a busybox 
   ctr -n k8s.io images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >/dev/null
 }
 
-addon_image() {  # name ref binary...: a minimal image (static binaries in /, uid 65532), archive cached
+addon_archive() {  # name ref binary...: a minimal image (static binaries in /, uid 65532); prints its archive (cached)
   local name=$1 ref=$2; shift 2
   local tar="$IMAGE_CACHE/addons/$name-${ref##*:}.tar" b fresh=1
   for b in "$@" "$here/mkimage.py"; do [ -f "$tar" ] && [ ! "$b" -nt "$tar" ] || fresh=0; done
@@ -192,7 +199,24 @@ addon_image() {  # name ref binary...: a minimal image (static binaries in /, ui
     python3 "$here/mkimage.py" "$r" "$ref" "$tar.tmp" --entrypoint "/$(basename "$1")" --user 65532 >&2
     mv "$tar.tmp" "$tar"
   fi
-  import_archive "$tar"
+  echo "$tar"
+}
+
+addon_image() { local tar; tar=$(addon_archive "$@"); import_archive "$tar"; }
+
+pack() {  # NAME...: print `REF ARCHIVE` of add-on images, packed without containerd (for a registry push)
+  local n W  # a work dir of its own: this may run beside a node, or with none
+  W=$(mktemp -d)
+  for n in "$@"; do
+    case "$n" in
+      coredns) echo "$COREDNS_IMAGE $(addon_archive coredns "$COREDNS_IMAGE" "$(addon_bin coredns)")" ;;
+      metrics-server) echo "$METRICS_SERVER_IMAGE $(addon_archive metrics-server "$METRICS_SERVER_IMAGE" "$(addon_bin metrics-server)")" ;;
+      seaweedfs) echo "$SEAWEEDFS_IMAGE $(addon_archive seaweedfs "$SEAWEEDFS_IMAGE" "$(addon_bin seaweedfs)" "$(s3check_bin)")" ;;
+      prometheus) echo "$PROMETHEUS_IMAGE $(addon_archive prometheus "$PROMETHEUS_IMAGE" "$(addon_bin prometheus)")" ;;
+      *) echo "unknown add-on image: $n (coredns|metrics-server|seaweedfs|prometheus)" >&2; rm -rf "$W"; return 2 ;;
+    esac
+  done
+  rm -rf "$W"
 }
 
 addon_images() {
@@ -266,6 +290,16 @@ prune_superseded() {  # ARCHIVE...: remove other tags of the archives' repositor
       case " $keep " in *" $tag "*) ;; *) log "removing superseded $tag"; ctr -n k8s.io images rm "$tag" >/dev/null || log "could not remove $tag" ;; esac
     done
   done
+}
+
+trust_registry() {  # KUBELOOP_TRUST_REGISTRY=HOST:PORT: containerd pulls from that registry over plain HTTP
+  local host=${KUBELOOP_TRUST_REGISTRY:-}
+  [ -n "$host" ] || return 0
+  mkdir -p "$CERTS_D/$host"
+  printf '%s\n' "server = \"http://$host\"" "[host.\"http://$host\"]" '  capabilities = ["pull", "resolve"]' \
+    >"$CERTS_D/$host/hosts.toml"
+  echo "$host" >"$W/trusted-registry"
+  log "containerd pulls from http://$host ($CERTS_D/$host/hosts.toml)"
 }
 
 containerd_up() {
@@ -358,24 +392,8 @@ EOF
     --node-labels kubeloop.io/real-node=true ${KUBELET_EXTRA_ARGS:-}
 }
 
-s3_secret() {  # random credentials for the in-cluster S3, generated once per cluster (never committed)
-  # The namespace as in hack/addons/s3.yaml and the chart's install manifest (restricted PSA).
-  printf '%s\n' 'apiVersion: v1' 'kind: Namespace' 'metadata:' '  name: kubeloop-system' '  labels:' \
-    '    pod-security.kubernetes.io/enforce: restricted' '    pod-security.kubernetes.io/enforce-version: latest' |
-    kc apply -f - >/dev/null
-  kc -n kubeloop-system get secret kubeloop-s3 >/dev/null 2>&1 ||
-    kc -n kubeloop-system create secret generic kubeloop-s3 \
-      --from-literal=AWS_ACCESS_KEY_ID="kubeloop-$(openssl rand -hex 6)" \
-      --from-literal=AWS_SECRET_ACCESS_KEY="$(openssl rand -hex 24)" \
-      --from-literal=AWS_ENDPOINT_URL="http://s3.kubeloop-system.svc.cluster.local:$S3_PORT" \
-      --from-literal=AWS_DEFAULT_REGION=us-east-1 >/dev/null  # the whole Secret is a workload's envFrom
-  local key secret
-  key=$(kc -n kubeloop-system get secret kubeloop-s3 -o jsonpath='{.data.AWS_ACCESS_KEY_ID}' | base64 -d)
-  secret=$(kc -n kubeloop-system get secret kubeloop-s3 -o jsonpath='{.data.AWS_SECRET_ACCESS_KEY}' | base64 -d)
-  (umask 077
-   printf '%s\n' "# The in-cluster S3 (SeaweedFS) from the host: source this file (boto3 >= 1.28 reads AWS_ENDPOINT_URL)." \
-     "export AWS_ACCESS_KEY_ID=$key" "export AWS_SECRET_ACCESS_KEY=$secret" \
-     "export AWS_ENDPOINT_URL=http://$S3_IP:$S3_PORT" "export AWS_DEFAULT_REGION=us-east-1" >"$W/s3.env")
+s3_secret() {  # random credentials for the in-cluster S3 (hack/addons/s3-secret.sh), and $W/s3.env
+  KUBECONFIG="$W/admin.kubeconfig" PATH="$(bin):$PATH" "$ADDONS/s3-secret.sh" "$W/s3.env" "http://$S3_IP:$S3_PORT"
 }
 
 wait_for() {  # description, seconds, command...: poll until the command succeeds
@@ -436,6 +454,7 @@ up() {
   sysctl -qw net.ipv4.ip_forward=1  # pod traffic is routed through the CNI bridge
   pki
   controlplane
+  trust_registry
   containerd_up
   images
   addon_images
@@ -496,6 +515,7 @@ down() {
   # The kubelet's QoS cgroup tree (cgroupfs driver, cgroup v1: one tree per controller).
   for d in /sys/fs/cgroup/*/kubepods; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
   rm -f /etc/cni/net.d/10-kubeloop.conflist
+  [ ! -s "$W/trusted-registry" ] || rm -rf "${CERTS_D:?}/$(cat "$W/trusted-registry")"
   if [ -f "$W/sysctl.orig" ]; then while read -r kv; do sysctl -qw "$kv" || true; done <"$W/sysctl.orig"; fi
   rm -rf "$W"
   # containerd's image store (/var/lib/containerd) is kept; `purge` removes it too.
@@ -533,5 +553,6 @@ case "${1:-}" in
   down) down ;;
   purge) purge ;;
   status) status ;;
-  *) echo "usage: $0 deps|build|up|down|purge|status|images FILE|DIR..." >&2; exit 2 ;;
+  pack) shift; pack "$@" ;;
+  *) echo "usage: $0 deps|build|up|down|purge|status|images FILE|DIR...|pack NAME..." >&2; exit 2 ;;
 esac

@@ -1,7 +1,12 @@
-"""kubeloop installed on a real node (hack/platform.sh), and what tests and the demo need to drive it."""
+"""kubeloop installed on a real node (hack/platform.sh), and what tests and the demo need to drive it.
+
+The same on a cluster KUBECONFIG reaches (target "existing", hack/platform.sh up-existing): only the way
+this host reaches Services differs (port-forwards there, loopback node ports on the local node).
+"""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import json
@@ -13,7 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import s3fs
 
+from tests.e2e.forward import PortForward
+from tests.e2e.target import LOCAL, Target, local_kubeconfig
 from tests.fixtures.cluster import Kubectl, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,29 +38,51 @@ SYSTEM_NAMESPACE = "kubeloop-system"
 class Platform:
     kubectl: Kubectl
     kubeconfig: Path
+    target: Target = LOCAL
+    forwards: dict[tuple[str, str, int], PortForward] = field(default_factory=dict)
 
     @classmethod
-    def up(cls, log: Path | None) -> Platform:
-        """Bring the node, images and chart up (idempotent); its progress goes to `log` (None: stderr)."""
+    def up(cls, log: Path | None, target: Target = LOCAL) -> Platform:
+        """Bring the node (or, on an existing cluster, the pushed images' S3 server), the images and the
+        chart up (idempotent); its progress goes to `log` (None: stderr)."""
+        command, env = "up", None
+        if target.mode == "existing":
+            assert target.kubeconfig, "an existing cluster has a KUBECONFIG"
+            command, env = "up-existing", {**os.environ, "KUBECONFIG": target.kubeconfig}
         with log.open("ab") if log else contextlib.nullcontext(None) as out:
             done = subprocess.run(
-                [ROOT / "hack/platform.sh", "up"],
+                [ROOT / "hack/platform.sh", command],
                 stdout=subprocess.PIPE,
                 stderr=out,
+                env=env,
                 timeout=2400,
                 check=False,
             )
         if done.returncode != 0:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log else ""
-            raise RuntimeError(f"hack/platform.sh up failed ({done.returncode}):\n{tail}")
+            raise RuntimeError(f"hack/platform.sh {command} failed ({done.returncode}):\n{tail}")
         exports = dict(re.findall(r"(\w+)=(\S+)", done.stdout.decode().strip().splitlines()[-1]))
         kubeconfig = Path(exports["KUBECONFIG"])
         binary = Path(exports["PATH"].split(":", 1)[0]) / "kubectl"
-        return cls(Kubectl(binary, kubeconfig), kubeconfig)
+        return cls(Kubectl(binary, kubeconfig), kubeconfig, target)
+
+    @property
+    def s3_env(self) -> Path:
+        """The S3 credentials for this host, as a file to source (hack/addons/s3-secret.sh writes it)."""
+        if self.target.mode == "existing":
+            return ROOT / ".run/s3.env"
+        return local_kubeconfig(os.environ).with_name("s3.env")
 
     # --- reaching Services from this host: loopback node ports, never ClusterIPs ---
 
     def service_url(self, name: str, namespace: str, port: str | int | None = None) -> str:
+        """`http://127.0.0.1:<port>` reaching a Service: a port-forward on an existing cluster, a node
+        port on the local node."""
+        if self.target.mode == "existing":
+            return self.forwarded_url(name, namespace, port)
+        return self.node_port_url(name, namespace, port)
+
+    def node_port_url(self, name: str, namespace: str, port: str | int | None = None) -> str:
         """`http://127.0.0.1:<nodePort>` of a Service (made a NodePort Service if it is not one).
 
         kube-proxy forwards loopback node ports to the Service's endpoints, balancing connections as for
@@ -73,6 +102,30 @@ class Platform:
         node_port = int(chosen["nodePort"])
         wait_for(lambda: accepts(node_port), 60, what=f"kube-proxy forwarding node port {node_port}")
         return f"http://127.0.0.1:{node_port}"
+
+    def forwarded_url(self, name: str, namespace: str, port: str | int | None = None) -> str:
+        """`http://127.0.0.1:<local port>` of a `kubectl port-forward svc/NAME`, kept till exit."""
+        service = self.kubectl.get("service", name, namespace)
+        assert service is not None, f"no Service {namespace}/{name}"
+        ports = service["spec"]["ports"]
+        chosen = next((p for p in ports if port in (None, p.get("name"), p["port"])), None)
+        assert chosen is not None, f"Service {namespace}/{name} has no port {port}: {ports}"
+        key = (namespace, name, int(chosen["port"]))
+        if key not in self.forwards:
+            forward = PortForward(self.kubectl.binary, self.kubeconfig, *key)
+            forward.start()
+            atexit.register(forward.close)
+            self.forwards[key] = forward
+        return f"http://127.0.0.1:{self.forwards[key].local_port}"
+
+    def how_to_reach(self, name: str, namespace: str) -> str:
+        """A Service's URL for someone after this process: a node port here; a port-forward command there."""
+        if self.target.mode == "existing":
+            service = self.kubectl.get("service", name, namespace)
+            assert service is not None, f"no Service {namespace}/{name}"
+            port = service["spec"]["ports"][0]["port"]
+            return f"(kubectl port-forward -n {namespace} svc/{name} 8080:{port}) http://127.0.0.1:8080"
+        return self.node_port_url(name, namespace)
 
     def secret(self, name: str, namespace: str) -> dict[str, str]:
         secret = self.kubectl.get("secret", name, namespace)
