@@ -18,6 +18,7 @@ from kubeloop_operator.render.common import (
     writable_tmp,
 )
 from kubeloop_operator.render.names import child_name
+from kubeloop_operator.render.trial_workers import has_trial_workers, with_trial_workers
 from kubeloop_operator.settings import OperatorSettings
 
 RENDEZVOUS_PORT = 29500
@@ -133,7 +134,8 @@ def render_rendezvous_service(owner: Owner) -> Manifest:
 
 def render_training(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> list[Manifest]:
     """Every child of a TrainingJob."""
-    children = [render_job(owner, spec, settings)]
+    job = render_job(owner, spec, settings)
+    children = [with_trial_workers(job, spec) if has_trial_workers(spec) else job]
     if spec.workers > 1:
         children.append(render_rendezvous_service(owner))
     return children
