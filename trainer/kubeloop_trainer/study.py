@@ -113,6 +113,13 @@ def open_study(
     return SharedStudy(study, storage, engine, heartbeat_seconds)
 
 
+def fail_stale(shared: SharedStudy) -> None:
+    """Optuna's heartbeat reaper (FAIL, then the stale-trial callback), "experimental" in Optuna."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(shared.study)
+
+
 def fail_orphans(shared: SharedStudy, trials: list[FrozenTrial]) -> None:
     """Under the lock: fail RUNNING trials whose worker died before it could mark them as its own."""
     for trial in trials:
@@ -122,7 +129,7 @@ def fail_orphans(shared: SharedStudy, trials: list[FrozenTrial]) -> None:
 
 def admit(shared: SharedStudy, max_trials: int, worker: int) -> optuna.Trial | None:
     """A new trial of this worker, or None once ``max_trials`` trials exist (exactly, across workers)."""
-    optuna.storages.fail_stale_trials(shared.study)
+    fail_stale(shared)
     with shared.locked():
         trials = shared.trials()
         fail_orphans(shared, trials)
@@ -147,7 +154,7 @@ def counts(shared: SharedStudy, total: int) -> TrialCounts:
 
 def finished(shared: SharedStudy, max_trials: int) -> bool:
     """Every admitted trial ended; reaps stale and orphaned ones on the way."""
-    optuna.storages.fail_stale_trials(shared.study)
+    fail_stale(shared)
     with shared.locked():
         trials = shared.trials()
         fail_orphans(shared, trials)
