@@ -124,7 +124,7 @@ def fail_orphans(shared: SharedStudy, trials: list[FrozenTrial]) -> None:
     """Under the lock: fail RUNNING trials whose worker died before it could mark them as its own."""
     for trial in trials:
         if trial.state == TrialState.RUNNING and WORKER_ATTR not in trial.user_attrs:
-            shared.study.tell(trial.number, state=TrialState.FAIL)
+            shared.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
 def admit(shared: SharedStudy, max_trials: int, worker: int) -> optuna.Trial | None:

@@ -35,7 +35,9 @@ from kubeloop_trainer.runner import Outcome, Prepared, failure, prepare, publish
 from kubeloop_trainer.stopping import raise_if_stopped, stop_requested
 from kubeloop_trainer.study import (
     RUN_ATTR,
+    WORKER_ATTR,
     SharedStudy,
+    StaleTrialCallback,
     admit,
     counts,
     finished,
@@ -72,14 +74,18 @@ class TrialRuns:
         self.recorder.trial_finished(number, state, value, metrics)
 
 
-def stale_trial_callback(tracker: Tracker, progress: Progress) -> Any:
+def stale_trial_callback(tracker: Tracker, progress: Progress) -> StaleTrialCallback:
+    """Optuna failed a trial whose worker stopped beating: its child run fails too (best effort: the
+    study, not MLflow, is what counts the trial)."""
+
     def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-        progress.say(
-            f"trial {trial.number} FAIL: its worker {trial.user_attrs.get('kubeloop.io/worker')} stopped"
-        )
+        progress.say(f"trial {trial.number} FAIL: its worker {trial.user_attrs.get(WORKER_ATTR)} stopped")
         if run_id := trial.user_attrs.get(RUN_ATTR):
-            tracker.set_tags(run_id, {TRIAL_STATE_TAG: "FAIL"})
-            tracker.finish(run_id, "FAILED", WORKER_LOST)
+            try:
+                tracker.set_tags(run_id, {TRIAL_STATE_TAG: "FAIL"})
+                tracker.finish(run_id, "FAILED", WORKER_LOST)
+            except Exception as error:
+                progress.say(f"could not mark the run of trial {trial.number} failed: {error}")
 
     return on_stale
 
@@ -125,7 +131,7 @@ def trial_loop(
     shared: SharedStudy, search: Search, runs: TrialRuns, tuning: Tuning, worker: TrialWorker
 ) -> int:
     ran = 0
-    while not stop_requested() and (trial := admit(shared, tuning.max_trials, worker.index)):
+    while not stop_requested() and (trial := admit(shared, tuning.max_trials, worker.index)) is not None:
         runs.trials[trial.number] = trial
         try:
             with heartbeat(shared, trial):
