@@ -1,6 +1,6 @@
 """Parallel hyperparameter search: one study definition, 16 trials, 1 trial worker vs 4, as JSON.
 
-    .venv/bin/python -m bench.hpo [--trials 16] [--workers 4] [--rounds 2]
+    .venv/bin/python -m bench.hpo [--trials 16] [--workers 4] [--rounds 2] [--rows 8000] [--epochs 20]
 
 Each run is a fresh study in a real PostgreSQL (a throwaway cluster) with a real MLflow server, its
 trials run by real ``kubeloop train`` trial-worker processes on this host, with the environment a
@@ -36,10 +36,8 @@ from tests.fixtures.mlflow_server import running_mlflow_server
 from tests.fixtures.postgres import PostgresServer, running_postgres
 from tests.fixtures.trial_workers import Job, start_worker, stop_all
 
-EPOCHS = 12
 
-
-def write_dataset(path: Path, rows: int = 1200, features: int = 8, classes: int = 3, seed: int = 0) -> Path:
+def write_dataset(path: Path, rows: int, features: int = 8, classes: int = 3, seed: int = 0) -> Path:
     """Overlapping Gaussian clusters: the learning rate and width matter, so trials differ."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(0, 1.2, size=(classes, features))
@@ -51,12 +49,12 @@ def write_dataset(path: Path, rows: int = 1200, features: int = 8, classes: int 
     return path
 
 
-def spec_json(dataset: Path, trials: int, parallelism: int) -> str:
+def spec_json(dataset: Path, trials: int, parallelism: int, epochs: int) -> str:
     spec = TrainingJobSpec.model_validate(
         {
             "dataset": {"uri": str(dataset)},
             "builtin": {"algorithm": "mlp", "seed": 7, "earlyStoppingPatience": 0},
-            "hyperparameters": {"epochs": EPOCHS, "batchSize": 32},
+            "hyperparameters": {"epochs": epochs, "batchSize": 32},
             "tuning": {
                 "strategy": "bayesian",
                 "maxTrials": trials,
@@ -87,12 +85,13 @@ def one_run(
     trials: int,
     workers: int,
     round_: int,
+    epochs: int,
 ) -> dict[str, Any]:
     name = f"hpo-bench-{workers}-{round_}"
     job = Job(
         name=name,
         uid=f"{name}-{os.getpid()}",
-        spec_json=spec_json(dataset, trials, workers),
+        spec_json=spec_json(dataset, trials, workers, epochs),
         tracking_uri=tracking_uri,
         storage_url=postgres.create_database(name.replace("-", "_")),
         workdir=workdir / name,
@@ -130,25 +129,36 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2, help="pairs of runs, in alternating order")
+    parser.add_argument("--rows", type=int, default=8000, help="rows of the generated dataset")
+    parser.add_argument("--epochs", type=int, default=20, help="most epochs of a trial (pruning stops some)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="kubeloop-bench-hpo-") as scratch:
         root = Path(scratch)
-        dataset = write_dataset(root / "data.parquet")
+        dataset = write_dataset(root / "data.parquet", args.rows)
         with running_postgres() as postgres, running_mlflow_server(root / "mlflow") as mlflow:
             runs = []
             for round_ in range(args.rounds):  # alternating order: a busy host's drift hits both sides
                 order = (1, args.workers) if round_ % 2 == 0 else (args.workers, 1)
                 for workers in order:
                     runs.append(
-                        one_run(postgres, mlflow.tracking_uri, dataset, root, args.trials, workers, round_)
+                        one_run(
+                            postgres,
+                            mlflow.tracking_uri,
+                            dataset,
+                            root,
+                            args.trials,
+                            workers,
+                            round_,
+                            args.epochs,
+                        )
                     )
     single = [r for r in runs if r["parallelism"] == 1]
     parallel = [r for r in runs if r["parallelism"] == args.workers]
     ratios = [round(s["wall_seconds"] / p["wall_seconds"], 2) for s, p in zip(single, parallel, strict=True)]
     result = {
         "benchmark": "parallel trial workers sharing one Optuna study in PostgreSQL",
-        "study": f"mlp, {EPOCHS} epochs, bayesian (TPE) + median pruning, {args.trials} trials",
+        "study": f"mlp on {args.rows} rows, {args.epochs} epochs, TPE + median pruning, {args.trials} trials",
         "cores": os.cpu_count(),
         "threads_per_worker": 1,
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
