@@ -82,6 +82,7 @@ def test_three_workers_share_one_study(
         tuning=tuning(
             9,
             3,
+            parallelTrials=2,  # two trial threads in each worker: six admitters for nine trials
             objective={"metric": "val_rmse", "direction": "minimize"},
             searchSpace={
                 "n_estimators": {"type": "int", "low": 2, "high": 30},
