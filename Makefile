@@ -121,6 +121,10 @@ bench-progress: venv  ## reading a TrainingJob's progress (runs/search past 200 
 bench-drift: venv  ## kubeloop drift check vs Evidently's data-drift preset, 1M x 20 rows
 	$(PY) -m bench.drift
 
+.PHONY: bench-hpo
+bench-hpo: venv  ## parallel trials: 16 trials with 1 vs 4 trial workers sharing one study in PostgreSQL
+	$(PY) -m bench.hpo
+
 .PHONY: bench-explain
 bench-explain: venv  ## explain latency per row: kubeloop TreeSHAP (from ONNX), permutation SHAP, LIME vs shap.TreeExplainer
 	$(PY) -m bench.explain

@@ -3,12 +3,15 @@
 # silent when everything is already there:
 #   prometheus + promtool  Debian's prometheus package (never started as a service: tests run the
 #                          binary themselves, with a temp config and data directory)
+#   postgresql             Debian's postgresql (initdb, postgres under /usr/lib/postgresql/<v>/bin; never
+#                          started as a service: tests/fixtures/postgres.py runs a throwaway cluster)
 #   kubeconform            go install at a pinned version, cached under ~/.cache/kubeloop/bin/
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 
 if ((${#missing[@]})); then
   sudo=()

@@ -13,7 +13,12 @@ hypothesis_settings.register_profile("repeatable", derandomize=True)
 hypothesis_settings.register_profile("explore", derandomize=False)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
-pytest_plugins = ["tests.fixtures.cluster", "tests.fixtures.mlflow_server", "tests.fixtures.s3"]
+pytest_plugins = [
+    "tests.fixtures.cluster",
+    "tests.fixtures.mlflow_server",
+    "tests.fixtures.postgres",
+    "tests.fixtures.s3",
+]
 TIERS = ("unit", "cluster", "e2e")
 OUTCOMES: Counter[tuple[str, str]] = Counter()
 

@@ -42,6 +42,7 @@ from kubeloop.api.fairness import (
 from kubeloop.api.labels import validations
 from kubeloop.api.processes import MAX_PROCESSES_PER_WORKER, PROCESSES_SPEC_RULES, processes_spec_problem
 from kubeloop.api.progress import TrainingProgress
+from kubeloop.api.study import PARALLELISM_RULES, StudyStorage, parallelism_problem
 
 Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "mlp", "cnn"]
 Task = Literal["classification", "regression"]
@@ -160,12 +161,26 @@ class Objective(ApiModel):
 class Tuning(ApiModel):
     """Hyperparameter search; every trial is an MLflow child run, the best one is registered."""
 
+    model_config = ConfigDict(json_schema_extra=validations(PARALLELISM_RULES))
     strategy: Literal["grid", "random", "bayesian"] = "bayesian"
     max_trials: int = Field(20, ge=1, le=10000)
-    parallel_trials: int = Field(1, ge=1, le=64)
+    parallel_trials: int = Field(1, ge=1, le=64, description="Trials run at once in each pod (threads).")
+    parallelism: int = Field(
+        1, ge=1, le=64, description="Trial-worker pods sharing one study (>1 needs storage)."
+    )
+    storage: StudyStorage | None = Field(
+        None, description="The study's database (PostgreSQL); set: trials run in trial-worker pods."
+    )
     objective: Objective
     search_space: dict[str, ParameterRange] = Field(min_length=1)
     pruning: bool = True
+
+    @model_validator(mode="after")
+    def _parallelism_rules(self) -> Tuning:
+        problem = parallelism_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class UnfreezeStep(ApiModel):

@@ -5,4 +5,5 @@
 - ``payload_log``: where the server writes sampled payloads and how a reader finds them.
 - ``registry_uri``: the one parser of MLflow registry URIs (``models:/name/3``, ``models:/name@alias``).
 - ``datasets``: which files of a dataset folder are data (trainer and drift check alike).
+- ``trial_workers``: what a trial-worker pod is told (its index, the study database, the heartbeat).
 """

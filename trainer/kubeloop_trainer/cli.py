@@ -23,6 +23,7 @@ from kubeloop_trainer.context import context_from_env
 from kubeloop_trainer.errors import TerminatedError, TrainerError
 from kubeloop_trainer.runner import run
 from kubeloop_trainer.topology import is_pod_leader
+from kubeloop_trainer.trial_worker import run_trials
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,5 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         except TrainerError as error:
             summary = TrainingSummary(failure_reason=error.reason, message=str(error))
         else:
-            summary = run(context)
+            worker = context.trial_worker
+            summary = run(context) if worker is None else run_trials(context, worker)
         return report(summary, args.termination_log)

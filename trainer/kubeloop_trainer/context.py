@@ -2,7 +2,8 @@
 
 ``KUBELOOP_TRAINING_SPEC`` (the TrainingJobSpec as wire JSON), ``KUBELOOP_TRAININGJOB_NAME``,
 ``_NAMESPACE``, ``_UID``, ``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``, ``MLFLOW_RUN_NAME``
-and, for workers > 1, the torch.distributed variables (see `kubeloop_trainer.distributed`).
+and, for workers > 1, the torch.distributed variables (see `kubeloop_trainer.distributed`); trial
+workers also get `kubeloop.contracts.trial_workers`' variables.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from kubeloop.api.training import TrainingJobSpec
+from kubeloop.contracts.trial_workers import TrialWorker, TrialWorkerEnvError, trial_worker_from_env
 from kubeloop_trainer.errors import InvalidSpecError
 from kubeloop_trainer.model import SKLEARN_ALGORITHMS
 from kubeloop_trainer.tags import ALGORITHM_TAG, TRAININGJOB_TAG, UID_TAG
@@ -52,6 +54,7 @@ class RunContext:
     run_name: str | None = None
     topology: Topology = field(default_factory=Topology)
     output_dir: Path | None = None
+    trial_worker: TrialWorker | None = None  # one of tuning.parallelism pods sharing a study
 
     def tags(self) -> dict[str, str]:
         tags: dict[str, str] = {ALGORITHM_TAG: self.spec.builtin.algorithm}
@@ -120,6 +123,12 @@ def context_from_env(
     experiment = (
         spec.mlflow.experiment or env.get("MLFLOW_EXPERIMENT_NAME") or job.namespace or DEFAULT_EXPERIMENT
     )
+    try:
+        trial_worker = trial_worker_from_env(env)
+    except TrialWorkerEnvError as error:
+        raise InvalidSpecError(str(error)) from error
+    if trial_worker is not None and spec.tuning is None:
+        raise InvalidSpecError("a trial worker (KUBELOOP_STUDY_STORAGE set) needs spec.tuning")
     return RunContext(
         spec=spec,
         job=job,
@@ -128,4 +137,5 @@ def context_from_env(
         run_name=env.get("MLFLOW_RUN_NAME") or job.name,
         topology=topology_from_env(env),
         output_dir=output_dir,
+        trial_worker=trial_worker,
     )

@@ -45,3 +45,9 @@ class TrackingError(TrainerError):
     """The MLflow tracking server cannot be reached or refuses the run."""
 
     reason = "TrackingUnavailable"
+
+
+class StudyStorageError(TrainerError):
+    """The shared study's database cannot be used (unreachable, refused, or not PostgreSQL)."""
+
+    reason = "StudyStorageUnavailable"

@@ -143,6 +143,11 @@ class Recorder:
         with self._lock:
             self._trial_runs[number] = run_id
 
+    def trial_run_id(self, number: int) -> str | None:
+        """The child run of trial ``number``, once started."""
+        with self._lock:
+            return self._trial_runs.get(number)
+
     def trial_epoch(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
         if self.tracker is not None and (run_id := self._trial_runs.get(number)):
             self.tracker.log_metrics(run_id, epoch_series(metrics), step=epoch)

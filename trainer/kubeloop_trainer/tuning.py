@@ -109,7 +109,7 @@ def objective_value(metrics: dict[str, float], metric: str) -> float:
     return metrics[metric]
 
 
-class _Search:
+class Search:
     """The objective function, plus the best model seen so far (only that one is kept)."""
 
     def __init__(
@@ -171,7 +171,7 @@ def tune(
         sampler=sampler_for(tuning, recipe.seed),
         pruner=pruner_for(tuning, recipe.algorithm),
     )
-    search = _Search(tuning, recipe, data, cv_folds, observer)
+    search = Search(tuning, recipe, data, cv_folds, observer)
     study.optimize(search, n_trials=tuning.max_trials, n_jobs=tuning.parallel_trials, catch=())
     if search.best is None:
         raise InvalidSpecError(f"no trial of {len(study.trials)} completed (all pruned?)")

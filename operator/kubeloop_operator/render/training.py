@@ -21,6 +21,7 @@ from kubeloop_operator.render.common import (
 from kubeloop_operator.render.data_sources import data_source_env
 from kubeloop_operator.render.names import child_name
 from kubeloop_operator.render.processes import launched, launcher_env
+from kubeloop_operator.render.trial_workers import has_trial_workers, with_trial_workers
 from kubeloop_operator.settings import OperatorSettings
 
 RENDEZVOUS_PORT = 29500
@@ -169,7 +170,8 @@ def render_training(
     owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings, attempt: int = 0
 ) -> list[Manifest]:
     """Every child of a TrainingJob (``attempt``: the gang's number, workers > 1)."""
-    children = [render_job(owner, spec, settings, attempt)]
+    job = render_job(owner, spec, settings, attempt)
+    children = [with_trial_workers(job, spec) if has_trial_workers(spec) else job]
     if spec.workers > 1:
         children.append(render_rendezvous_service(owner))
     return children
