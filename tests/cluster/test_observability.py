@@ -22,11 +22,16 @@ import httpx
 import pytest
 
 from kubeloop.api.performance import FairnessValue, MetricValue, PerformanceResult
+from kubeloop.api.progress import PROGRESS_TAG
 from kubeloop.api.summaries import DriftSummary, TrainingSummary, decode, encode
+from kubeloop_trainer.progress_report import Plan, ProgressReporter
+from kubeloop_trainer.tags import UID_TAG
+from kubeloop_trainer.tracking import Tracker
 from tests.cluster.manifests import drift_monitor, model_deployment, training_job
 from tests.cluster.test_drift import TEMPLATE, drifted_summary, run_check
 from tests.cluster.test_training import exit_pod
 from tests.fixtures.cluster import ROOT, Cluster, Kubectl, OperatorProcess, wait_for
+from tests.fixtures.mlflow_server import MlflowServer
 from tests.fixtures.ports import free_port
 from tests.fixtures.prometheus import Prometheus, values_of
 from tests.unit.chart.dashboards import (
@@ -209,9 +214,23 @@ def drifted_summary_with_performance() -> str:
     return encode(summary.model_copy(update={"performance": performance}))
 
 
-def drive_the_operator(kubectl: Kubectl, ns: str) -> None:
-    """Serving (with a canary under analysis), training (success, failure, one left running on GPUs) and
-    drift (drift + retrain, and a failed check): every series the dashboards read gets a value."""
+def report_progress(tracking_uri: str, kubectl: Kubectl, ns: str, name: str) -> None:
+    """What the trainer of a running job writes to its MLflow run (kwok runs no trainer): epoch 4 of 10."""
+    uid = (kubectl.get("trainingjob", name, ns) or {})["metadata"]["uid"]
+    tracker = Tracker(tracking_uri, ns)  # the job's experiment: its namespace
+    run = tracker.start_run(name, {UID_TAG: uid})
+    reporter = ProgressReporter(
+        lambda text: tracker.set_tags(run, {PROGRESS_TAG: text}),
+        Plan(total_epochs=10, steps_per_epoch=5),
+        min_interval=0,
+    )
+    reporter.epoch(4, {"val_loss": 0.4})
+
+
+def drive_the_operator(kubectl: Kubectl, ns: str, tracking_uri: str) -> None:
+    """Serving (with a canary under analysis), training (success, failure, one left running on GPUs and
+    reporting progress) and drift (drift + retrain, and a failed check): every series the dashboards read
+    gets a value."""
     kubectl.apply(model_deployment(MODEL, replicas={"min": 1, "max": 3}, canary=CANARY), ns)
     kubectl.apply(training_job("ok", resources={"gpus": 1}), ns)
     kubectl.apply(training_job("oom"), ns)
@@ -224,6 +243,13 @@ def drive_the_operator(kubectl: Kubectl, ns: str) -> None:
     wait_for(lambda: phase(kubectl, ns, "ok") == "Succeeded", 60, what="ok Succeeded")
     wait_for(lambda: phase(kubectl, ns, "oom") == "Failed", 60, what="oom Failed")
     wait_for(lambda: phase(kubectl, ns, "running") == "Running", 60, what="running Running")
+    report_progress(tracking_uri, kubectl, ns, "running")
+
+    def progress() -> float | None:
+        status = (kubectl.get("trainingjob", "running", ns) or {}).get("status") or {}
+        return (status.get("progress") or {}).get("percent")
+
+    wait_for(lambda: progress() == 40.0, 60, what="the running job's progress in status")
 
     wait_for(lambda: kubectl.get("cronjob", f"{MONITOR}-check", ns), 60, what="the drift CronJob")
     run_check(kubectl, ns, "check-1", drifted_summary_with_performance())
@@ -310,14 +336,17 @@ def scrape_configs(ns: str, operator_port: int, stable: Server, canary: Server) 
 
 
 def operator_and_prometheus(
-    crds: Cluster, ns: str, tmp_path: Path, stable: Server, canary: Server
+    crds: Cluster, ns: str, tmp_path: Path, stable: Server, canary: Server, tracking_uri: str
 ) -> tuple[OperatorProcess, Prometheus]:
-    """The operator analyses canaries from this Prometheus, which scrapes it and both servers."""
+    """The operator analyses canaries from this Prometheus, which scrapes it and both servers, and
+    reads training progress from this MLflow."""
     operator_port = free_port()
     prometheus = Prometheus(tmp_path, scrape_configs(ns, operator_port, stable, canary))
     settings = {
         "KUBELOOP_OPERATOR_PROMETHEUS_URL": prometheus.url,
         "KUBELOOP_OPERATOR_ROLLOUT_POLL_SECONDS": "1",
+        "KUBELOOP_OPERATOR_MLFLOW_TRACKING_URI": tracking_uri,
+        "KUBELOOP_OPERATOR_PROGRESS_POLL_SECONDS": "2",
     }
     operator = OperatorProcess(crds, ns, tmp_path / "operator.log", settings)
     operator.metrics_port = operator_port
@@ -334,18 +363,19 @@ def assert_rollout_panels(results: dict[str, list[Evaluated]]) -> None:
 
 
 def test_every_dashboard_query_returns_series_from_live_components(
-    crds: Cluster, observed_namespace: str, tmp_path: Path
+    crds: Cluster, observed_namespace: str, tmp_path: Path, mlflow_server: MlflowServer
 ) -> None:
     if shutil.which("prometheus") is None:
         pytest.skip("Debian's prometheus is not installed: run hack/install-system.sh")
     kubectl, ns = crds.kubectl, observed_namespace
     (tmp_path / "canary").mkdir()
     server, canary = Server(tmp_path).start(), Server(tmp_path / "canary", track="canary").start()
-    operator, prometheus = operator_and_prometheus(crds, ns, tmp_path, server, canary)
+    tracking = mlflow_server.tracking_uri
+    operator, prometheus = operator_and_prometheus(crds, ns, tmp_path, server, canary, tracking)
     try:
         with Load(server) as load, Load(canary, workers=2):
             bad_requests(server)
-            drive_the_operator(kubectl, ns)
+            drive_the_operator(kubectl, ns, tracking)
             wait_for(
                 lambda: len(prometheus.series('up{job=~"kubeloop-.*"} == 1')) == 3, 60, what="every target up"
             )
@@ -388,6 +418,8 @@ def test_every_dashboard_query_returns_series_from_live_components(
         assert values_of(panel(results, "training", "Failures by reason"), "reason") == {"OOMKilled": 1.0}
         durations = values_of(panel(results, "training", "Mean run duration"), "phase")
         assert durations["Succeeded"] > 0, durations
+        progress = values_of(panel(results, "training", "Progress of running jobs"), "trainingjob")
+        assert progress == {"running": 40.0}, progress
 
         assert values_of(panel(results, "drift", "Drift share"), "monitor") == {MONITOR: 0.5}
         assert values_of(panel(results, "drift", "Dataset drift"), "monitor") == {MONITOR: 1.0}
