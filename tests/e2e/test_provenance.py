@@ -39,8 +39,15 @@ def test_a_pinned_rerun_from_status_provenance_gives_identical_metrics(
     first = platform.wait_status("trainingjob", "prov", e2e_namespace, succeeded, 600, "prov Succeeded")
     provenance = first["status"]["provenance"]
     data_sha256 = hashlib.sha256(platform.s3().cat_file(uri.removeprefix("s3://"))).hexdigest()
-    assert provenance["data"] == {"kind": "uri", "requested": uri, "sha256": data_sha256, "rows": 2000}
+    assert provenance["data"] == {
+        "kind": "uri",
+        "requested": uri,
+        "sha256": data_sha256,
+        "rows": 2000,
+        "details": {},
+    }
     assert provenance["seed"] == 13 and provenance["codeVersion"]
+    assert len(provenance["gitSha"]) == 40, provenance  # baked into the trainer image
     assert "sha256:" in provenance["imageId"], provenance
 
     pinned = pinned_manifest(first)
