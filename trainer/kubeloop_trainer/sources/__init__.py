@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-from kubeloop.api.data_sources import DataReference
+from kubeloop.api.data_sources import DataKind, DataReference
 from kubeloop.api.training import Dataset
 from kubeloop_trainer.dataset import LoadedDataset, load_dataset
 from kubeloop_trainer.errors import BadDataError, InvalidSpecError
@@ -24,6 +24,27 @@ class Source:
 
     loaded: LoadedDataset
     reference: DataReference
+
+    @classmethod
+    def of_files(
+        cls,
+        loaded: LoadedDataset,
+        kind: DataKind,
+        requested: str,
+        revision: str | None = None,
+        details: dict[str, str] | None = None,
+    ) -> Source:
+        """Files read as they are: the reference carries their fingerprint (sha256, rows)."""
+        fingerprint = loaded.fingerprint
+        reference = DataReference(
+            kind=kind,
+            requested=requested,
+            revision=revision,
+            sha256=fingerprint.sha256,
+            rows=fingerprint.rows,
+            details=details or {},
+        )
+        return cls(loaded, reference)
 
 
 def require(module: str, kind: str) -> ModuleType:
@@ -63,11 +84,6 @@ def load_source(dataset: Dataset) -> Source:
         source = load_feast(dataset.feast, dataset.format)
     else:
         assert dataset.uri is not None  # exactly one source: the API checks it
-        loaded = load_dataset(dataset.uri, dataset.format)
-        fingerprint = loaded.fingerprint
-        reference = DataReference(
-            kind="uri", requested=dataset.uri, sha256=fingerprint.sha256, rows=fingerprint.rows
-        )
-        source = Source(loaded, reference)
+        source = Source.of_files(load_dataset(dataset.uri, dataset.format), "uri", dataset.uri)
     check_pin(dataset.sha256, source.reference)
     return source

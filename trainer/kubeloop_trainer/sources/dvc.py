@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dvc.api import DVCFileSystem
 
-from kubeloop.api.data_sources import DataReference, DvcSource
+from kubeloop.api.data_sources import DvcSource
 from kubeloop.contracts.datasets import DataFormat
 from kubeloop_trainer.dataset import read_dataset
 from kubeloop_trainer.errors import BadDataError
@@ -31,13 +31,5 @@ def load_dvc(source: DvcSource, declared: DataFormat | None) -> Source:
     finally:
         if fs is not None:
             fs.close()
-    fingerprint = loaded.fingerprint
-    reference = DataReference(
-        kind="dvc",
-        requested=requested(source),
-        revision=commit,
-        sha256=fingerprint.sha256,
-        rows=fingerprint.rows,
-        details={"files": str(fingerprint.files)},
-    )
-    return Source(loaded, reference)
+    details = {"files": str(loaded.fingerprint.files)}
+    return Source.of_files(loaded, "dvc", requested(source), commit, details)

@@ -16,7 +16,6 @@ from lakefs_spec import LakeFSFileSystem
 from kubeloop.api.data_sources import (
     LAKEFS_ACCESS_KEY_ID_ENV,
     LAKEFS_SECRET_ACCESS_KEY_ENV,
-    DataReference,
     LakeFsSource,
 )
 from kubeloop.contracts.datasets import DataFormat
@@ -55,13 +54,5 @@ def load_lakefs(
     commit = resolve(fs, source)
     pinned = f"lakefs://{source.repository}/{commit}/{source.path.lstrip('/')}"
     loaded = read_dataset(fs, pinned, pinned, declared)
-    fingerprint = loaded.fingerprint
-    reference = DataReference(
-        kind="lakefs",
-        requested=requested(source),
-        revision=commit,
-        sha256=fingerprint.sha256,
-        rows=fingerprint.rows,
-        details={"files": str(fingerprint.files), "endpoint": source.endpoint},
-    )
-    return Source(loaded, reference)
+    details = {"files": str(loaded.fingerprint.files), "endpoint": source.endpoint}
+    return Source.of_files(loaded, "lakefs", requested(source), commit, details)
