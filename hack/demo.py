@@ -25,7 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.e2e.load import SteadyLoad  # noqa: E402
+from tests.e2e.load import PodLoad  # noqa: E402
 from tests.e2e.loop import (  # noqa: E402
     MONITOR,
     SERVER,
@@ -120,7 +120,8 @@ def canary_until_promoted(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Live traffic while the canary of `version` is analysed, promoted and the stable servers roll."""
     body = infer_body(base, 64, 1.0, seed=11)  # 64 customers: a fair sample of the outputs per request
-    with SteadyLoad(f"{base}/v2/models/{SERVER}/infer", body, rate=40) as load:
+    # From a pod, through the Service as in-cluster clients call it (a port-forward would pin one pod).
+    with PodLoad(platform, NAMESPACE, SERVER, f"/v2/models/{SERVER}/infer", body, rate=40) as load:
         rollout = follow_rollout(platform, version)
         if rollout["phase"] != "Promoted":
             raise RuntimeError(f"the canary was not promoted: {rollout}")
@@ -138,7 +139,7 @@ def canary_until_promoted(
             interval=2,
             what="the old server pods gone",
         )
-    traffic = load.result.summary()
+    traffic = load.summary()
     say(
         f"live traffic during the rollout: {traffic['sent']} sent, {traffic['failed']} failed, "
         f"answered by {traffic['tracks_answering']}"

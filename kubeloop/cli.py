@@ -12,6 +12,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "drift": ("kubeloop_drift.cli", "drift checks: `drift check`, `drift profile`"),
     "train": ("kubeloop_trainer.cli", "run the built-in trainer"),
     "crds": ("kubeloop.crds_cli", "write the CustomResourceDefinitions as YAML"),
+    "load": ("kubeloop.loadgen", "steady OIP load at a URL, counting every request (JSON summary)"),
     "reproduce": (
         "kubeloop.reproduce_cli",
         "a TrainingJob re-running another pinned to its status.provenance",

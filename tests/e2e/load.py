@@ -1,105 +1,123 @@
-"""Steady OIP load from this host through a Service, counting every request (a background thread)."""
+"""Steady OIP load through a Service, counting every request: from this host (`SteadyLoad`, a thread) or
+from a pod inside the cluster (`PodLoad`: `kubeloop load` in the kubeloop image)."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
-from collections import Counter
-from dataclasses import dataclass, field
+import json
+import uuid
 from typing import Any
 
-import aiohttp
-import numpy as np
+from kubeloop.loadgen import LoadResult, SteadyLoad
+from tests.e2e.platform import SYSTEM_NAMESPACE, Platform
+from tests.fixtures.cluster import wait_for
 
-from kubeloop.contracts.routing import TRACK_HEADER
+__all__ = ["LoadResult", "PodLoad", "SteadyLoad"]
 
-
-@dataclass
-class LoadResult:
-    sent: int = 0
-    answered: int = 0
-    failed: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    latencies_ms: list[float] = field(default_factory=list)
-    versions: Counter[str] = field(default_factory=Counter)
-    tracks: Counter[str] = field(default_factory=Counter)  # x-kubeloop-track: who computed the answer
-
-    def summary(self) -> dict[str, Any]:
-        lat = np.array(self.latencies_ms or [0.0])
-        return {
-            "sent": self.sent,
-            "answered": self.answered,
-            "failed": self.failed,
-            "errors": dict(self.errors),
-            "model_versions_answering": dict(self.versions),
-            "tracks_answering": dict(self.tracks),
-            "p50_ms": round(float(np.percentile(lat, 50)), 2),
-            "p99_ms": round(float(np.percentile(lat, 99)), 2),
-        }
+STOP_FILE = "/tmp/stop"
 
 
-class SteadyLoad:
-    """`connections` keep-alive clients, together sending about `rate` requests per second until stopped.
+class PodLoad:
+    """`kubeloop load` in a pod of `namespace`, sending to `http://SERVICE.NAMESPACE.svc:PORT{path}`.
 
-    Every request counts: an answer other than 200, a timeout or a connection error is a failure.
+    A client inside the cluster reaches the Service as other clients do (ClusterIP, connections balanced
+    by kube-proxy), where a port-forward from this host pins one pod and fails while that pod is replaced.
     """
 
-    def __init__(self, url: str, body: bytes, rate: float, connections: int = 8, timeout: float = 10.0):
-        self.url, self.body, self.rate, self.connections, self.timeout = url, body, rate, connections, timeout
-        self.result = LoadResult()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-        self.started = 0.0
+    def __init__(
+        self, platform: Platform, namespace: str, service: str, path: str, body: bytes, rate: float
+    ) -> None:
+        self.platform, self.namespace, self.service, self.path = platform, namespace, service, path
+        self.body, self.rate = body, rate
+        self.name = f"load-{uuid.uuid4().hex[:8]}"
+        self.result: dict[str, Any] = {}
 
-    def __enter__(self) -> SteadyLoad:
-        self.started = time.monotonic()
-        self._thread.start()
+    def __enter__(self) -> PodLoad:
+        kubectl = self.platform.kubectl
+        kubectl.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": self.name},
+                "data": {"body.json": self.body.decode()},
+            },
+            self.namespace,
+        )
+        kubectl.apply(self.pod(), self.namespace)
+        wait_for(lambda: self.phase() == "Running", 300, what=f"load pod {self.name} running")
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.stop()
+        kubectl = self.platform.kubectl
+        try:
+            stop = f"open({STOP_FILE!r}, 'w').close()"
+            kubectl.run("exec", "-n", self.namespace, self.name, "--", "python", "-c", stop)
+            wait_for(lambda: self.phase() in ("Succeeded", "Failed"), 120, what=f"{self.name} done")
+            logs = kubectl.run("logs", "-n", self.namespace, self.name).stdout.strip().splitlines()
+            self.result = json.loads(logs[-1]) if logs else {}
+        finally:
+            delete = ("delete", "pod,configmap", self.name, "-n", self.namespace, "--wait=false")
+            kubectl.run(*delete, check=False)
 
-    def stop(self) -> LoadResult:
-        self._stop.set()
-        self._thread.join(timeout=self.timeout + 30)
+    def summary(self) -> dict[str, Any]:
+        assert self.result, f"no summary from {self.name} (stopped?)"
         return self.result
 
-    @property
-    def rps(self) -> float:
-        return self.result.answered / max(time.monotonic() - self.started, 1e-9)
+    def phase(self) -> str:
+        pod = self.platform.kubectl.get("pod", self.name, self.namespace)
+        return str(((pod or {}).get("status") or {}).get("phase", ""))
 
-    async def _run(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.connections, force_close=False)
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        headers = {"Content-Type": "application/json"}
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
-            await asyncio.gather(*(self._client(session) for _ in range(self.connections)))
+    def url(self) -> str:
+        service = self.platform.kubectl.get("service", self.service, self.namespace)
+        assert service is not None, f"no Service {self.namespace}/{self.service}"
+        port = service["spec"]["ports"][0]["port"]
+        return f"http://{self.service}.{self.namespace}.svc:{port}{self.path}"
 
-    async def _client(self, session: aiohttp.ClientSession) -> None:
-        interval = self.connections / self.rate
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            next_at += interval
-            await self._one(session)
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    def pod(self) -> dict[str, Any]:
+        """Restricted Pod Security Standard; the kubeloop image the operator runs."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": self.name, "labels": {"app.kubernetes.io/name": "kubeloop-load"}},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [
+                    {
+                        "name": "load",
+                        "image": operator_image(self.platform),
+                        "args": [
+                            "load",
+                            self.url(),
+                            "--body=/body/body.json",
+                            f"--rate={self.rate}",
+                            f"--stop-file={STOP_FILE}",
+                        ],
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        "volumeMounts": [
+                            {"name": "body", "mountPath": "/body", "readOnly": True},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "body", "configMap": {"name": self.name}},
+                    {"name": "tmp", "emptyDir": {}},
+                ],
+            },
+        }
 
-    async def _one(self, session: aiohttp.ClientSession) -> None:
-        result = self.result
-        result.sent += 1
-        start = time.perf_counter()
-        try:
-            async with session.post(self.url, data=self.body) as response:
-                payload = await response.json(content_type=None)
-                if response.status != 200:
-                    result.failed += 1
-                    result.errors[f"HTTP {response.status}: {str(payload)[:120]}"] += 1
-                    return
-                result.answered += 1
-                result.versions[str(payload.get("model_version"))] += 1
-                result.tracks[response.headers.get(TRACK_HEADER, "none")] += 1
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            result.failed += 1
-            result.errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1
-            return
-        result.latencies_ms.append((time.perf_counter() - start) * 1000)
+
+def operator_image(platform: Platform) -> str:
+    """The kubeloop image the chart installed (local or pushed to a registry), with its pull policy's tag."""
+    for deployment in platform.kubectl.items("deployments", SYSTEM_NAMESPACE):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            if container["name"] == "operator":
+                return str(container["image"])
+    raise AssertionError(f"no operator Deployment in {SYSTEM_NAMESPACE}")
+
