@@ -192,6 +192,7 @@ def is_ready(client: httpx.Client) -> bool:
 @contextlib.contextmanager
 def serve_in_thread(model_uri: Path | str, **overrides: Any) -> Iterator[RunningServer]:
     """A real uvicorn server on 127.0.0.1 (free port) in a thread, ready (model warmed up)."""
+    overrides.setdefault("grpc_port", 0)  # no gRPC unless a test asks: the default port is shared
     settings = ServingSettings(model_uri=str(model_uri), host="127.0.0.1", port=0, **overrides)
     server = ServingServer(settings)
     thread = threading.Thread(target=server.run, name="serving-under-test", daemon=True)
@@ -233,7 +234,7 @@ class ServerProcess:
     def __init__(self, log_path: Path, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ)
+        env = {**os.environ, ENV_PREFIX + "GRPC_PORT": "0"}  # no gRPC unless asked
         env.update({ENV_PREFIX + key.upper(): value for key, value in settings.items()})
         env.update({ENV_PREFIX + "HOST": "127.0.0.1", ENV_PREFIX + "PORT": str(self.port)})
         self.log_path = log_path

@@ -72,7 +72,9 @@ def test_live_but_not_ready_until_the_model_is_loaded(gated_model_url: tuple[str
     from kubeloop_serving.settings import ServingSettings
 
     url, gate = gated_model_url
-    server = ServingServer(ServingSettings(model_uri=url, model_name="tab", host="127.0.0.1", port=0))
+    server = ServingServer(
+        ServingSettings(model_uri=url, model_name="tab", host="127.0.0.1", port=0, grpc_port=0)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
