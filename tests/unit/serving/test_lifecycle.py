@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import http.server
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,32 +37,6 @@ def test_sha256_mismatch_exits_non_zero_and_never_becomes_ready(
 def test_matching_sha256_becomes_ready(tabular_path: Path) -> None:
     with serve_in_thread(tabular_path, model_sha256=sha256_of(tabular_path).upper()) as server:
         assert server.client.get("/v2/health/ready").status_code == 200
-
-
-class GatedHandler(http.server.SimpleHTTPRequestHandler):
-    gate = threading.Event()
-
-    def do_GET(self) -> None:
-        self.gate.wait(60)
-        super().do_GET()
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-@pytest.fixture
-def gated_model_url(tabular_path: Path) -> Iterator[tuple[str, threading.Event]]:
-    """The tabular model over HTTP, held back until the test opens the gate."""
-    gate = threading.Event()
-    handler = type("Handler", (GatedHandler,), {"gate": gate})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(tabular_path.parent))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/{tabular_path.name}", gate
-    gate.set()
-    server.shutdown()
-    server.server_close()
 
 
 def test_live_but_not_ready_until_the_model_is_loaded(gated_model_url: tuple[str, threading.Event]) -> None:
