@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
+import orjson
 from google.protobuf.message import DecodeError
 
+from kubeloop_serving.attributes import ATTRIBUTES_PARAMETER
 from kubeloop_serving.datatypes import BYTES, Tensors, oip_datatype_of_dtype
 from kubeloop_serving.errors import InvalidRequestError
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
@@ -111,12 +113,21 @@ def _texts(values: Sequence[bytes], name: str) -> list[str]:
 
 
 def parameter_values(parameters: Any) -> dict[str, Any]:
-    """A protobuf ``map<string, InferParameter>`` as the plain values REST's ``parameters`` holds."""
+    """A protobuf ``map<string, InferParameter>`` as the plain values REST's ``parameters`` holds.
+
+    An InferParameter holds scalars only, so ``attributes`` (an object in REST) comes as JSON text.
+    """
     values: dict[str, Any] = {}
     for key, parameter in parameters.items():
         choice = parameter.WhichOneof("parameter_choice")
         if choice is not None:
             values[key] = getattr(parameter, choice)
+    attributes = values.get(ATTRIBUTES_PARAMETER)
+    if isinstance(attributes, str):
+        try:
+            values[ATTRIBUTES_PARAMETER] = orjson.loads(attributes)
+        except orjson.JSONDecodeError:
+            raise InvalidRequestError("parameters.attributes must be JSON text (a string_param)") from None
     return values
 
 

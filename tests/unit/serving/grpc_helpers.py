@@ -144,7 +144,7 @@ def grpc_server(
     process = start(grpc_port=str(port), **settings)
     address = f"127.0.0.1:{port}"
     with grpc.insecure_channel(address) as channel:
-        stub = GRPCInferenceServiceStub(channel)
+        stub = GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]  # generated, untyped
         if wait:
             assert process.wait_ready(), process.output
         wait_for(lambda: is_live(stub) or process.process.poll() is not None, "the gRPC port")

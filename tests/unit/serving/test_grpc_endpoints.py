@@ -51,15 +51,25 @@ def module_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
 
 @pytest.fixture(scope="module")
 def tabular(module_process: Callable[..., ServerProcess], tabular_path: Path) -> Iterator[GrpcServer]:
-    settings = {"model_name": "tab", "model_version": "3", "max_request_bytes": "65536"}
-    with grpc_server(module_process, model_uri=str(tabular_path), **settings) as server:
+    with grpc_server(
+        module_process,
+        model_uri=str(tabular_path),
+        model_name="tab",
+        model_version="3",
+        max_request_bytes="65536",
+    ) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def identity(module_process: Callable[..., ServerProcess], identity_path: Path) -> Iterator[GrpcServer]:
-    settings = {"max_request_bytes": "65536", "max_decoded_factor": "1"}
-    with grpc_server(module_process, model_uri=str(identity_path), model_name="id", **settings) as server:
+    with grpc_server(
+        module_process,
+        model_uri=str(identity_path),
+        model_name="id",
+        max_request_bytes="65536",
+        max_decoded_factor="1",
+    ) as server:
         yield server
 
 
