@@ -40,6 +40,14 @@ crds: venv helm-bin  ## regenerate crds/, the chart's crds/, manifests/install a
 	hack/render-install.sh
 	hack/render-alerts.sh
 
+GRPC_DIR := serving/kubeloop_serving/oip_grpc
+.PHONY: grpc-stubs
+grpc-stubs: venv  ## regenerate the OIP v2 gRPC stubs (checked in) from $(GRPC_DIR)/grpc_predict_v2.proto
+	$(PY) -m grpc_tools.protoc -I serving --python_out=serving --pyi_out=serving --grpc_python_out=serving \
+	  $(GRPC_DIR)/grpc_predict_v2.proto
+	@# a pool of its own: tritonclient and KServe register the same inference.* names in the default one
+	sed -i 's/_descriptor_pool.Default()/_descriptor_pool.DescriptorPool()/' $(GRPC_DIR)/grpc_predict_v2_pb2.py
+
 .PHONY: lint
 lint: venv  ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
@@ -104,6 +112,10 @@ bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 Model
 .PHONY: bench-serving
 bench-serving: venv  ## kubeloop serve vs KServe's model server, same model, cores and load generator
 	$(PY) -m bench.serving
+
+.PHONY: bench-grpc
+bench-grpc: venv  ## OIP v2 gRPC vs REST on kubeloop serve (MLP, CNN), and KServe's gRPC, same cores and load
+	$(PY) -m bench.serving_grpc
 
 .PHONY: bench-routing
 bench-routing: venv  ## the canary split's cost: canary through the stable server's router vs called directly

@@ -29,8 +29,10 @@ class ServerSpec:
         return [str(port) if part == "PORT" else part for part in self.command]
 
     def environment(self, port: int) -> dict[str, str]:
+        if self.port_via != "PORT_ENV":
+            return {**os.environ, **self.env}
         extra = {"KUBELOOP_SERVING_PORT": str(port), "KUBELOOP_SERVING_HOST": "127.0.0.1"}
-        return {**os.environ, **self.env, **(extra if self.port_via == "PORT_ENV" else {})}
+        return {**os.environ, "KUBELOOP_SERVING_GRPC_PORT": "0", **self.env, **extra}  # gRPC: when asked
 
 
 def is_ready(url: str) -> bool:

@@ -53,6 +53,16 @@ class Autoscaling(ApiModel):
     )
 
 
+class Grpc(ApiModel):
+    """OIP v2 gRPC next to REST on the same pods."""
+
+    enabled: bool = Field(
+        True,
+        description="Serve inference.GRPCInferenceService on port 8081: the Service's port `grpc` and a "
+        "headless Service `<name>-grpc` for client-side balancing across pods. REST is always served.",
+    )
+
+
 class Batching(ApiModel):
     """Adaptive batching: merge what is queued, up to a size, waiting at most maxWaitMs."""
 
@@ -200,7 +210,8 @@ class Shadow(ApiModel):
     )
 
 
-RESERVED_TRACKS = ("stable", "canary", "shadow", "explainer")
+#: Tracks of their own, and `grpc` (the headless Service `<name>-grpc`).
+RESERVED_NAMES = ("stable", "canary", "shadow", "explainer", "grpc")
 MAX_VARIANTS = 10
 MAX_VARIANT_NAME = 30  # `<name>-<variant>` stays a DNS label, shortened with a hash, for any name
 CONTROL_RULE = {
@@ -216,8 +227,9 @@ WEIGHTS_RULE = {
     "message": "variants' weightPercent must sum to 100",
 }
 RESERVED_RULE = {
-    "rule": "!(self.name in ['stable', 'canary', 'shadow', 'explainer'])",
-    "message": "a variant cannot be named stable, canary, shadow or explainer (tracks of their own)",
+    "rule": "!(self.name in ['stable', 'canary', 'shadow', 'explainer', 'grpc'])",
+    "message": "a variant cannot be named stable, canary, shadow, explainer or grpc "
+    "(tracks and Services of their own)",
 }
 ONE_SPLIT_RULE = {
     "rule": "!has(self.canary) || !has(self.abTest)",
@@ -243,7 +255,7 @@ class ABVariant(ApiModel):
     @field_validator("name")
     @classmethod
     def _not_reserved(cls, name: str) -> str:
-        if name in RESERVED_TRACKS:
+        if name in RESERVED_NAMES:
             raise ValueError(RESERVED_RULE["message"])
         return name
 
@@ -297,6 +309,7 @@ class ModelDeploymentSpec(PodEnvironment):
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     resources: Resources = Field(default_factory=Resources)
     batching: Batching = Field(default_factory=Batching)
+    grpc: Grpc = Field(default_factory=Grpc)
     payload_logging: PayloadLogging | None = None
     explain: Explain | None = None
     canary: Canary | None = None

@@ -28,6 +28,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-version", help=f"overrides {ENV_PREFIX}MODEL_VERSION")
     parser.add_argument("--host", help=f"overrides {ENV_PREFIX}HOST")
     parser.add_argument("--port", type=int, help=f"overrides {ENV_PREFIX}PORT")
+    parser.add_argument("--grpc-port", type=int, help=f"overrides {ENV_PREFIX}GRPC_PORT (0: no gRPC)")
     parser.add_argument("--max-batch-size", type=int, help=f"overrides {ENV_PREFIX}MAX_BATCH_SIZE")
     parser.add_argument("--intra-op-threads", type=int, help=f"overrides {ENV_PREFIX}INTRA_OP_THREADS")
     parser.add_argument("--payload-log-uri", help=f"overrides {ENV_PREFIX}PAYLOAD_LOG_URI")

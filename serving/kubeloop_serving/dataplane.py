@@ -8,10 +8,10 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
@@ -37,7 +37,7 @@ from kubeloop_serving.payload_table import FeatureNaming, PayloadRecord, row_cou
 from kubeloop_serving.predictions import OutputDistribution
 from kubeloop_serving.request import InferenceRequest, decode_request, validate_against
 from kubeloop_serving.request_bounds import OFFLOAD_DECODE_BYTES
-from kubeloop_serving.response import EncodedResponse, choose_outputs, encode_response
+from kubeloop_serving.response import EncodedResponse, OutputChoice, choose_outputs, encode_response
 from kubeloop_serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,10 @@ PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data",)
 FatalHandler = Callable[[BaseException], None]
 MAX_REQUEST_ID_LENGTH = 256
+#: Reads the request (whatever its protocol) into arrays; InvalidRequestError when it cannot.
+Decoder = Callable[[], Awaitable[InferenceRequest]]
+#: What a protocol encodes an inference into.
+R = TypeVar("R")
 
 
 def server_version() -> str:
@@ -78,6 +82,18 @@ def resolve_request_id(body_id: str | None, header_id: str | None) -> str:
                 raise InvalidRequestError(f"{where} is longer than {MAX_REQUEST_ID_LENGTH} characters")
             return given
     return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Computed:
+    """One inference before encoding: what any protocol's answer is made of."""
+
+    request: InferenceRequest
+    request_id: str
+    version: str
+    outputs: Tensors
+    choices: list[OutputChoice]
+    attributes: Attributes
 
 
 @dataclass(frozen=True)
@@ -176,10 +192,14 @@ class DataPlane:
     async def decode(self, body: bytes, header_length: int | None) -> InferenceRequest:
         """Decode a complete body; large ones in a worker thread so the event loop keeps serving."""
         limit = self.settings.max_decoded_bytes
-        if len(body) <= OFFLOAD_DECODE_BYTES:
-            return decode_request(body, header_length, limit)
+        return await self.off_loop_if_large(lambda: decode_request(body, header_length, limit), len(body))
+
+    async def off_loop_if_large(self, decode: Callable[[], InferenceRequest], size: int) -> InferenceRequest:
+        """``decode()`` of a ``size``-byte request, in a worker thread when large."""
+        if size <= OFFLOAD_DECODE_BYTES:
+            return decode()
         with self.arriving():
-            return await asyncio.to_thread(decode_request, body, header_length, limit)
+            return await asyncio.to_thread(decode)
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -234,15 +254,30 @@ class DataPlane:
     ) -> Inference:
         """Decode, validate, run (batched) and encode one inference request, counting it under
         ``track`` (default: the server's TRACK); ``request_id`` is the ``x-request-id`` header."""
+        return await self.compute(
+            name, version, lambda: self.decode(body, header_length), self._json_answer, track, request_id
+        )
+
+    async def compute(
+        self,
+        name: str,
+        version: str | None,
+        decode: Decoder,
+        encode: Callable[[Computed], R],
+        track: str | None = None,
+        request_id: str | None = None,
+    ) -> R:
+        """One inference whatever the protocol: ``decode`` the request, validate and run it
+        (batched), ``encode`` the answer; counted, timed and payload-logged the same for all."""
         loaded = self.served(name, version)
         track = track or self.settings.track
         started = time.perf_counter()
         self._inflight.inc()
         code = 500
         try:
-            inference = await self._infer(loaded, body, header_length, track, request_id)
+            answer = await self._compute(loaded, decode, encode, track, request_id)
             code = 200
-            return inference
+            return answer
         except ServingError as error:
             code = error.status_code
             raise
@@ -251,14 +286,19 @@ class DataPlane:
             self._duration(track, loaded.version).observe(time.perf_counter() - started)
             self._count(track, code, loaded.version)
 
-    async def _infer(
-        self, loaded: LoadedModel, body: bytes, header_length: int | None, track: str, header_id: str | None
-    ) -> Inference:
+    async def _compute(
+        self,
+        loaded: LoadedModel,
+        decode: Decoder,
+        encode: Callable[[Computed], R],
+        track: str,
+        header_id: str | None,
+    ) -> R:
         runner = self._runner
         if runner is None:
             raise ModelNotReadyError(f"model {self.name!r} is not ready")
         received_ms = time.time_ns() // 1_000_000
-        request = await self.decode(body, header_length)
+        request = await decode()
         signature = loaded.model.signature
         validate_against(request, signature)
         request_id = resolve_request_id(request.id, header_id)
@@ -269,7 +309,7 @@ class DataPlane:
             [(out.name, out.binary) for out in request.outputs] if request.outputs is not None else None
         )
         choices = choose_outputs(self._output_names, requested, request.binary_output)
-        response = encode_response(self.name, loaded.version, request_id, outputs, choices)
+        answer = encode(Computed(request, request_id, loaded.version, outputs, choices, attributes))
         if self._output_names:
             self._distribution.observe(loaded.version, track, outputs[self._output_names[0]])
         self.log_payload(
@@ -277,7 +317,13 @@ class DataPlane:
                 received_ms, request_id, loaded.version, request.inputs, outputs, track, attributes=attributes
             )
         )
-        return Inference(response, request_id, loaded.version, request.inputs, outputs, attributes)
+        return answer
+
+    def _json_answer(self, done: Computed) -> Inference:
+        response = encode_response(self.name, done.version, done.request_id, done.outputs, done.choices)
+        return Inference(
+            response, done.request_id, done.version, done.request.inputs, done.outputs, done.attributes
+        )
 
     async def feedback(self, name: str, body: bytes) -> dict[str, int]:
         """Append posted ground truth to the label sink (kubeloop_serving.feedback); ``{"accepted": n}``."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
+from typing import Protocol
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,18 +42,48 @@ class ConnectionCloseWhileDraining:
         await self.app(scope, receive, closing_send)
 
 
+class Companion(Protocol):
+    """Another server in uvicorn's event loop (gRPC): started after it, drained alongside it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class DrainingServer(uvicorn.Server):
     """uvicorn, with the hand-over above before its own graceful shutdown."""
 
-    def __init__(self, config: uvicorn.Config, gate: ConnectionCloseWhileDraining) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        gate: ConnectionCloseWhileDraining,
+        companion: Companion | None = None,
+        on_companion_failed: Callable[[BaseException], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self.gate = gate
+        self.companion = companion
+        self.on_companion_failed = on_companion_failed
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.companion is None or self.should_exit:
+            return
+        try:
+            await self.companion.start()
+        except Exception as error:
+            if self.on_companion_failed is not None:
+                self.on_companion_failed(error)
+            self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        stopping = asyncio.create_task(self.companion.stop()) if self.companion is not None else None
         for server in self.servers:
             server.close()  # no new connections; the Service sends those elsewhere
         self.gate.draining = True
         deadline = time.monotonic() + CLOSE_IDLE_AFTER_SECONDS
         while self.server_state.connections and time.monotonic() < deadline:
             await asyncio.sleep(POLL_SECONDS)
+        if stopping is not None:
+            await stopping  # before the data plane closes (the lifespan shutdown)
         await super().shutdown(sockets)

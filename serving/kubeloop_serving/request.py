@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
+from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,11 +59,18 @@ def decode_request(
     Every input's declared shape is checked against the bytes that carry it before anything is
     allocated, and the decoded arrays may take at most ``max_decoded_bytes`` (413 beyond).
     """
-    try:
+    with refusing_what_numpy_refuses():
         return _decode(body, header_length, DecodeBudget(max_decoded_bytes))
+
+
+@contextlib.contextmanager
+def refusing_what_numpy_refuses() -> Iterator[None]:
+    """Decoding errors NumPy raises past the checks as a 413 (no memory) or a 400 (absurd shape)."""
+    try:
+        yield
     except MemoryError:
         raise PayloadTooLargeError("the request's inputs do not fit in memory") from None
-    except (ValueError, OverflowError) as error:  # NumPy refusing a shape the checks let through
+    except (ValueError, OverflowError) as error:
         raise InvalidRequestError(f"cannot decode the request: {error}") from None
 
 
@@ -118,21 +127,35 @@ def decode_tensors(
             raise InvalidRequestError("each input needs a string name")
         if name in inputs:
             raise InvalidRequestError(f"input {name!r} appears twice")
-        datatype, shape = _datatype_and_shape(tensor, name)
+        datatype, shape = datatype_and_shape(tensor, name)
         size = _object(tensor.get("parameters", {}), f"parameters of input {name!r}").get("binary_data_size")
         if size is None:
-            count = declared_count(shape, header_bytes, 1, name)  # a JSON element takes >= 1 byte
-            budget.charge(_decoded_bytes(datatype, count, header_bytes), name)
-            inputs[name] = decode_json_tensor(tensor.get("data"), datatype, shape, name)
+            inputs[name] = decode_data_input(tensor.get("data"), datatype, shape, name, header_bytes, budget)
             continue
         if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
             raise InvalidRequestError(f"binary_data_size of input {name!r} does not fit the binary data")
-        minimum = MIN_BINARY_BYTES_PER_STRING if datatype == BYTES else NUMPY_DTYPES[datatype].itemsize
-        count = declared_count(shape, size, minimum, name)
-        budget.charge(_decoded_bytes(datatype, count, size), name)
-        inputs[name] = decode_binary_tensor(binary[offset : offset + size], datatype, shape, name)
+        inputs[name] = decode_raw_input(binary[offset : offset + size], datatype, shape, name, budget)
         offset += size
     return inputs, offset
+
+
+def decode_data_input(
+    data: object, datatype: str, shape: tuple[int, ...], name: str, room: int, budget: DecodeBudget
+) -> np.ndarray[Any, Any]:
+    """An input given as a list of values carried by ``room`` bytes, charged before it is built."""
+    count = declared_count(shape, room, 1, name)  # a JSON (or protobuf) element takes >= 1 byte
+    budget.charge(_decoded_bytes(datatype, count, room), name)
+    return decode_json_tensor(data, datatype, shape, name)
+
+
+def decode_raw_input(
+    raw: memoryview, datatype: str, shape: tuple[int, ...], name: str, budget: DecodeBudget
+) -> np.ndarray[Any, Any]:
+    """An input given as raw little-endian bytes, its shape checked against them before allocating."""
+    minimum = MIN_BINARY_BYTES_PER_STRING if datatype == BYTES else NUMPY_DTYPES[datatype].itemsize
+    count = declared_count(shape, len(raw), minimum, name)
+    budget.charge(_decoded_bytes(datatype, count, len(raw)), name)
+    return decode_binary_tensor(raw, datatype, shape, name)
 
 
 def _decoded_bytes(datatype: str, count: int, room: int) -> int:
@@ -142,7 +165,8 @@ def _decoded_bytes(datatype: str, count: int, room: int) -> int:
     return count * NUMPY_DTYPES[datatype].itemsize
 
 
-def _datatype_and_shape(tensor: dict[str, Any], name: str) -> tuple[str, tuple[int, ...]]:
+def datatype_and_shape(tensor: dict[str, Any], name: str) -> tuple[str, tuple[int, ...]]:
+    """An input's known ``datatype`` and its ``shape`` of non-negative integers, else a 400."""
     datatype = tensor.get("datatype")
     if datatype not in NUMPY_DTYPES:
         raise InvalidRequestError(f"input {name!r} has unknown datatype {datatype!r}")

@@ -15,6 +15,7 @@ import uvicorn
 from kubeloop_serving.app import create_app
 from kubeloop_serving.drain import ConnectionCloseWhileDraining, DrainingServer
 from kubeloop_serving.infer_route import InferenceEndpoint
+from kubeloop_serving.oip_grpc.endpoint import GrpcEndpoint
 from kubeloop_serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,16 @@ class ServingServer:
         self.fatal: BaseException | None = None
         self.app = create_app(settings, on_fatal=self._stop_on_fatal)
         gate = ConnectionCloseWhileDraining(self.app)
-        self.uvicorn = DrainingServer(uvicorn_config(settings, gate), gate)
+        self.grpc = GrpcEndpoint(settings, self.app.dataplane) if settings.grpc_port else None
+        self.uvicorn = DrainingServer(uvicorn_config(settings, gate), gate, self.grpc, self._grpc_failed)
 
     def _stop_on_fatal(self, error: BaseException) -> None:
         self.fatal = error
         self.uvicorn.should_exit = True
+
+    def _grpc_failed(self, error: BaseException) -> None:
+        log.error("cannot serve gRPC on port %d: %s", self.settings.grpc_port, error)
+        self.fatal = error
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (or ``request_stop``); 0 after a clean drain, 1 on failure."""
@@ -101,3 +107,8 @@ class ServingServer:
             for sock in server.sockets:
                 return int(sock.getsockname()[1])
         return None
+
+    @property
+    def grpc_port(self) -> int | None:
+        """The bound gRPC port once started; None when gRPC is off."""
+        return self.grpc.port if self.grpc is not None else None

@@ -40,6 +40,12 @@ class ServingSettings(BaseSettings):
     )
     host: str = Field("0.0.0.0", description="Address to listen on.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port of the REST endpoint (0 picks a free one).")
+    grpc_port: int = Field(
+        8081,
+        ge=0,
+        le=65535,
+        description="TCP port of the OIP v2 gRPC endpoint (inference.GRPCInferenceService); 0 = no gRPC.",
+    )
     max_batch_size: int = Field(
         32, ge=1, le=65536, description="Most rows merged into one onnxruntime call; 1 turns batching off."
     )

@@ -101,6 +101,7 @@ class Server:
             "KUBELOOP_SERVING_MODEL_NAME": MODEL,
             "KUBELOOP_SERVING_HOST": "127.0.0.1",
             "KUBELOOP_SERVING_PORT": str(self.port),
+            "KUBELOOP_SERVING_GRPC_PORT": "0",
             "KUBELOOP_SERVING_INTRA_OP_THREADS": "1",
             "KUBELOOP_SERVING_PAYLOAD_LOG_URI": str(self.directory / "payloads"),
             "KUBELOOP_SERVING_PAYLOAD_LOG_FLUSH_SECONDS": "1",

@@ -228,7 +228,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
             "abTest",
             {"header": "h", "variants": [CONTROL_ARM, {**FOREST_ARM, "name": "shadow", "weightPercent": 50}]},
         ),
-        "a variant cannot be named stable, canary, shadow or explainer",
+        "a variant cannot be named stable, canary, shadow, explainer or grpc",
     ),
     (
         "shadow at 0%",

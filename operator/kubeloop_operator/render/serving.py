@@ -37,6 +37,7 @@ from kubeloop_operator.settings import OperatorSettings
 
 HTTP_PORT = 8080
 SERVICE_PORT = HTTP_PORT  # one port number inside and outside the pod: clients need not know which
+GRPC_PORT = 8081  # OIP v2 gRPC, as KServe and MLServer
 PAYLOAD_VOLUME = "payload-log"
 # A stopping pod keeps serving while endpoints converge (kube-proxy, other nodes, load balancers):
 # it is removed from the Service at once, but connections already routed to it still arrive.
@@ -109,11 +110,17 @@ def server_env(
         explain_background_uri=explain.background_uri if explain else None,
         explain_background_rows=explain.background_rows if explain else None,
         explain_budget=explain.budget if explain else None,
+        grpc_port=GRPC_PORT if spec.grpc.enabled else 0,
     ).to_env()
 
 
 def probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
+
+
+def container_ports(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+    http = {"name": "http", "containerPort": HTTP_PORT}
+    return [http, {"name": "grpc", "containerPort": GRPC_PORT}] if spec.grpc.enabled else [http]
 
 
 def server_container(
@@ -129,7 +136,7 @@ def server_container(
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["kubeloop", "serve"],  # whatever the image's entrypoint
         **container_env(env, spec),
-        "ports": [{"name": "http", "containerPort": HTTP_PORT}],
+        "ports": container_ports(spec),
         "startupProbe": probe("/v2/health/ready", 2, 150),
         "readinessProbe": probe("/v2/health/ready", 5, 2),
         "livenessProbe": probe("/v2/health/live", 10, 3),
@@ -209,9 +216,35 @@ def render_track(
     ]
 
 
-def render_service(owner: Owner) -> Manifest:
-    """The Service clients call: the stable pods only (they forward the canary's share)."""
-    return render_track_service(owner, "stable", owner.name, SERVICE_PORT)
+def render_service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
+    """The Service clients call: the stable pods only (they forward the canary's share over REST)."""
+    service = render_track_service(owner, "stable", owner.name, SERVICE_PORT)
+    if spec.grpc.enabled:
+        service["spec"]["ports"].append(grpc_service_port())
+    return service
+
+
+def render_grpc_service(owner: Owner) -> Manifest:
+    """Headless `<name>-grpc`: its DNS name resolves to every ready stable pod, so a gRPC client with
+    `dns:///` and round_robin spreads its HTTP/2 calls over pods (a ClusterIP pins each connection)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": owner.metadata(grpc_service_name(owner), {"kubeloop.io/track": "stable"}),
+        "spec": {
+            "clusterIP": "None",
+            "selector": {**owner.labels(), "kubeloop.io/track": "stable"},
+            "ports": [grpc_service_port()],
+        },
+    }
+
+
+def grpc_service_name(owner: Owner) -> str:
+    return track_name(owner, "grpc")
+
+
+def grpc_service_port() -> dict[str, Any]:
+    return {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "appProtocol": "grpc"}
 
 
 def render_autoscaler(owner: Owner, spec: ModelDeploymentSpec, min_replicas: int) -> Manifest:
@@ -282,11 +315,13 @@ def render_serving(
     port, domain = SERVICE_PORT, settings.cluster_domain
     children = [
         render_server(owner, spec, settings, "stable", 0, stable.source, stable.resolved),
-        render_service(owner),
+        render_service(owner, spec),
         render_routes(owner, spec, delivery.weight, port, domain, side.ready),
         render_disruption_budget(owner),
         render_autoscaler(owner, spec, spec.replicas.min),
     ]
+    if spec.grpc.enabled:
+        children.append(render_grpc_service(owner))
     if spec.explain is not None and separate_explainer(spec):
         children += render_track(
             owner, spec, settings, EXPLAINER, spec.explain.replicas, stable.source, stable.resolved

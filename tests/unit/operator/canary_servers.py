@@ -100,6 +100,7 @@ class ServerProcess:
             "KUBELOOP_SERVING_TRACK": self.track,
             "KUBELOOP_SERVING_HOST": "127.0.0.1",
             "KUBELOOP_SERVING_PORT": str(self.port),
+            "KUBELOOP_SERVING_GRPC_PORT": "0",
             "KUBELOOP_SERVING_INTRA_OP_THREADS": "1",
             "KUBELOOP_SERVING_MAX_BATCH_SIZE": "1",
         }

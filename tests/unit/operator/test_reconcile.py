@@ -99,9 +99,10 @@ def test_model_deployment_applies_children_once_and_writes_status_once(world: Wo
     world.create("ModelDeployment", "churn", MODEL)
     reconcile_model_deployment(world.ctx, NS, "churn")
     assert world.names("Deployment") == ["churn"]
-    assert world.names("Service") == world.names("PodDisruptionBudget") == ["churn"]
+    assert world.names("Service") == ["churn", "churn-grpc"]
+    assert world.names("PodDisruptionBudget") == ["churn"]
     assert world.names("HorizontalPodAutoscaler") == ["churn"]
-    assert world.api.count("PATCH") == 5 and world.api.count("PUT") == 1  # + the routes ConfigMap
+    assert world.api.count("PATCH") == 6 and world.api.count("PUT") == 1  # + routes ConfigMap, `-grpc`
     assert world.api.count("GET", "/modeldeployments/churn") == 1  # one read per reconcile
     status = world.status("ModelDeployment", "churn")
     assert status["observedGeneration"] == 1 and status["model"] == {"uri": "s3://models/churn.onnx"}
@@ -393,7 +394,8 @@ def test_shadow_and_ab_arms_are_routed_once_ready_and_pruned_when_removed(world:
     world.create("ModelDeployment", "churn", SIDE)
     reconcile_model_deployment(world.ctx, NS, "churn")
     tracks = ["churn", "churn-forest", "churn-shadow"]
-    assert world.names("Deployment") == world.names("Service") == tracks
+    assert world.names("Deployment") == tracks
+    assert world.names("Service") == [*tracks[:2], "churn-grpc", tracks[2]]
     routes = routes_in(world, "churn")
     assert routes["shadow"]["percent"] == 0 and routes["shadow"]["url"].startswith("http://churn-shadow.")
     assert [v["weight_percent"] for v in routes["ab"]["variants"]] == [100, 0]
@@ -424,7 +426,8 @@ def test_shadow_and_ab_arms_are_routed_once_ready_and_pruned_when_removed(world:
 
     world.edit_spec("ModelDeployment", "churn", MODEL)
     reconcile_model_deployment(world.ctx, NS, "churn")
-    assert world.names("Deployment") == world.names("Service") == ["churn"]
+    assert world.names("Deployment") == ["churn"]
+    assert world.names("Service") == ["churn", "churn-grpc"]
     assert routes_in(world, "churn") == {"generation": 2}
     status = world.status("ModelDeployment", "churn")
     assert "shadow" not in status and "abTest" not in status

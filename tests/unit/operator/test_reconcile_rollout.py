@@ -88,7 +88,7 @@ def test_the_weight_waits_for_a_ready_canary_and_never_restarts_stable(world: Wo
     assert weight(world) == 0, "no request for a canary that is not Ready (KServe #5983)"
     assert world.get("Deployment", "churn-canary")["spec"]["replicas"] == 1  # ceil(4 * 10%)
     assert condition(world.status("ModelDeployment", "churn"), "Progressing")["reason"] == "CanaryPending"
-    assert world.names("Service") == ["churn", "churn-canary"]
+    assert world.names("Service") == ["churn", "churn-canary", "churn-grpc"]
     stable_before = template(world, "churn")
 
     roll_out(world, "churn")
@@ -203,7 +203,7 @@ def test_removing_the_canary_removes_its_service_and_its_route(world: World, clo
     reconcile_model_deployment(world.ctx, NS, "churn")
     world.edit_spec("ModelDeployment", "churn", {k: v for k, v in ANALYSED.items() if k != "canary"})
     reconcile_model_deployment(world.ctx, NS, "churn")
-    assert world.names("Service") == ["churn"] and world.names("Deployment") == ["churn"]
+    assert world.names("Service") == ["churn", "churn-grpc"] and world.names("Deployment") == ["churn"]
     status = world.status("ModelDeployment", "churn")
     assert "rollout" not in status and all(c["type"] != "Progressing" for c in status["conditions"])
     assert "canary" not in json.loads(world.get("ConfigMap", "churn-routes")["data"][ROUTES_KEY])

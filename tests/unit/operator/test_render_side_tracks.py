@@ -51,7 +51,7 @@ def test_a_shadow_is_its_own_track_mirrored_once_ready(settings: OperatorSetting
     resolved = SideTracks({"shadow": ResolvedModel(uri="models:/churn/9", version="9")})
     children = render_serving(OWNER, md, settings, side=resolved)
     deployments, services = named(children, "Deployment"), named(children, "Service")
-    assert set(deployments) == set(services) == {"churn", "churn-shadow"}
+    assert set(deployments) == set(services) - {"churn-grpc"} == {"churn", "churn-shadow"}
     shadow = deployments["churn-shadow"]
     assert shadow["spec"]["replicas"] == 2, "replicas.min, no autoscaler"
     assert shadow["metadata"]["labels"]["kubeloop.io/track"] == "shadow"
@@ -77,7 +77,7 @@ def test_ab_arms_get_a_track_each_and_the_control_is_stable(settings: OperatorSe
     md = spec(abTest=AB)
     children = render_serving(OWNER, md, settings, side=SideTracks(ready=frozenset({"forest", "mlp"})))
     deployments, services = named(children, "Deployment"), named(children, "Service")
-    assert set(deployments) == set(services) == {"churn", "churn-forest", "churn-mlp"}
+    assert set(deployments) == set(services) - {"churn-grpc"} == {"churn", "churn-forest", "churn-mlp"}
     for arm in ("forest", "mlp"):
         assert env_of(deployments[f"churn-{arm}"])["KUBELOOP_SERVING_TRACK"] == arm
         assert deployments[f"churn-{arm}"]["spec"]["replicas"] == 2
@@ -117,7 +117,7 @@ def test_shadow_and_ab_together_and_what_removing_them_leaves(settings: Operator
     both = render_serving(OWNER, spec(shadow=SHADOW, abTest=AB), settings)
     assert set(named(both, "Deployment")) == {"churn", "churn-shadow", "churn-forest", "churn-mlp"}
     plain = render_serving(OWNER, spec(), settings)
-    assert set(named(plain, "Deployment")) == set(named(plain, "Service")) == {"churn"}
+    assert set(named(plain, "Deployment")) == set(named(plain, "Service")) - {"churn-grpc"} == {"churn"}
     assert routes_of(plain).shadow is None and routes_of(plain).ab is None
     assert named(both, "Deployment")["churn"] == named(plain, "Deployment")["churn"], (
         "adding a shadow or an A/B test touches the routes only, never the stable pods"
@@ -131,4 +131,4 @@ def test_long_names_stay_dns_labels(settings: OperatorSettings) -> None:
               {"name": arm, "model": {"uri": "/m.onnx"}, "weightPercent": 50}]})  # fmt: skip
     children = render_serving(owner, md, settings)
     assert all(len(c["metadata"]["name"]) <= 63 for c in children)
-    assert len(named(children, "Deployment")) == len(named(children, "Service")) == 2
+    assert len(named(children, "Deployment")) == len(named(children, "Service")) - 1 == 2  # + `-grpc`

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import json
 import os
 import signal
@@ -192,6 +194,7 @@ def is_ready(client: httpx.Client) -> bool:
 @contextlib.contextmanager
 def serve_in_thread(model_uri: Path | str, **overrides: Any) -> Iterator[RunningServer]:
     """A real uvicorn server on 127.0.0.1 (free port) in a thread, ready (model warmed up)."""
+    overrides.setdefault("grpc_port", 0)  # no gRPC unless a test asks: the default port is shared
     settings = ServingSettings(model_uri=str(model_uri), host="127.0.0.1", port=0, **overrides)
     server = ServingServer(settings)
     thread = threading.Thread(target=server.run, name="serving-under-test", daemon=True)
@@ -233,7 +236,7 @@ class ServerProcess:
     def __init__(self, log_path: Path, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ)
+        env = {**os.environ, ENV_PREFIX + "GRPC_PORT": "0"}  # no gRPC unless asked
         env.update({ENV_PREFIX + key.upper(): value for key, value in settings.items()})
         env.update({ENV_PREFIX + "HOST": "127.0.0.1", ENV_PREFIX + "PORT": str(self.port)})
         self.log_path = log_path
@@ -312,3 +315,29 @@ def logged_rows(sink_uri: str, model: str, last_rows: int = 10**9) -> pa.Table:
     """The payload log as the drift check reads it (the one reader), oldest row first."""
     window = payload_window(sink_uri, model, last_rows=last_rows)
     return window.read(window.schema.names).sort_by("_timestamp")
+
+
+class GatedHandler(http.server.SimpleHTTPRequestHandler):
+    gate = threading.Event()
+
+    def do_GET(self) -> None:
+        self.gate.wait(60)
+        super().do_GET()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gated_model_url(tabular_path: Path) -> Iterator[tuple[str, threading.Event]]:
+    """The tabular model over HTTP, held back until the test opens the gate."""
+    gate = threading.Event()
+    handler = type("Handler", (GatedHandler,), {"gate": gate})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(tabular_path.parent))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{tabular_path.name}", gate
+    gate.set()
+    server.shutdown()
+    server.server_close()

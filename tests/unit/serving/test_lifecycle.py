@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import http.server
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,38 +39,14 @@ def test_matching_sha256_becomes_ready(tabular_path: Path) -> None:
         assert server.client.get("/v2/health/ready").status_code == 200
 
 
-class GatedHandler(http.server.SimpleHTTPRequestHandler):
-    gate = threading.Event()
-
-    def do_GET(self) -> None:
-        self.gate.wait(60)
-        super().do_GET()
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-@pytest.fixture
-def gated_model_url(tabular_path: Path) -> Iterator[tuple[str, threading.Event]]:
-    """The tabular model over HTTP, held back until the test opens the gate."""
-    gate = threading.Event()
-    handler = type("Handler", (GatedHandler,), {"gate": gate})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(tabular_path.parent))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/{tabular_path.name}", gate
-    gate.set()
-    server.shutdown()
-    server.server_close()
-
-
 def test_live_but_not_ready_until_the_model_is_loaded(gated_model_url: tuple[str, threading.Event]) -> None:
     from kubeloop_serving.server import ServingServer
     from kubeloop_serving.settings import ServingSettings
 
     url, gate = gated_model_url
-    server = ServingServer(ServingSettings(model_uri=url, model_name="tab", host="127.0.0.1", port=0))
+    server = ServingServer(
+        ServingSettings(model_uri=url, model_name="tab", host="127.0.0.1", port=0, grpc_port=0)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

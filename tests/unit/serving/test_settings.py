@@ -104,10 +104,11 @@ def test_model_name_from_uri(uri: str, name: str) -> None:
 def test_cli_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBELOOP_SERVING_MODEL_URI", "/from/env.onnx")
     monkeypatch.setenv("KUBELOOP_SERVING_PORT", "9000")
-    settings = settings_from(["--model-uri", "/from/flag.onnx", "--max-batch-size", "4"])
+    settings = settings_from(["--model-uri", "/from/flag.onnx", "--max-batch-size", "4", "--grpc-port", "0"])
     assert settings.model_uri == "/from/flag.onnx"
     assert settings.max_batch_size == 4
     assert settings.port == 9000
+    assert settings.grpc_port == 0
 
 
 def test_readme_documents_every_setting() -> None:

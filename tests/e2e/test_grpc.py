@@ -1,0 +1,96 @@
+"""OIP v2 gRPC on real pods: tritonclient.grpc, unchanged, infers through the ModelDeployment's Service
+(its `grpc` port), and every pod behind the headless `<name>-grpc` Service answers on its own address,
+which is what a `dns:///` client with round_robin balances over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.grpc as triton
+
+from tests.e2e.loop import API, S3_ENV
+from tests.e2e.platform import Platform
+from tests.unit.serving.conftest import tabular_model, tabular_reference
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+NAME = "tab"
+REPLICAS = 2
+
+
+def ready_replicas(count: int) -> Any:
+    def check(status: dict[str, Any]) -> bool:
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+        return ready and status.get("readyReplicas") == count
+
+    return check
+
+
+@pytest.fixture(scope="module")
+def deployed(platform: Platform, e2e_namespace: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    model = tabular_model(tmp_path_factory.mktemp("grpc") / "tab.onnx")
+    uri = f"s3://kubeloop/models/{e2e_namespace}/tab.onnx"
+    with platform.s3().open(uri, "wb") as sink:
+        sink.write(Path(model).read_bytes())
+    spec = {
+        "model": {"uri": uri},
+        "replicas": {"min": REPLICAS, "max": REPLICAS},
+        "resources": {"cpu": "250m", "memory": "512Mi"},
+        "envFrom": S3_ENV,
+    }
+    manifest = {"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": NAME}, "spec": spec}
+    platform.apply(manifest, e2e_namespace)
+    platform.wait_status(
+        "ModelDeployment", NAME, e2e_namespace, ready_replicas(REPLICAS), 600, "2 ready pods"
+    )
+    return e2e_namespace
+
+
+def check_infer(client: triton.InferenceServerClient, rows: int) -> None:
+    x = np.random.default_rng(rows).normal(size=(rows, 4)).astype(np.float32)
+    given = triton.InferInput("x", [rows, 4], "FP32")
+    given.set_data_from_numpy(x)
+    result = client.infer(NAME, [given], request_id=f"e2e-{rows}")
+    scores, label = tabular_reference(x)
+    np.testing.assert_allclose(result.as_numpy("scores"), scores, rtol=1e-5)
+    np.testing.assert_array_equal(result.as_numpy("label"), label)
+    assert result.get_response().id == f"e2e-{rows}"
+
+
+def test_tritonclient_infers_through_the_service(platform: Platform, deployed: str) -> None:
+    target = platform.service_url(NAME, deployed, "grpc").removeprefix("http://")
+    client = triton.InferenceServerClient(target)
+    assert client.is_server_live() and client.is_model_ready(NAME)
+    metadata = client.get_model_metadata(NAME, as_json=True)
+    assert [tensor["name"] for tensor in metadata["outputs"]] == ["scores", "label"]
+    for rows in (1, 5, 64):
+        check_infer(client, rows)
+    client.close()
+
+
+def test_the_headless_service_lists_every_pod_and_each_answers(platform: Platform, deployed: str) -> None:
+    headless = platform.kubectl.get("service", f"{NAME}-grpc", deployed)
+    assert headless is not None and headless["spec"]["clusterIP"] == "None"
+    assert [(p["name"], p["port"], p.get("appProtocol")) for p in headless["spec"]["ports"]] == [
+        ("grpc", 8081, "grpc")
+    ]
+    slices = platform.kubectl.items("endpointslices", deployed, f"kubernetes.io/service-name={NAME}-grpc")
+    addresses = sorted(
+        address
+        for endpoint_slice in slices
+        for endpoint in endpoint_slice.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready")
+        for address in endpoint["addresses"]
+    )
+    assert len(addresses) == REPLICAS, slices
+    if platform.target.mode != "local":
+        pytest.skip(
+            "pod IPs are dialled on the local node only (another cluster's pod network is not routed)"
+        )
+    for address in addresses:  # what a dns:/// round_robin client connects to, one subchannel each
+        client = triton.InferenceServerClient(f"{address}:8081")
+        check_infer(client, 3)
+        client.close()
