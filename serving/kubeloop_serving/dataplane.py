@@ -7,7 +7,6 @@ import contextlib
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib import metadata
@@ -29,6 +28,7 @@ from kubeloop_serving.errors import (
     ServingError,
 )
 from kubeloop_serving.feedback import LabelSink
+from kubeloop_serving.ids import new_request_id
 from kubeloop_serving.loading import LoadedModel, load_model
 from kubeloop_serving.metrics import ServingMetrics
 from kubeloop_serving.model import OnnxModel
@@ -77,7 +77,7 @@ def resolve_request_id(body_id: str | None, header_id: str | None) -> str:
             if len(given) > MAX_REQUEST_ID_LENGTH:
                 raise InvalidRequestError(f"{where} is longer than {MAX_REQUEST_ID_LENGTH} characters")
             return given
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 @dataclass(frozen=True)
@@ -317,5 +317,5 @@ class DataPlane:
         if payload_log is None or random.random() >= self.settings.payload_log_sample_rate:
             return
         if not record.request_id:
-            record = replace(record, request_id=uuid.uuid4().hex)
+            record = replace(record, request_id=new_request_id())
         payload_log.submit(record)
