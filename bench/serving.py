@@ -29,7 +29,7 @@ from typing import Any
 from bench.serving_models import BenchModel, request_body, small_cnn, tabular_mlp
 from bench.serving_peers import PeerPythons, peer_python, peer_version
 from bench.serving_report import goals, ratios
-from bench.serving_servers import ServerSpec, running_servers
+from bench.serving_servers import ServerSpec, cpu_seconds, running_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("kubeloop", "kubeloop_batching", "kserve", "mlserver", "mlserver_batching", "http_floor")
@@ -101,12 +101,17 @@ def load(
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median over rounds of each figure; errors and non-200 answers summed."""
+    """Median over rounds of each figure; errors and non-200 answers summed.
+
+    ``cpu_us_per_request`` is the server process's CPU time (all threads) per answered request: on a
+    busy machine the fairest figure, since rps there also depends on the CPU share each server gets.
+    """
     non_200 = sum(count for run in runs for code, count in run["statuses"].items() if code != "200")
     return {
         "rps": round(statistics.median(run["rps"] for run in runs), 1),
         "p50_ms": round(statistics.median(run["p50_ms"] for run in runs), 3),
         "p99_ms": round(statistics.median(run["p99_ms"] for run in runs), 3),
+        "cpu_us_per_request": round(statistics.median(run["cpu_us_per_request"] for run in runs), 1),
         "rounds": len(runs),
         "requests": sum(run["requests"] for run in runs),
         "non_200": non_200,
@@ -166,7 +171,8 @@ def measure_model(
     specs = [spec for spec in server_specs(model, args.threads, peers) if spec.label in args.servers]
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     floors: list[dict[str, float]] = []
-    with running_servers(specs, args.server_cpus, ROOT, scratch) as urls:
+    pids: dict[str, int] = {}
+    with running_servers(specs, args.server_cpus, ROOT, scratch, pids) as urls:
         for round_number in range(args.rounds):
             floors.append(compute_floor(model, body_file, args))
             print(f"{model.name} onnxruntime in-process: {floors[-1]}", file=sys.stderr)
@@ -174,6 +180,7 @@ def measure_model(
             for concurrency in args.concurrency:
                 for spec in specs[rotation:] + specs[:rotation]:
                     url = f"{urls[spec.label]}/v2/models/{model.name}/infer"
+                    cpu_before = cpu_seconds(pids[spec.label])
                     run = load(
                         url,
                         body_file,
@@ -182,6 +189,10 @@ def measure_model(
                         warmup=args.warmup,
                         duration=args.duration,
                     )
+                    cpu = cpu_seconds(pids[spec.label]) - cpu_before
+                    # the server also worked through the warm-up; assume it ran at the same rate
+                    served = run["requests"] * (args.warmup + args.duration) / args.duration
+                    run["cpu_us_per_request"] = round(cpu / max(served, 1) * 1e6, 1)
                     runs.setdefault((spec.label, concurrency), []).append(run)
                     print(f"{model.name} {spec.label} c={concurrency}: {run}", file=sys.stderr)
     points = [

@@ -6,6 +6,7 @@ batching, MLServer with or without its adaptive batching) and named in the row.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 Point = dict[str, Any]
@@ -24,12 +25,18 @@ def best(points: dict[str, Point], side: str) -> Point | None:
     return max(measured, key=lambda point: point["rps"]) if measured else None
 
 
+def ratio(ours: float, theirs: float) -> float | None:
+    """ours / theirs to 2 decimals; None when either side measured nothing (0 or NaN)."""
+    if not theirs or math.isnan(theirs) or math.isnan(ours):
+        return None
+    return round(ours / theirs, 2)
+
+
 def _versus(ours: Point, theirs: Point) -> dict[str, Any]:
+    figures = {"rps": "rps", "p50": "p50_ms", "p99": "p99_ms", "cpu_per_request": "cpu_us_per_request"}
     return {
         "against": theirs["server"],
-        "rps_ratio": round(ours["rps"] / theirs["rps"], 2),
-        "p50_ratio": round(ours["p50_ms"] / theirs["p50_ms"], 2),
-        "p99_ratio": round(ours["p99_ms"] / theirs["p99_ms"], 2),
+        **{f"{name}_ratio": ratio(ours[key], theirs[key]) for name, key in figures.items()},
     }
 
 
@@ -51,13 +58,14 @@ def ratios(results: list[Point], floors: dict[str, dict[str, float]]) -> list[di
         floor = floors.get(model)
         if floor:
             row["over_onnxruntime_in_process"] = {
-                name.removesuffix("_rows_per_s"): round(ours["rps"] / rows_per_s, 2)
+                name.removesuffix("_rows_per_s"): ratio(ours["rps"], rows_per_s)
                 for name, rows_per_s in floor.items()
             }
+        answered = {label: point for label, point in points.items() if point["requests"]}
         row["lowest_p99_ms"] = {
-            side: min(points[label]["p99_ms"] for label in labels if label in points)
+            side: min(answered[label]["p99_ms"] for label in labels if label in answered)
             for side, labels in VARIANTS.items()
-            if any(label in points for label in labels)
+            if any(label in answered for label in labels)
         }
         rows.append(row)
     return rows
@@ -72,15 +80,21 @@ def goals(rows: list[dict[str, Any]]) -> dict[str, bool]:
         if row["model"] == "cnn" and row["concurrency"] == top:
             for peer in PEERS:
                 if f"over_{peer}" in row:
-                    verdict[f"cnn c={top}: >=2x {peer} rps"] = row[f"over_{peer}"]["rps_ratio"] >= 2
+                    verdict[f"cnn c={top}: >=2x {peer} rps"] = _at_least(row[f"over_{peer}"]["rps_ratio"], 2)
             if "over_onnxruntime_in_process" in row:
                 in_process = row["over_onnxruntime_in_process"]["batch1"]
-                verdict[f"cnn c={top}: >=0.7x onnxruntime in-process (batch 1)"] = in_process >= 0.7
+                verdict[f"cnn c={top}: >=0.7x onnxruntime in-process (batch 1)"] = _at_least(in_process, 0.7)
         if row["model"] == "mlp" and row["concurrency"] == top and "over_http_floor" in row:
-            verdict[f"mlp c={top}: >=0.7x the HTTP floor"] = row["over_http_floor"]["rps_ratio"] >= 0.7
+            verdict[f"mlp c={top}: >=0.7x the HTTP floor"] = _at_least(
+                row["over_http_floor"]["rps_ratio"], 0.7
+            )
         lowest = row["lowest_p99_ms"]
         for peer in PEERS:
-            if peer in lowest:
+            if peer in lowest and "kubeloop" in lowest:
                 key = f"p99 no worse than {peer} anywhere (each side's lowest)"
                 verdict[key] = verdict.get(key, True) and lowest["kubeloop"] <= lowest[peer]
     return verdict
+
+
+def _at_least(value: float | None, bound: float) -> bool:
+    return value is not None and value >= bound
