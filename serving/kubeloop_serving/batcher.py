@@ -23,7 +23,7 @@ import numpy as np
 
 from kubeloop_serving.datatypes import Tensors
 from kubeloop_serving.errors import ModelNotReadyError
-from kubeloop_serving.placement import RunPlacement
+from kubeloop_serving.placement import INLINE_BELOW_S, RunPlacement
 
 Runner = Callable[[Tensors], Tensors]
 BatchObserver = Callable[[int], None]
@@ -88,7 +88,14 @@ def run_batch(
 class AdaptiveBatcher:
     """Queues validated requests and runs them, merged, in one worker thread."""
 
-    def __init__(self, run: Runner, max_batch_size: int, max_wait_s: float, observe: BatchObserver) -> None:
+    def __init__(
+        self,
+        run: Runner,
+        max_batch_size: int,
+        max_wait_s: float,
+        observe: BatchObserver,
+        inline_below_s: float = INLINE_BELOW_S,
+    ) -> None:
         self._run = run
         self._max_rows = max_batch_size
         self._max_wait_s = max_wait_s
@@ -98,7 +105,7 @@ class AdaptiveBatcher:
         self._arriving = 0
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
-        self._placement = RunPlacement(self._executor)
+        self._placement = RunPlacement(self._executor, inline_below_s)
         self._worker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -191,12 +198,12 @@ def _settle(future: asyncio.Future[Any], outcome: Outcome) -> None:
 class SerialRunner:
     """Batching off: each request gets its own onnxruntime call in the worker thread."""
 
-    def __init__(self, run: Runner, observe: BatchObserver) -> None:
+    def __init__(self, run: Runner, observe: BatchObserver, inline_below_s: float = INLINE_BELOW_S) -> None:
         self._run = run
         self._observe = observe
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
-        self._placement = RunPlacement(self._executor)
+        self._placement = RunPlacement(self._executor, inline_below_s)
 
     def start(self) -> None:
         """Nothing to start; present for symmetry with AdaptiveBatcher."""

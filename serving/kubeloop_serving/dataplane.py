@@ -130,11 +130,12 @@ class DataPlane:
         self.metrics.model_info.labels(*labels, loaded.uri_scheme).set(1)
         observe_batch = self.metrics.batch_size.labels(*labels).observe
         run = onnxruntime_runner(loaded.model)
+        inline_s = self.settings.inline_run_micros / 1e6
         if loaded.model.signature.batchable and self.settings.max_batch_size > 1:
             wait_s = self.settings.max_batch_wait_ms / 1000
-            self._runner = AdaptiveBatcher(run, self.settings.max_batch_size, wait_s, observe_batch)
+            self._runner = AdaptiveBatcher(run, self.settings.max_batch_size, wait_s, observe_batch, inline_s)
         else:
-            self._runner = SerialRunner(run, observe_batch)
+            self._runner = SerialRunner(run, observe_batch, inline_s)
         self._runner.start()
         self._output_names = [spec.name for spec in loaded.model.signature.outputs]
         self._payload_log = self._start_payload_log(loaded)

@@ -8,8 +8,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
+from kubeloop_serving.batcher import AdaptiveBatcher, SerialRunner
+from kubeloop_serving.datatypes import Tensors
 from kubeloop_serving.ids import RequestIds, new_request_id
 from kubeloop_serving.placement import RunPlacement
 
@@ -62,6 +65,32 @@ def test_a_failing_inline_call_raises_where_it_is_awaited() -> None:
 
     with pytest.raises(ValueError, match="refused"):
         placements(1.0, where, fail)
+
+
+def ignore(rows: int) -> None:
+    """The batch-size observer: not what these tests look at."""
+
+
+def run_where(inputs: Tensors) -> Tensors:
+    return {"where": np.full(inputs["x"].shape[0], where())}
+
+
+@pytest.mark.parametrize("batching", [False, True])
+def test_the_runners_place_runs_by_their_bound(batching: bool) -> None:
+    async def threads(inline_below_s: float) -> list[str]:
+        if batching:
+            runner: AdaptiveBatcher | SerialRunner = AdaptiveBatcher(
+                run_where, 4, 0.0, ignore, inline_below_s
+            )
+        else:
+            runner = SerialRunner(run_where, ignore, inline_below_s)
+        runner.start()
+        names = [str((await runner.infer({"x": np.zeros((1, 2))}, 1))["where"][0]) for _ in range(3)]
+        await runner.close()
+        return names
+
+    assert all(name.startswith("onnxruntime") for name in asyncio.run(threads(0.0)))
+    assert asyncio.run(threads(1.0))[1:] == [threading.current_thread().name] * 2
 
 
 def test_request_ids_are_32_hex_and_unique_across_refills() -> None:
