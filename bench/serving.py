@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -33,6 +34,8 @@ from bench.serving_servers import ServerSpec, cpu_seconds, running_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("kubeloop", "kubeloop_batching", "kserve", "mlserver", "mlserver_batching", "http_floor")
+#: Not run by default: kubeloop with every model run in its worker thread (INLINE_RUN_MICROS=0).
+OPTIONAL_SERVERS = ("kubeloop_threaded",)
 PEER_PYTHONPATH = {"PYTHONPATH": f"{ROOT}:{ROOT / 'serving'}"}
 
 
@@ -56,6 +59,16 @@ def server_specs(model: BenchModel, threads: int, peers: PeerPythons) -> list[Se
             "kubeloop_batching",
             kubeloop,
             {**kubeloop_env, "KUBELOOP_SERVING_MAX_BATCH_SIZE": "32"},
+            "PORT_ENV",
+        ),
+        ServerSpec(
+            "kubeloop_threaded",
+            kubeloop,
+            {
+                **kubeloop_env,
+                "KUBELOOP_SERVING_MAX_BATCH_SIZE": "1",
+                "KUBELOOP_SERVING_INLINE_RUN_MICROS": "0",
+            },
             "PORT_ENV",
         ),
         ServerSpec(
@@ -111,12 +124,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "rps": round(statistics.median(run["rps"] for run in runs), 1),
         "p50_ms": round(statistics.median(run["p50_ms"] for run in runs), 3),
         "p99_ms": round(statistics.median(run["p99_ms"] for run in runs), 3),
-        "cpu_us_per_request": round(statistics.median(run["cpu_us_per_request"] for run in runs), 1),
+        "cpu_us_per_request": _median_measured([run["cpu_us_per_request"] for run in runs]),
         "rounds": len(runs),
         "requests": sum(run["requests"] for run in runs),
         "non_200": non_200,
         "errors": sum(run["errors"] for run in runs),
     }
+
+
+def _median_measured(values: list[float]) -> float:
+    measured = [value for value in values if not math.isnan(value)]
+    return round(statistics.median(measured), 1) if measured else math.nan
 
 
 def arguments() -> argparse.Namespace:
@@ -127,7 +145,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians reported")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
-    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS + OPTIONAL_SERVERS)
     parser.add_argument("--server-cpus", default="0", help="taskset CPU list shared by every server")
     parser.add_argument("--loadgen-cpus", default=None, help="taskset CPU list of the load generator")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads per server")
@@ -192,7 +210,7 @@ def measure_model(
                     cpu = cpu_seconds(pids[spec.label]) - cpu_before
                     # the server also worked through the warm-up; assume it ran at the same rate
                     served = run["requests"] * (args.warmup + args.duration) / args.duration
-                    run["cpu_us_per_request"] = round(cpu / max(served, 1) * 1e6, 1)
+                    run["cpu_us_per_request"] = round(cpu / served * 1e6, 1) if served else math.nan
                     runs.setdefault((spec.label, concurrency), []).append(run)
                     print(f"{model.name} {spec.label} c={concurrency}: {run}", file=sys.stderr)
     points = [
