@@ -110,7 +110,7 @@ bench-operator: venv cluster-up  ## operator vs direct API creation, N=300 Model
 	  && $(PY) -m bench.operator_bench
 
 .PHONY: bench-serving
-bench-serving: venv  ## kubeloop serve vs KServe's model server, same model, cores and load generator
+bench-serving: venv  ## kubeloop serve vs KServe and MLServer (own venvs), with the HTTP and onnxruntime floors, same cores and load generator
 	$(PY) -m bench.serving
 
 .PHONY: bench-grpc

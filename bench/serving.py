@@ -1,21 +1,23 @@
-"""Serving benchmark: kubeloop (batching off and on) against KServe's model server, side by side.
+"""Serving benchmark: kubeloop (batching off and on) against KServe and MLServer, side by side,
+with the HTTP floor and the compute floor measured in the same run (bench.serving_floors).
 
 Same generated ONNX models (a tabular MLP and a small CNN), same onnxruntime session options,
 same pinned CPU and thread count for every server, same JSON payload, same closed-loop load
 generator in its own process on other CPUs. Prints JSON: rps, p50_ms and p99_ms per model x
-server x concurrency, and kubeloop/kserve ratios.
+server x concurrency, onnxruntime's in-process rows/s, and the ratios of bench.serving_report.
 
-    python -m bench.serving            # full run (about 6 minutes)
-    python -m bench.serving --quick    # smoke run (about a minute)
+    python -m bench.serving            # full run (about 12 minutes)
+    python -m bench.serving --quick    # smoke run (about 2 minutes)
 
-KServe (``kserve==0.21.0``) lives in its own virtualenv, ``.venv-kserve``, created on first
-use, so its pins never touch ours.
+KServe (``kserve==0.21.0``) and MLServer (``mlserver==1.7.1``) live in their own virtualenvs,
+``.venv-kserve`` and ``.venv-mlserver``, created on first use, so their pins never touch ours.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -26,36 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.serving_models import BenchModel, request_body, small_cnn, tabular_mlp
-from bench.serving_servers import ServerSpec, running_servers
+from bench.serving_peers import PeerPythons, peer_python, peer_version
+from bench.serving_report import goals, ratios
+from bench.serving_servers import ServerSpec, cpu_seconds, running_servers
 
 ROOT = Path(__file__).resolve().parent.parent
-KSERVE_VENV = ROOT / ".venv-kserve"
-KSERVE_VERSION = "0.21.0"
-SERVERS = ("kubeloop", "kubeloop_batching", "kserve")
+SERVERS = ("kubeloop", "kubeloop_batching", "kserve", "mlserver", "mlserver_batching", "http_floor")
+#: Not run by default: kubeloop with every model run in its worker thread (INLINE_RUN_MICROS=0).
+OPTIONAL_SERVERS = ("kubeloop_threaded",)
+PEER_PYTHONPATH = {"PYTHONPATH": f"{ROOT}:{ROOT / 'serving'}"}
 
 
-def kserve_python() -> Path:
-    """The peer's interpreter; creates .venv-kserve (kserve + our onnxruntime version) if missing."""
-    import onnxruntime
-
-    python = KSERVE_VENV / "bin" / "python"
-    probe = [
-        str(python),
-        "-c",
-        f"import kserve, onnxruntime; assert onnxruntime.__version__ == '{onnxruntime.__version__}'",
-    ]
-    if python.exists() and subprocess.run(probe, check=False, capture_output=True).returncode == 0:
-        return python
-    print(f"creating {KSERVE_VENV} with kserve=={KSERVE_VERSION} ...", file=sys.stderr)
-    subprocess.run(["python3", "-m", "venv", str(KSERVE_VENV)], check=True)
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    packages = [f"kserve=={KSERVE_VERSION}", f"onnxruntime=={onnxruntime.__version__}", "numpy"]
-    subprocess.run([*pip, *packages], check=True)
-    return python
-
-
-def server_specs(model: BenchModel, threads: int, peer_python: Path) -> list[ServerSpec]:
-    """The three servers for one model, each told to use ``threads`` onnxruntime threads."""
+def server_specs(model: BenchModel, threads: int, peers: PeerPythons) -> list[ServerSpec]:
+    """Every server for one model, each told to use ``threads`` onnxruntime threads."""
     kubeloop_env = {
         "KUBELOOP_SERVING_MODEL_URI": str(model.path),
         "KUBELOOP_SERVING_MODEL_NAME": model.name,
@@ -63,6 +48,9 @@ def server_specs(model: BenchModel, threads: int, peer_python: Path) -> list[Ser
         "KUBELOOP_SERVING_LOG_LEVEL": "warning",
     }
     kubeloop = [sys.executable, "-m", "kubeloop_serving"]
+    mlserver = [
+        str(peers.mlserver), "-m", "bench.serving_mlserver", str(model.path), model.name, "PORT", str(threads)
+    ]  # fmt: skip
     return [
         ServerSpec(
             "kubeloop", kubeloop, {**kubeloop_env, "KUBELOOP_SERVING_MAX_BATCH_SIZE": "1"}, "PORT_ENV"
@@ -74,9 +62,19 @@ def server_specs(model: BenchModel, threads: int, peer_python: Path) -> list[Ser
             "PORT_ENV",
         ),
         ServerSpec(
+            "kubeloop_threaded",
+            kubeloop,
+            {
+                **kubeloop_env,
+                "KUBELOOP_SERVING_MAX_BATCH_SIZE": "1",
+                "KUBELOOP_SERVING_INLINE_RUN_MICROS": "0",
+            },
+            "PORT_ENV",
+        ),
+        ServerSpec(
             "kserve",
             [
-                str(peer_python),
+                str(peers.kserve),
                 "-m",
                 "bench.serving_kserve_server",
                 str(model.path),
@@ -86,6 +84,18 @@ def server_specs(model: BenchModel, threads: int, peer_python: Path) -> list[Ser
             ],
             {"PYTHONPATH": str(ROOT / "serving")},
             "PORT_ARG",
+        ),
+        *(
+            ServerSpec(
+                label,
+                [*mlserver, str(batch)],
+                PEER_PYTHONPATH,
+                "PORT_ARG",
+            )
+            for label, batch in (("mlserver", 1), ("mlserver_batching", 32))
+        ),
+        ServerSpec(
+            "http_floor", [sys.executable, "-m", "bench.serving_floors", "http", "PORT"], {}, "PORT_ARG"
         ),
     ]
 
@@ -104,12 +114,17 @@ def load(
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median over rounds of each figure; errors and non-200 answers summed."""
+    """Median over rounds of each figure; errors and non-200 answers summed.
+
+    ``cpu_us_per_request`` is the server process's CPU time (all threads) per answered request: on a
+    busy machine the fairest figure, since rps there also depends on the CPU share each server gets.
+    """
     non_200 = sum(count for run in runs for code, count in run["statuses"].items() if code != "200")
     return {
         "rps": round(statistics.median(run["rps"] for run in runs), 1),
         "p50_ms": round(statistics.median(run["p50_ms"] for run in runs), 3),
         "p99_ms": round(statistics.median(run["p99_ms"] for run in runs), 3),
+        "cpu_us_per_request": _median_measured([run["cpu_us_per_request"] for run in runs]),
         "rounds": len(runs),
         "requests": sum(run["requests"] for run in runs),
         "non_200": non_200,
@@ -117,52 +132,20 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """kubeloop/kserve per model x concurrency: rps (higher is better), p50 and p99 (lower is better)."""
-    by_key = {(r["model"], r["server"], r["concurrency"]): r for r in results}
-    rows = []
-    for (model, server, concurrency), result in by_key.items():
-        peer = by_key.get((model, "kserve", concurrency))
-        if server == "kserve" or peer is None:
-            continue
-        rows.append(
-            {
-                "model": model,
-                "server": server,
-                "concurrency": concurrency,
-                "rps_ratio": round(result["rps"] / peer["rps"], 2),
-                "p50_ratio": round(result["p50_ms"] / peer["p50_ms"], 2),
-                "p99_ratio": round(result["p99_ms"] / peer["p99_ms"], 2),
-            }
-        )
-    return rows
-
-
-def goals(ratio_rows: list[dict[str, Any]]) -> dict[str, bool]:
-    """The issue's targets, per model, for the best kubeloop variant."""
-    verdict = {}
-    for model in sorted({row["model"] for row in ratio_rows}):
-        at = {(row["server"], row["concurrency"]): row for row in ratio_rows if row["model"] == model}
-        high = [row for (_, concurrency), row in at.items() if concurrency == max(c for _, c in at)]
-        low = [row for (_, concurrency), row in at.items() if concurrency == min(c for _, c in at)]
-        verdict[f"{model}: >=2x rps at top concurrency with p99 no worse"] = any(
-            row["rps_ratio"] >= 2 and row["p99_ratio"] <= 1 for row in high
-        )
-        verdict[f"{model}: >=1x rps at concurrency {min(c for _, c in at)}"] = any(
-            row["rps_ratio"] >= 1 for row in low
-        )
-    return verdict
+def _median_measured(values: list[float]) -> float:
+    measured = [value for value in values if not math.isnan(value)]
+    return round(statistics.median(measured), 1) if measured else math.nan
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="kubeloop vs KServe serving benchmark (prints JSON)")
+    parser = argparse.ArgumentParser(description="kubeloop vs KServe and MLServer serving benchmark (JSON)")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke test")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per point")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per point")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians reported")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
-    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS + OPTIONAL_SERVERS)
     parser.add_argument("--server-cpus", default="0", help="taskset CPU list shared by every server")
     parser.add_argument("--loadgen-cpus", default=None, help="taskset CPU list of the load generator")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads per server")
@@ -185,20 +168,37 @@ def _cpu_set(spec: str) -> set[int]:
     return cpus
 
 
+def compute_floor(model: BenchModel, body_file: Path, args: argparse.Namespace) -> dict[str, float]:
+    """onnxruntime in-process on the servers' CPUs (bench.serving_floors), in its own process."""
+    command = [
+        "taskset", "-c", args.server_cpus, sys.executable, "-m", "bench.serving_floors", "compute",
+        str(model.path), str(body_file), str(args.threads), str(args.duration),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    floor: dict[str, float] = json.loads(done.stdout)
+    return floor
+
+
 def measure_model(
-    model: BenchModel, args: argparse.Namespace, peer_python: Path, scratch: Path
-) -> list[dict[str, Any]]:
-    """Every server x concurrency for one model, interleaved over rounds; one summary per point."""
+    model: BenchModel, args: argparse.Namespace, peers: PeerPythons, scratch: Path
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Every server x concurrency for one model, interleaved over rounds, and the compute floor
+    (measured once per round while the servers idle); medians over rounds."""
     body_file = scratch / f"{model.name}.json"
     body_file.write_bytes(request_body(model))
-    specs = [spec for spec in server_specs(model, args.threads, peer_python) if spec.label in args.servers]
+    specs = [spec for spec in server_specs(model, args.threads, peers) if spec.label in args.servers]
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    with running_servers(specs, args.server_cpus, ROOT, scratch) as urls:
+    floors: list[dict[str, float]] = []
+    pids: dict[str, int] = {}
+    with running_servers(specs, args.server_cpus, ROOT, scratch, pids) as urls:
         for round_number in range(args.rounds):
+            floors.append(compute_floor(model, body_file, args))
+            print(f"{model.name} onnxruntime in-process: {floors[-1]}", file=sys.stderr)
             rotation = round_number % len(specs)
             for concurrency in args.concurrency:
                 for spec in specs[rotation:] + specs[:rotation]:
                     url = f"{urls[spec.label]}/v2/models/{model.name}/infer"
+                    cpu_before = cpu_seconds(pids[spec.label])
                     run = load(
                         url,
                         body_file,
@@ -207,48 +207,56 @@ def measure_model(
                         warmup=args.warmup,
                         duration=args.duration,
                     )
+                    cpu = cpu_seconds(pids[spec.label]) - cpu_before
+                    # the server also worked through the warm-up; assume it ran at the same rate
+                    served = run["requests"] * (args.warmup + args.duration) / args.duration
+                    run["cpu_us_per_request"] = round(cpu / served * 1e6, 1) if served else math.nan
                     runs.setdefault((spec.label, concurrency), []).append(run)
                     print(f"{model.name} {spec.label} c={concurrency}: {run}", file=sys.stderr)
-    return [
+    points = [
         {"model": model.name, "server": label, "concurrency": concurrency, **summarise(measured)}
         for (label, concurrency), measured in runs.items()
     ]
+    floor = {name: statistics.median(run[name] for run in floors) for name in floors[0]}
+    return points, floor
 
 
 def main() -> None:
     args = arguments()
-    peer_python = kserve_python() if "kserve" in args.servers else Path(sys.executable)
+    here = Path(sys.executable)
+    peers = PeerPythons(
+        kserve=peer_python("kserve") if "kserve" in args.servers else here,
+        mlserver=peer_python("mlserver") if {"mlserver", "mlserver_batching"} & set(args.servers) else here,
+    )
     builders: dict[str, Callable[[Path], BenchModel]] = {"mlp": tabular_mlp, "cnn": small_cnn}
     results: list[dict[str, Any]] = []
+    floors: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="kubeloop-bench-") as scratch:
         for name in args.models:
-            results += measure_model(builders[name](Path(scratch)), args, peer_python, Path(scratch))
-    ratio_rows = ratios(results)
+            points, floors[name] = measure_model(builders[name](Path(scratch)), args, peers, Path(scratch))
+            results += points
+    ratio_rows = ratios(results, floors)
     report = {
-        "environment": environment(args, peer_python),
+        "environment": environment(args, peers),
         "results": results,
-        "ratios_kubeloop_over_kserve": ratio_rows,
-        "goals": goals(ratio_rows) if "kserve" in args.servers else {},
+        "onnxruntime_in_process_rows_per_s": floors,
+        "ratios": ratio_rows,
+        "goals": goals(ratio_rows),
     }
     print(json.dumps(report, indent=2))
 
 
-def environment(args: argparse.Namespace, peer_python: Path) -> dict[str, Any]:
+def environment(args: argparse.Namespace, peers: PeerPythons) -> dict[str, Any]:
     import onnxruntime
 
-    peer_version = subprocess.run(
-        [str(peer_python), "-c", "import importlib.metadata as m; print(m.version('kserve'))"],
-        check=False,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
     return {
         "cpus_visible": len(os.sched_getaffinity(0)),
         "server_cpus": args.server_cpus,
         "loadgen_cpus": args.loadgen_cpus,
         "onnxruntime_threads_per_server": args.threads,
         "onnxruntime": onnxruntime.__version__,
-        "kserve": peer_version or None,
+        "kserve": peer_version(peers.kserve, "kserve"),
+        "mlserver": peer_version(peers.mlserver, "mlserver"),
         "python": sys.version.split()[0],
         "duration_s": args.duration,
         "warmup_s": args.warmup,

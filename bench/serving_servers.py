@@ -43,13 +43,20 @@ def is_ready(url: str) -> bool:
         return False
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def running_servers(
-    specs: Sequence[ServerSpec], cpus: str, cwd: Path, log_dir: Path
+    specs: Sequence[ServerSpec], cpus: str, cwd: Path, log_dir: Path, pids: dict[str, int] | None = None
 ) -> Iterator[dict[str, str]]:
     """Every server pinned with ``taskset -c cpus``; yields label -> base URL once all are ready.
 
-    Each server's output goes to ``log_dir/{label}.log``.
+    Each server's output goes to ``log_dir/{label}.log``; ``pids``, if given, gets label -> pid
+    (taskset execs the server, so it is the server's own).
     """
     processes: list[subprocess.Popen[bytes]] = []
     urls: dict[str, str] = {}
@@ -63,6 +70,8 @@ def running_servers(
                 )
             processes.append(process)
             urls[spec.label] = f"http://127.0.0.1:{port}"
+            if pids is not None:
+                pids[spec.label] = process.pid
         deadline = time.monotonic() + 180
         for spec, process in zip(specs, processes, strict=True):
             while not is_ready(urls[spec.label]):

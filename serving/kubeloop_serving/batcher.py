@@ -1,4 +1,5 @@
-"""Adaptive batching: merge what is already queued into one onnxruntime call, off the event loop.
+"""Adaptive batching: merge what is already queued into one onnxruntime call, off the event loop
+unless runs are short (kubeloop_serving.placement).
 
 Triton's dynamic batcher without a fixed window: a request that finds the runner idle runs at
 once; requests that arrive while a batch runs queue up and leave together. The batcher waits
@@ -15,12 +16,14 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from kubeloop_serving.datatypes import Tensors
 from kubeloop_serving.errors import ModelNotReadyError
+from kubeloop_serving.placement import INLINE_BELOW_S, RunPlacement
 
 Runner = Callable[[Tensors], Tensors]
 BatchObserver = Callable[[int], None]
@@ -85,7 +88,14 @@ def run_batch(
 class AdaptiveBatcher:
     """Queues validated requests and runs them, merged, in one worker thread."""
 
-    def __init__(self, run: Runner, max_batch_size: int, max_wait_s: float, observe: BatchObserver) -> None:
+    def __init__(
+        self,
+        run: Runner,
+        max_batch_size: int,
+        max_wait_s: float,
+        observe: BatchObserver,
+        inline_below_s: float = INLINE_BELOW_S,
+    ) -> None:
         self._run = run
         self._max_rows = max_batch_size
         self._max_wait_s = max_wait_s
@@ -95,6 +105,7 @@ class AdaptiveBatcher:
         self._arriving = 0
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
+        self._placement = RunPlacement(self._executor, inline_below_s)
         self._worker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -129,6 +140,7 @@ class AdaptiveBatcher:
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
+        place = self._placement.call
         while True:
             while not self._queue:
                 if self._closing:
@@ -140,9 +152,7 @@ class AdaptiveBatcher:
                 continue
             members, rows = [member.inputs for member in batch], [member.rows for member in batch]
             try:
-                outcomes = await loop.run_in_executor(
-                    self._executor, run_batch, self._run, members, rows, self._observe
-                )
+                outcomes = await place(partial(run_batch, self._run, members, rows, self._observe))
             except (
                 Exception
             ) as error:  # pragma: no cover - run_batch catches per member; never strand a request
@@ -188,11 +198,12 @@ def _settle(future: asyncio.Future[Any], outcome: Outcome) -> None:
 class SerialRunner:
     """Batching off: each request gets its own onnxruntime call in the worker thread."""
 
-    def __init__(self, run: Runner, observe: BatchObserver) -> None:
+    def __init__(self, run: Runner, observe: BatchObserver, inline_below_s: float = INLINE_BELOW_S) -> None:
         self._run = run
         self._observe = observe
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
+        self._placement = RunPlacement(self._executor, inline_below_s)
 
     def start(self) -> None:
         """Nothing to start; present for symmetry with AdaptiveBatcher."""
@@ -206,9 +217,8 @@ class SerialRunner:
         """Outputs for one validated request."""
         if self._closing:
             raise ModelNotReadyError("the server is shutting down")
-        loop = asyncio.get_running_loop()
         outcome = (
-            await loop.run_in_executor(self._executor, run_batch, self._run, [inputs], [rows], self._observe)
+            await self._placement.call(partial(run_batch, self._run, [inputs], [rows], self._observe))
         )[0]
         if isinstance(outcome, BaseException):
             raise outcome

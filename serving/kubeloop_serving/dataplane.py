@@ -7,7 +7,6 @@ import contextlib
 import logging
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from importlib import metadata
@@ -29,6 +28,7 @@ from kubeloop_serving.errors import (
     ServingError,
 )
 from kubeloop_serving.feedback import LabelSink
+from kubeloop_serving.ids import new_request_id
 from kubeloop_serving.loading import LoadedModel, load_model
 from kubeloop_serving.metrics import ServingMetrics
 from kubeloop_serving.model import OnnxModel
@@ -81,7 +81,7 @@ def resolve_request_id(body_id: str | None, header_id: str | None) -> str:
             if len(given) > MAX_REQUEST_ID_LENGTH:
                 raise InvalidRequestError(f"{where} is longer than {MAX_REQUEST_ID_LENGTH} characters")
             return given
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 @dataclass(frozen=True)
@@ -146,11 +146,12 @@ class DataPlane:
         self.metrics.model_info.labels(*labels, loaded.uri_scheme).set(1)
         observe_batch = self.metrics.batch_size.labels(*labels).observe
         run = onnxruntime_runner(loaded.model)
+        inline_s = self.settings.inline_run_micros / 1e6
         if loaded.model.signature.batchable and self.settings.max_batch_size > 1:
             wait_s = self.settings.max_batch_wait_ms / 1000
-            self._runner = AdaptiveBatcher(run, self.settings.max_batch_size, wait_s, observe_batch)
+            self._runner = AdaptiveBatcher(run, self.settings.max_batch_size, wait_s, observe_batch, inline_s)
         else:
-            self._runner = SerialRunner(run, observe_batch)
+            self._runner = SerialRunner(run, observe_batch, inline_s)
         self._runner.start()
         self._output_names = [spec.name for spec in loaded.model.signature.outputs]
         self._payload_log = self._start_payload_log(loaded)
@@ -363,5 +364,5 @@ class DataPlane:
         if payload_log is None or random.random() >= self.settings.payload_log_sample_rate:
             return
         if not record.request_id:
-            record = replace(record, request_id=uuid.uuid4().hex)
+            record = replace(record, request_id=new_request_id())
         payload_log.submit(record)

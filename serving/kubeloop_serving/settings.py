@@ -58,6 +58,13 @@ class ServingSettings(BaseSettings):
     intra_op_threads: int = Field(
         0, ge=0, le=1024, description="onnxruntime intra-op threads; 0 = the container CPU limit."
     )
+    inline_run_micros: float = Field(
+        100.0,
+        ge=0,
+        le=1_000_000,
+        description="Model runs (a request, or a merged batch) whose recent average took less CPU than "
+        "this run on the event loop, sparing the worker-thread hand-off; 0 = always in the worker thread.",
+    )
     payload_log_uri: str | None = Field(
         None, description="Directory or s3:// prefix for sampled request/response Parquet; unset = off."
     )
