@@ -120,4 +120,3 @@ def operator_image(platform: Platform) -> str:
             if container["name"] == "operator":
                 return str(container["image"])
     raise AssertionError(f"no operator Deployment in {SYSTEM_NAMESPACE}")
-
