@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.serving import ROOT, environment, kserve_python
+from bench.serving import ROOT, environment
 from bench.serving_models import BenchModel, request_body, small_cnn, tabular_mlp
+from bench.serving_peers import PeerPythons, peer_python
 from bench.serving_servers import ServerSpec, running_servers
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
 from tests.fixtures.ports import free_port
@@ -198,17 +199,17 @@ def arguments() -> argparse.Namespace:
 
 def main() -> None:
     args = arguments()
-    peer_python = args.kserve_python or (
-        kserve_python() if "kserve" in args.servers else Path(sys.executable)
+    kserve = args.kserve_python or (
+        peer_python("kserve") if "kserve" in args.servers else Path(sys.executable)
     )
     builders: dict[str, Callable[[Path], BenchModel]] = {"mlp": tabular_mlp, "cnn": small_cnn}
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kubeloop-bench-grpc-") as scratch:
         for name in args.models:
-            results += measure_model(builders[name](Path(scratch)), args, peer_python, Path(scratch))
+            results += measure_model(builders[name](Path(scratch)), args, kserve, Path(scratch))
     report = {
         "environment": {
-            **environment(args, peer_python),
+            **environment(args, PeerPythons(kserve=kserve, mlserver=Path(sys.executable))),
             "payload": "one row per request: OIP JSON (REST), ModelInferRequest raw_input_contents (gRPC)",
             "kubeloop_batching": "MAX_BATCH_SIZE 32 (the default)",
         },
