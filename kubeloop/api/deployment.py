@@ -50,6 +50,9 @@ IN_FLIGHT_RULE = {
     "rule": "(self.metric == 'inFlight') == has(self.targetInFlight)",
     "message": "targetInFlight is required when metric is inFlight, and only then",
 }
+# The API server compares an integer value with a fractional `minimum` after truncating the minimum
+# (0.01 -> 0), so `minimum` alone lets 0 through: this rule compares as numbers.
+IN_FLIGHT_MINIMUM_RULE = {"rule": "self >= 0.01", "message": "targetInFlight must be at least 0.01"}
 
 
 class Autoscaling(ApiModel):
@@ -70,6 +73,7 @@ class Autoscaling(ApiModel):
         le=100000,
         description="Average requests in flight per pod to scale to (metric inFlight), e.g. the batch "
         "size a pod runs well at.",
+        json_schema_extra=validations([IN_FLIGHT_MINIMUM_RULE]),
     )
     scale_down_stabilization_seconds: int = Field(
         300, ge=0, le=3600, description="Scale down only to the highest recommendation of this window."

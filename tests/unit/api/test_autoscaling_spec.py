@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from kubeloop.api.crd import crd
-from kubeloop.api.deployment import IN_FLIGHT_RULE, ModelDeploymentSpec
+from kubeloop.api.deployment import IN_FLIGHT_MINIMUM_RULE, IN_FLIGHT_RULE, ModelDeploymentSpec
 
 pytestmark = pytest.mark.unit
 
@@ -66,3 +66,4 @@ def test_the_rule_and_ranges_reach_the_schema() -> None:
     target = autoscaling["properties"]["targetInFlight"]
     assert (target["type"], target["minimum"], target["maximum"]) == ("number", 0.01, 100000)
     assert "default" not in target
+    assert target["x-kubernetes-validations"] == [IN_FLIGHT_MINIMUM_RULE], "0 passes `minimum` as an integer"
