@@ -21,7 +21,7 @@ REFUSED = {
     "a target with cpu": ({"metric": "cpu", "targetInFlight": 4}, IN_FLIGHT_RULE["message"]),
     "an unknown metric": ({"metric": "queue", "targetInFlight": 4}, "spec.autoscaling.metric"),
     "a zero target": ({"metric": "inFlight", "targetInFlight": 0}, "targetInFlight must be at least 0.01"),
-    "a target below 0.01": ({"metric": "inFlight", "targetInFlight": 0.001}, "spec.autoscaling.targetInFlight"),
+    "a target below 0.01": ({"metric": "inFlight", "targetInFlight": 0.001}, "autoscaling.targetInFlight"),
 }
 
 
