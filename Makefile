@@ -145,6 +145,10 @@ bench-explain: venv  ## explain latency per row: kubeloop TreeSHAP (from ONNX), 
 bench-data: venv  ## reading a DVC-tracked dataset: the trainer's versioned source vs dvc.api.read vs a plain path
 	$(PY) -m bench.data_sources
 
+.PHONY: bench-autoscale
+bench-autoscale: venv  ## HPA replicas over time under a load step on the real node: in-flight metric vs CPU
+	$(PY) -m bench.autoscale
+
 .PHONY: bench-resume
 bench-resume: venv  ## resumable gangs: an MLP fit with epoch checkpoints in MLflow vs without
 	$(PY) -m bench.resume

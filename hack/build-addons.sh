@@ -2,13 +2,15 @@
 # Build the cluster add-on servers of the real node (hack/kubelet/node.sh) from the Go module proxy
 # at pinned versions, cached by version: CoreDNS, metrics-server, SeaweedFS (S3), and Prometheus (with
 # promtool) for the chart's prometheus.enabled (Debian's package is built without Kubernetes service
-# discovery, which the chart's scrape configuration needs).
+# discovery, which the chart's scrape configuration needs). prometheus-adapter (the custom metrics API
+# for the chart's prometheusAdapter.enabled) is built only when named.
 #
-#   hack/build-addons.sh [coredns|metrics-server|seaweedfs|prometheus ...]   # default: all four
+#   hack/build-addons.sh [coredns|metrics-server|seaweedfs|prometheus|prometheus-adapter ...]
+#   # default: the first four
 #
 # Prints one line per add-on: NAME PATH-OF-BINARY. Progress goes to stderr. A warm cache returns in
 # milliseconds; cold (2 cores, empty module cache): CoreDNS ~4 min, metrics-server ~3 min,
-# SeaweedFS ~6 min. Built one at a time, never in parallel (shared 2-core machine).
+# SeaweedFS ~6 min, prometheus-adapter ~3 min. Built one at a time, never in parallel (shared 2-core machine).
 set -euo pipefail
 
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
@@ -17,6 +19,8 @@ METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.8.0}"
 SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
 # Prometheus v3.5.1 (an LTS release; the chart's default image tag): Go module versions are v0.<3 digits>.
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v3.5.1}"
+# The proxy refuses prometheus-adapter's version list; the exact version resolves.
+PROMETHEUS_ADAPTER_VERSION="${PROMETHEUS_ADAPTER_VERSION:-v0.12.0}"
 CACHE="${KUBELOOP_CACHE:-$HOME/.cache/kubeloop}"
 
 export CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath" GOTOOLCHAIN=local
@@ -26,6 +30,7 @@ coredns_bin() { echo "$CACHE/bin/coredns-$COREDNS_VERSION/coredns"; }
 metrics_server_bin() { echo "$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION/metrics-server"; }
 seaweedfs_bin() { echo "$CACHE/bin/seaweedfs-$SEAWEEDFS_VERSION/weed"; }
 prometheus_bin() { echo "$CACHE/bin/prometheus-$PROMETHEUS_VERSION/prometheus"; }  # promtool beside it
+prometheus_adapter_bin() { echo "$CACHE/bin/prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION/adapter"; }
 
 build_coredns() {  # plain go install: CoreDNS's go.mod has no replace directives
   local out; out=$(coredns_bin)
@@ -92,6 +97,22 @@ build_prometheus() {  # wrapper module repeating upstream's replace and excludes
   log "prometheus built in $((SECONDS - t)) s"
 }
 
+build_prometheus_adapter() {  # wrapper module: `go install @version` asks for the version list, refused
+  local out dir; out=$(prometheus_adapter_bin); dir="$CACHE/src/prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION"
+  [ -x "$out" ] && return
+  log "building prometheus-adapter $PROMETHEUS_ADAPTER_VERSION (cold ~3 min)"
+  local t=$SECONDS
+  mkdir -p "$dir" "$(dirname "$out")"
+  (cd "$dir"
+   [ -f go.mod ] || {
+     go mod init kubeloop.local/prometheus-adapter-wrapper >&2
+     go mod edit -require="sigs.k8s.io/prometheus-adapter@$PROMETHEUS_ADAPTER_VERSION"
+   }
+   go build -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$PROMETHEUS_ADAPTER_VERSION" \
+     -o "$out" sigs.k8s.io/prometheus-adapter/cmd/adapter)
+  log "prometheus-adapter built in $((SECONDS - t)) s"
+}
+
 command -v go >/dev/null || { echo "go is required to build the add-ons" >&2; exit 1; }
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(coredns metrics-server seaweedfs prometheus)
 for n in "${names[@]}"; do
@@ -100,6 +121,7 @@ for n in "${names[@]}"; do
     metrics-server) build_metrics_server; echo "metrics-server $(metrics_server_bin)" ;;
     seaweedfs) build_seaweedfs; echo "seaweedfs $(seaweedfs_bin)" ;;
     prometheus) build_prometheus; echo "prometheus $(prometheus_bin)" ;;
-    *) echo "unknown add-on: $n (coredns|metrics-server|seaweedfs|prometheus)" >&2; exit 2 ;;
+    prometheus-adapter) build_prometheus_adapter; echo "prometheus-adapter $(prometheus_adapter_bin)" ;;
+    *) echo "unknown add-on: $n (coredns|metrics-server|seaweedfs|prometheus|prometheus-adapter)" >&2; exit 2 ;;
   esac
 done

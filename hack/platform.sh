@@ -9,6 +9,12 @@
 #   hack/platform.sh env     # the export line only (node already up)
 #   hack/platform.sh s3-secret NAMESPACE   # copy the S3 Secret (credentials + endpoint) into NAMESPACE
 #   hack/platform.sh up-existing           # the same on the cluster KUBECONFIG (or ~/.kube/config) reaches
+#   hack/platform.sh prometheus-adapter    # the local node already up: add prometheus-adapter (below)
+#
+# KUBELOOP_PROMETHEUS_ADAPTER=1 (up, up-existing): also the chart's prometheusAdapter.enabled, the custom
+# metrics API that ModelDeployments with autoscaling.metric inFlight scale on; on the local node its image
+# is built here (hack/build-addons.sh, cold ~3 min) and imported, an existing cluster pulls upstream's.
+# Off by default: CPU autoscaling (the default) needs only metrics-server.
 #
 # up-existing (what `make demo` runs there, tests/e2e/target.py decides): that cluster cannot see this
 # machine's images, so they are pushed to KUBELOOP_REGISTRY (hack/push-images.sh; TLS verified unless
@@ -35,6 +41,7 @@ images() {
 
 node_up() {
   local line
+  ! adapter_wanted || export KUBELOOP_ADDONS="${KUBELOOP_ADDONS-coredns metrics-server s3 prometheus} prometheus-adapter"
   line=$(KUBELOOP_IMAGES="$KUBELOOP_ARCHIVE $TRAINER_ARCHIVE $MLFLOW_ARCHIVE" hack/kubelet/node.sh up)
   eval "$line"
   export KUBECONFIG
@@ -48,7 +55,11 @@ m=s["metadata"]; s["metadata"]={"name":m["name"],"namespace":ns}
 print(json.dumps(s))' "$ns" | kubectl apply --server-side --force-conflicts -f - >/dev/null
 }
 
+adapter_wanted() { [ -n "${KUBELOOP_PROMETHEUS_ADAPTER:-}" ]; }
+
 chart() {
+  local adapter=()
+  ! adapter_wanted || adapter=(--set prometheusAdapter.enabled=true)
   log "helm upgrade --install $release (tag $IMAGE_TAG)"
   kubectl create namespace "$system_ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl label namespace "$system_ns" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
@@ -59,8 +70,21 @@ chart() {
     --set operator.settings.trainerImage="$TRAINER_IMAGE" \
     --set mlflow.image.tag="$IMAGE_TAG" \
     --set-string operator.podAnnotations.kubeloop\\.io/image-inputs="$(head -c 16 "$KUBELOOP_ARCHIVE.inputs")" \
-    "$@" --wait --timeout 10m >&2
+    "${adapter[@]}" "$@" --wait --timeout 10m >&2
   kubectl rollout status -n "$system_ns" deployment --timeout=300s >&2
+  ! adapter_wanted || kubectl wait --for=condition=Available apiservice/v1beta1.custom.metrics.k8s.io --timeout=180s >&2
+}
+
+prometheus_adapter() {  # on the local node already up: the adapter's image imported, the chart with it on
+  export KUBELOOP_PROMETHEUS_ADAPTER=1 KUBECONFIG="$W/admin.kubeconfig"
+  KUBELOOP_SKIP_IMAGE_BUILD=1 images
+  local packed ref archive
+  packed=$(hack/kubelet/node.sh pack prometheus-adapter)  # REF ARCHIVE
+  read -r ref archive <<<"$packed"
+  log "importing $ref"
+  hack/kubelet/node.sh images "$archive" >&2
+  chart
+  echo "export KUBECONFIG=$KUBECONFIG PATH=$bin:\$PATH"
 }
 
 up() {
@@ -105,6 +129,8 @@ up_existing() {
   args=$(python3 tests/e2e/target.py helm-args .run/pushed.env)  # one a line: --set key=value ...
   mapfile -t sets <<<"$args"
   # The chart's default: hack/local-values.yaml's 30 s counts on the local node's 10 s kubelet sync.
+  # The adapter (KUBELOOP_PROMETHEUS_ADAPTER=1): upstream's image, which that cluster can pull.
+  ! adapter_wanted || sets+=(--set prometheusAdapter.image.repository=registry.k8s.io/prometheus-adapter/prometheus-adapter)
   chart "${sets[@]}" --set operator.settings.routesPropagationSeconds=90
   echo "export KUBECONFIG=$root/.run/existing.kubeconfig PATH=$bin:\$PATH"
 }
@@ -112,8 +138,9 @@ up_existing() {
 case "${1:-}" in
   up) up ;;
   up-existing) up_existing ;;
+  prometheus-adapter) prometheus_adapter ;;
   down) hack/kubelet/node.sh down ;;
   env) echo "export KUBECONFIG=$W/admin.kubeconfig PATH=$bin:\$PATH" ;;
   s3-secret) export KUBECONFIG="${KUBECONFIG:-$W/admin.kubeconfig}"; s3_secret "$2" ;;
-  *) echo "usage: $0 up|up-existing|down|env|s3-secret NAMESPACE" >&2; exit 2 ;;
+  *) echo "usage: $0 up|up-existing|prometheus-adapter|down|env|s3-secret NAMESPACE" >&2; exit 2 ;;
 esac

@@ -10,13 +10,15 @@
 #   hack/kubelet/node.sh up       # PKI, control plane, containerd, CNI, local images, kubelet, kube-proxy,
 #                                 # add-ons (hack/addons): CoreDNS, metrics-server, SeaweedFS S3; the
 #                                 # Prometheus image the chart's prometheus.enabled runs (hack/local-values.yaml)
+#                                 # and, when KUBELOOP_ADDONS names prometheus-adapter, the image of the chart's
+#                                 # prometheusAdapter.enabled (hack/platform.sh prometheus-adapter)
 #   hack/kubelet/node.sh images FILE|DIR...  # import image archives (*.tar of a DIR) into containerd (k8s.io)
 #                                 # (also at `up`: KUBELOOP_IMAGES="DIR|FILE ...")
 #   KUBELOOP_ADDONS="coredns metrics-server s3 prometheus" (default) selects the add-ons `build` and `up` handle.
 #   KUBELOOP_TRUST_REGISTRY=127.0.0.1:5000 (at `up`): containerd pulls from that plain-HTTP registry
 #                                 (hack/registry.sh), via $CERTS_D/<host>/hosts.toml (removed by `down`)
 #   hack/kubelet/node.sh pack NAME...  # print `REF ARCHIVE` of add-on images (coredns metrics-server seaweedfs
-#                                 # prometheus), packed without containerd (hack/push-images.sh pushes them)
+#                                 # prometheus prometheus-adapter), packed without containerd (hack/push-images.sh pushes them)
 #   As a stand-in for a cluster that imports nothing from here (`make demo` on an existing cluster):
 #     KUBELOOP_ADDONS="coredns metrics-server" KUBELOOP_TRUST_REGISTRY=127.0.0.1:5000 hack/kubelet/node.sh up
 #   hack/kubelet/node.sh status
@@ -44,10 +46,12 @@ CERTS_D=/etc/containerd/certs.d  # containerd's registry hosts (config_path in c
 DNS_IP=10.97.0.10 S3_IP=10.97.0.20 S3_PORT=8333
 COREDNS_VERSION=v1.15.0 METRICS_SERVER_VERSION=v0.8.0 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 PROMETHEUS_VERSION=v3.5.1  # also in hack/local-values.yaml and the chart's default (tests/unit/chart check)
+PROMETHEUS_ADAPTER_VERSION=v0.12.0  # also in hack/local-values.yaml and the chart's default
 COREDNS_IMAGE=localhost/kubeloop/coredns:$COREDNS_VERSION
 METRICS_SERVER_IMAGE=localhost/kubeloop/metrics-server:$METRICS_SERVER_VERSION
 SEAWEEDFS_IMAGE=localhost/kubeloop/seaweedfs:$SEAWEEDFS_VERSION
 PROMETHEUS_IMAGE=localhost/kubeloop/prometheus:$PROMETHEUS_VERSION  # image only: the chart runs it
+PROMETHEUS_ADAPTER_IMAGE=localhost/kubeloop/prometheus-adapter:$PROMETHEUS_ADAPTER_VERSION  # image only, too
 IMAGE_CACHE="${KUBELOOP_CACHE:-$HOME/.cache/kubeloop}/images"
 ADDONS="$root/hack/addons"
 ENABLED_ADDONS="${KUBELOOP_ADDONS-coredns metrics-server s3 prometheus}"  # subset to build/install; "" for none
@@ -64,6 +68,7 @@ bin() { "$root/hack/build-k8s.sh"; }
 kc() { KUBECONFIG="$W/admin.kubeconfig" "$(bin)/kubectl" "$@"; }
 addon_bin() { COREDNS_VERSION=$COREDNS_VERSION METRICS_SERVER_VERSION=$METRICS_SERVER_VERSION \
   SEAWEEDFS_VERSION=$SEAWEEDFS_VERSION PROMETHEUS_VERSION=$PROMETHEUS_VERSION \
+  PROMETHEUS_ADAPTER_VERSION=$PROMETHEUS_ADAPTER_VERSION \
   "$root/hack/build-addons.sh" "$1" | awk '{print $2}'; }
 s3check_bin() {  # the S3 client of hack/addons/s3check, cached by source hash
   local h; h=$(sha256sum "$ADDONS/s3check/main.go" | cut -c1-12)
@@ -84,6 +89,7 @@ build() {  # everything `up` needs: kubelet, kube-proxy, the add-on servers and 
   ! enabled metrics-server || addon_bin metrics-server >/dev/null
   ! enabled s3 || { addon_bin seaweedfs >/dev/null; s3check_bin >/dev/null; }
   ! enabled prometheus || addon_bin prometheus >/dev/null
+  ! enabled prometheus-adapter || addon_bin prometheus-adapter >/dev/null
   echo "$KUBELET_BIN"
 }
 
@@ -213,7 +219,8 @@ pack() {  # NAME...: print `REF ARCHIVE` of add-on images, packed without contai
       metrics-server) echo "$METRICS_SERVER_IMAGE $(addon_archive metrics-server "$METRICS_SERVER_IMAGE" "$(addon_bin metrics-server)")" ;;
       seaweedfs) echo "$SEAWEEDFS_IMAGE $(addon_archive seaweedfs "$SEAWEEDFS_IMAGE" "$(addon_bin seaweedfs)" "$(s3check_bin)")" ;;
       prometheus) echo "$PROMETHEUS_IMAGE $(addon_archive prometheus "$PROMETHEUS_IMAGE" "$(addon_bin prometheus)")" ;;
-      *) echo "unknown add-on image: $n (coredns|metrics-server|seaweedfs|prometheus)" >&2; rm -rf "$W"; return 2 ;;
+      prometheus-adapter) echo "$PROMETHEUS_ADAPTER_IMAGE $(addon_archive prometheus-adapter "$PROMETHEUS_ADAPTER_IMAGE" "$(addon_bin prometheus-adapter)")" ;;
+      *) echo "unknown add-on image: $n (coredns|metrics-server|seaweedfs|prometheus|prometheus-adapter)" >&2; rm -rf "$W"; return 2 ;;
     esac
   done
   rm -rf "$W"
@@ -225,6 +232,8 @@ addon_images() {
   ! enabled s3 || addon_image seaweedfs "$SEAWEEDFS_IMAGE" "$(addon_bin seaweedfs)" "$(s3check_bin)"
   # Upstream Prometheus (Debian's package lacks Kubernetes service discovery); the binary alone (112 MB).
   ! enabled prometheus || addon_image prometheus "$PROMETHEUS_IMAGE" "$(addon_bin prometheus)"
+  # The custom metrics API for in-flight autoscaling (the chart's prometheusAdapter.enabled); 62 MB.
+  ! enabled prometheus-adapter || addon_image prometheus-adapter "$PROMETHEUS_ADAPTER_IMAGE" "$(addon_bin prometheus-adapter)"
 }
 
 archive_refs() {  # ARCHIVE: the image names an archive carries (OCI index annotations or docker RepoTags)

@@ -46,11 +46,44 @@ class Replicas(ApiModel):
     max: int = Field(3, ge=1, le=1000)
 
 
+IN_FLIGHT_RULE = {
+    "rule": "(self.metric == 'inFlight') == has(self.targetInFlight)",
+    "message": "targetInFlight is required when metric is inFlight, and only then",
+}
+# The API server compares an integer value with a fractional `minimum` after truncating the minimum
+# (0.01 -> 0), so `minimum` alone lets 0 through: this rule compares as numbers.
+IN_FLIGHT_MINIMUM_RULE = {"rule": "self >= 0.01", "message": "targetInFlight must be at least 0.01"}
+
+
 class Autoscaling(ApiModel):
+    """The stable track's HorizontalPodAutoscaler: on CPU (default), or on requests in flight per pod
+    (needs the custom metrics API: the chart's prometheusAdapter.enabled, see operator/README.md)."""
+
+    model_config = ConfigDict(json_schema_extra=validations([IN_FLIGHT_RULE]))
+
+    metric: Literal["cpu", "inFlight"] = Field(
+        "cpu",
+        description="cpu: average CPU utilization of requests; inFlight: average requests in flight per "
+        "pod (kubeloop_serving_inflight_requests, served by prometheus-adapter).",
+    )
     target_cpu_utilization: int = Field(70, ge=1, le=100, description="Average CPU % of requests.")
+    target_in_flight: float | None = Field(
+        None,
+        ge=0.01,
+        le=100000,
+        description="Average requests in flight per pod to scale to (metric inFlight), e.g. the batch "
+        "size a pod runs well at.",
+        json_schema_extra=validations([IN_FLIGHT_MINIMUM_RULE]),
+    )
     scale_down_stabilization_seconds: int = Field(
         300, ge=0, le=3600, description="Scale down only to the highest recommendation of this window."
     )
+
+    @model_validator(mode="after")
+    def _target_of_the_metric(self) -> Autoscaling:
+        if (self.metric == "inFlight") != (self.target_in_flight is not None):
+            raise ValueError(IN_FLIGHT_RULE["message"])
+        return self
 
 
 class Grpc(ApiModel):

@@ -120,3 +120,13 @@ fsGroup: {{ .fsGroup }}
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{- define "kubeloop.prometheusAdapterName" -}}
+{{- include "kubeloop.componentName" (list . "prometheus-adapter") -}}
+{{- end -}}
+
+{{/* The Prometheus prometheus-adapter queries: its own setting, else the operator's (explicit or this chart's). */}}
+{{- define "kubeloop.prometheusAdapterUrl" -}}
+{{- $url := default (include "kubeloop.prometheusUrl" .) .Values.prometheusAdapter.prometheusUrl -}}
+{{- required "prometheusAdapter.enabled needs a Prometheus: set prometheusAdapter.prometheusUrl, or prometheus.enabled" $url -}}
+{{- end -}}

@@ -8,6 +8,7 @@ from kubeloop.api.deployment import ModelDeploymentSpec, ModelSource, PayloadLog
 from kubeloop.contracts.labels import labels_root
 from kubeloop.contracts.registry_uri import is_registry_uri
 from kubeloop.contracts.serving_env import ServerEnv
+from kubeloop_operator.render.autoscaling import hpa_metrics
 from kubeloop_operator.render.common import (
     Manifest,
     Owner,
@@ -256,18 +257,7 @@ def render_autoscaler(owner: Owner, spec: ModelDeploymentSpec, min_replicas: int
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner.name},
             "minReplicas": min_replicas,
             "maxReplicas": max(min_replicas, spec.replicas.max),
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {
-                            "type": "Utilization",
-                            "averageUtilization": spec.autoscaling.target_cpu_utilization,
-                        },
-                    },
-                }
-            ],
+            "metrics": hpa_metrics(spec.autoscaling),
             "behavior": {
                 "scaleDown": {"stabilizationWindowSeconds": spec.autoscaling.scale_down_stabilization_seconds}
             },

@@ -1,0 +1,67 @@
+"""Autoscaling on requests in flight against a real kube-apiserver and kube-controller-manager: the CRD's
+rule refuses what the model refuses, the operator's HPA is accepted as rendered, and the real HPA
+controller says what is missing on a cluster without the custom metrics API (here: no adapter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubeloop.api.deployment import IN_FLIGHT_RULE
+from kubeloop.contracts.autoscaling import INFLIGHT_METRIC
+from tests.cluster.manifests import model_deployment
+from tests.fixtures.cluster import Cluster, OperatorProcess, wait_for
+
+pytestmark = pytest.mark.cluster
+
+IN_FLIGHT = {"metric": "inFlight", "targetInFlight": 2.5, "scaleDownStabilizationSeconds": 15}
+REFUSED = {
+    "inFlight without its target": ({"metric": "inFlight"}, IN_FLIGHT_RULE["message"]),
+    "a target with cpu": ({"metric": "cpu", "targetInFlight": 4}, IN_FLIGHT_RULE["message"]),
+    "an unknown metric": ({"metric": "queue", "targetInFlight": 4}, "spec.autoscaling.metric"),
+    "a zero target": ({"metric": "inFlight", "targetInFlight": 0}, "targetInFlight must be at least 0.01"),
+    "a target below 0.01": ({"metric": "inFlight", "targetInFlight": 0.001}, "autoscaling.targetInFlight"),
+}
+
+
+@pytest.mark.parametrize(("autoscaling", "expected"), REFUSED.values(), ids=REFUSED.keys())
+def test_refused_by_the_api_server(crds: Cluster, autoscaling: dict[str, Any], expected: str) -> None:
+    manifest = model_deployment(autoscaling=autoscaling)
+    result = crds.kubectl.apply(manifest, "default", "--dry-run=server", "--validate=strict")
+    assert result.returncode != 0, f"accepted: {autoscaling}"
+    assert expected in result.stderr, result.stderr
+
+
+def scaling_active(kubectl: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    hpa = kubectl.get("hpa", name, namespace) or {}
+    conditions = (hpa.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "ScalingActive"), None)
+
+
+def test_the_in_flight_hpa_and_what_the_controller_says_without_the_adapter(
+    operator: OperatorProcess, namespace: str
+) -> None:
+    kubectl = operator.cluster.kubectl
+    kubectl.apply(
+        model_deployment("busy", model={"uri": "s3://models/busy.onnx"}, autoscaling=IN_FLIGHT), namespace
+    )
+    hpa = wait_for(lambda: kubectl.get("hpa", "busy", namespace), 90, what="the HPA")
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": INFLIGHT_METRIC},
+                "target": {"type": "AverageValue", "averageValue": "2500m"},
+            },
+        }
+    ]
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 15
+    condition = wait_for(
+        lambda: (c := scaling_active(kubectl, namespace, "busy")) and c["status"] == "False" and c,
+        120,
+        interval=2,
+        what="the HPA controller's ScalingActive condition",
+    )
+    assert condition["reason"] == "FailedGetPodsMetric", condition
+    assert INFLIGHT_METRIC in condition["message"], condition
