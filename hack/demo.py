@@ -225,7 +225,14 @@ def main() -> None:
 
         step(f"canary analysis of version {v2} under live traffic (steps {ANALYSIS['steps']} %)")
         rollout, traffic = canary_until_promoted(platform, base, v2)
-        answer = post(f"{base}/v2/models/{SERVER}/infer", infer_body(base, 3, 1.0, seed=99))
+        # On an existing cluster `base` is a port-forward whose pod the rollout replaced: it is restarted
+        # on its first failed connection, so the first attempt may fail.
+        answer = wait_for(
+            lambda: post(f"{base}/v2/models/{SERVER}/infer", infer_body(base, 3, 1.0, seed=99)),
+            60,
+            interval=2,
+            what="an answer from the promoted servers",
+        )
 
         step("summary")
         rows = [

@@ -1,5 +1,5 @@
-"""Steady OIP load through a Service, counting every request: from this host (`SteadyLoad`, a thread) or
-from a pod inside the cluster (`PodLoad`: `kubeloop load` in the kubeloop image)."""
+"""Steady OIP load through a Service from a pod inside the cluster, counting every request (`kubeloop
+load` in the kubeloop image); from this host, `kubeloop.loadgen.SteadyLoad`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ import json
 import uuid
 from typing import Any
 
-from kubeloop.loadgen import LoadResult, SteadyLoad
-from tests.e2e.platform import SYSTEM_NAMESPACE, Platform
+from tests.e2e.platform import SYSTEM_NAMESPACE, Platform, service_port
 from tests.fixtures.cluster import wait_for
-
-__all__ = ["LoadResult", "PodLoad", "SteadyLoad"]
 
 STOP_FILE = "/tmp/stop"
 
@@ -69,8 +66,7 @@ class PodLoad:
     def url(self) -> str:
         service = self.platform.kubectl.get("service", self.service, self.namespace)
         assert service is not None, f"no Service {self.namespace}/{self.service}"
-        port = service["spec"]["ports"][0]["port"]
-        return f"http://{self.service}.{self.namespace}.svc:{port}{self.path}"
+        return f"http://{self.service}.{self.namespace}.svc:{service_port(service)['port']}{self.path}"
 
     def pod(self) -> dict[str, Any]:
         """Restricted Pod Security Standard; the kubeloop image the operator runs."""

@@ -96,10 +96,7 @@ class Platform:
             self.kubectl.run("patch", "service", name, "-n", namespace, "-p", '{"spec":{"type":"NodePort"}}')
             service = self.kubectl.get("service", name, namespace)
             assert service is not None
-        ports = service["spec"]["ports"]
-        chosen = next((p for p in ports if port in (None, p.get("name"), p["port"])), None)
-        assert chosen is not None, f"Service {namespace}/{name} has no port {port}: {ports}"
-        node_port = int(chosen["nodePort"])
+        node_port = int(service_port(service, port)["nodePort"])
         wait_for(lambda: accepts(node_port), 60, what=f"kube-proxy forwarding node port {node_port}")
         return f"http://127.0.0.1:{node_port}"
 
@@ -107,10 +104,7 @@ class Platform:
         """`http://127.0.0.1:<local port>` of a `kubectl port-forward svc/NAME`, kept till exit."""
         service = self.kubectl.get("service", name, namespace)
         assert service is not None, f"no Service {namespace}/{name}"
-        ports = service["spec"]["ports"]
-        chosen = next((p for p in ports if port in (None, p.get("name"), p["port"])), None)
-        assert chosen is not None, f"Service {namespace}/{name} has no port {port}: {ports}"
-        key = (namespace, name, int(chosen["port"]))
+        key = (namespace, name, int(service_port(service, port)["port"]))
         if key not in self.forwards:
             forward = PortForward(self.kubectl.binary, self.kubeconfig, *key)
             forward.start()
@@ -234,3 +228,12 @@ def namespace(platform: Platform, name: str, keep: bool = False) -> Iterator[str
         # 2-core node's CPU requests and leave the next module's pods Pending.
         if not (keep or os.environ.get("KUBELOOP_KEEP_NAMESPACES")):
             k.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def service_port(service: dict[str, Any], port: str | int | None = None) -> dict[str, Any]:
+    """The Service's port named or numbered `port` (None: its first)."""
+    ports: list[dict[str, Any]] = service["spec"]["ports"]
+    chosen = next((p for p in ports if port in (None, p.get("name"), p["port"])), None)
+    meta = service["metadata"]
+    assert chosen is not None, f"Service {meta.get('namespace')}/{meta['name']} has no port {port}: {ports}"
+    return chosen

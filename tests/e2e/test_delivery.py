@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kubeloop.contracts.routing import TRACK_HEADER
-from tests.e2e.load import SteadyLoad
+from kubeloop.loadgen import SteadyLoad
 from tests.e2e.loop import SERVER, Loop, infer_body, ready_with_version, serving_versions, succeeded
 from tests.e2e.platform import Platform
 from tests.e2e.test_loop import record

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.load import SteadyLoad
+from kubeloop.loadgen import SteadyLoad
 from tests.e2e.loop import (
     MONITOR,
     SERVER,
