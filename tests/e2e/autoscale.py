@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.serving_models import request_body, small_cnn
 from kubeloop.contracts.autoscaling import pods_metric_path
-from tests.e2e.load import SteadyLoad
+from kubeloop.loadgen import SteadyLoad
 from tests.e2e.loop import API, S3_ENV
 from tests.e2e.platform import ROOT, Platform
 from tests.fixtures.cluster import wait_for
