@@ -4,7 +4,8 @@ A stopping pod leaves the Service's endpoints at once, but clients with keep-ali
 keep sending on them. Closing an idle connection races with a request already on the wire (the
 client sees a reset). So on SIGTERM the server stops accepting, then answers every request on an
 existing connection with `Connection: close` (the client reconnects, through the Service, to another
-pod) and closes the rest only when none is left or CLOSE_IDLE_AFTER_SECONDS has passed.
+pod) and closes the rest only when none is left or CLOSE_IDLE_AFTER_SECONDS has passed. The same
+gate ends connections past their age limit while serving (kubeloop_serving.connections).
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ from typing import Protocol
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kubeloop_serving.connections import ConnectionAges
+
 CLOSE_IDLE_AFTER_SECONDS = 3.0
 POLL_SECONDS = 0.05
 
 
-class ConnectionCloseWhileDraining:
-    """ASGI wrapper: once `draining`, every response tells the client to close its connection."""
+class ConnectionGate:
+    """ASGI wrapper: a response tells its client to close the connection once `draining`, or when the
+    connection is past its age limit (``ages``; None: connections never age out)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, ages: ConnectionAges | None = None) -> None:
         self.app = app
+        self.ages = ages
         self.draining = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -35,11 +40,14 @@ class ConnectionCloseWhileDraining:
             return
 
         async def closing_send(message: Message) -> None:
-            if self.draining and message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and self._closing(scope):
                 message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         await self.app(scope, receive, closing_send)
+
+    def _closing(self, scope: Scope) -> bool:
+        return self.draining or (self.ages is not None and self.ages.ending(scope.get("client")))
 
 
 class Companion(Protocol):
@@ -56,7 +64,7 @@ class DrainingServer(uvicorn.Server):
     def __init__(
         self,
         config: uvicorn.Config,
-        gate: ConnectionCloseWhileDraining,
+        gate: ConnectionGate,
         companion: Companion | None = None,
         on_companion_failed: Callable[[BaseException], None] | None = None,
     ) -> None:

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import uvicorn
 
 from kubeloop_serving.app import create_app
-from kubeloop_serving.drain import ConnectionCloseWhileDraining, DrainingServer
+from kubeloop_serving.connections import ConnectionAges
+from kubeloop_serving.drain import ConnectionGate, DrainingServer
 from kubeloop_serving.infer_route import InferenceEndpoint
 from kubeloop_serving.oip_grpc.endpoint import GrpcEndpoint
 from kubeloop_serving.settings import ServingSettings
@@ -29,9 +30,7 @@ def fastest_available(preferred: str, fallback: str) -> str:
     return preferred if importlib.util.find_spec(preferred) is not None else fallback
 
 
-def uvicorn_config(
-    settings: ServingSettings, app: InferenceEndpoint | ConnectionCloseWhileDraining
-) -> uvicorn.Config:
+def uvicorn_config(settings: ServingSettings, app: InferenceEndpoint | ConnectionGate) -> uvicorn.Config:
     """uvicorn settings for serving: one worker, no access log, graceful drain of DRAIN_SECONDS."""
     return uvicorn.Config(
         app,
@@ -76,7 +75,8 @@ class ServingServer:
         self.settings = settings
         self.fatal: BaseException | None = None
         self.app = create_app(settings, on_fatal=self._stop_on_fatal)
-        gate = ConnectionCloseWhileDraining(self.app)
+        age = settings.max_connection_age_seconds
+        gate = ConnectionGate(self.app, ConnectionAges(age) if age else None)
         self.grpc = GrpcEndpoint(settings, self.app.dataplane) if settings.grpc_port else None
         self.uvicorn = DrainingServer(uvicorn_config(settings, gate), gate, self.grpc, self._grpc_failed)
 

@@ -100,6 +100,14 @@ class ServingSettings(BaseSettings):
         description="Decoded inputs of one request may take at most this many times MAX_REQUEST_BYTES "
         "of memory; a request that would take more is refused with 413 before anything is allocated.",
     )
+    max_connection_age_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=86_400,
+        description="A connection older than this (give or take 10 %) is closed after its next answer "
+        "(REST: Connection: close; gRPC: GOAWAY), so clients reconnect through the Service and reach "
+        "pods added since they connected; 0 = connections never age out.",
+    )
     drain_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )

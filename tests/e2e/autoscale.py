@@ -106,9 +106,19 @@ class Timeline:
             "current": status.get("currentReplicas"),
             "desired": status.get("desiredReplicas"),
             "metric": value,
+            "busy_pods": self.busy_pods(),
         }
         self.samples.append(row)
         return row
+
+    def busy_pods(self) -> int | None:
+        """How many of its pods have requests in flight (the adapter's per-pod gauge): whether the
+        replicas added get traffic, or the clients' keep-alive connections stay on the first pod."""
+        try:
+            values = custom_metric(self.platform, self.namespace)
+        except (AssertionError, KeyError, ValueError):  # kubectl failed, or an answer without items
+            return None
+        return sum(1 for pod, value in values.items() if pod.startswith(f"{self.name}-") and value > 0)
 
     def watch(self, seconds: float, phase: str, until: Any = None) -> None:
         """Sample for `seconds`, or until `until(row)` is true."""
@@ -157,6 +167,7 @@ def load_step(
             "load", lambda r: r["current"] == max(s["current"] or 0 for s in timeline.samples)
         ),
         "peak_replicas": max(int(r["current"] or 0) for r in timeline.samples),
+        "peak_busy_pods": max(int(r["busy_pods"] or 0) for r in timeline.samples),
         "seconds_to_scale_back": timeline.first("after", lambda r: r["current"] == 1),
         "timeline": timeline.samples,
     }

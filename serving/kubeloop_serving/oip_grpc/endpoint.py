@@ -27,14 +27,18 @@ class GrpcEndpoint:
 
     async def start(self) -> None:
         """Listen; RuntimeError when the port cannot be bound."""
-        server = aio.server(
-            options=[
-                ("grpc.max_receive_message_length", self.settings.max_request_bytes),
-                ("grpc.max_send_message_length", UNBOUNDED),
-                # grpc sets SO_REUSEPORT by default: a second server on a taken port would share it
-                ("grpc.so_reuseport", 0),
-            ]
-        )
+        options: list[tuple[str, int]] = [
+            ("grpc.max_receive_message_length", self.settings.max_request_bytes),
+            ("grpc.max_send_message_length", UNBOUNDED),
+            # grpc sets SO_REUSEPORT by default: a second server on a taken port would share it
+            ("grpc.so_reuseport", 0),
+        ]
+        if self.settings.max_connection_age_seconds:
+            # GOAWAY once a connection is this old (grpc adds its own +-10 % jitter); calls running on it
+            # finish (no grace limit), new ones go to a new connection: see kubeloop_serving.connections
+            age_ms = round(self.settings.max_connection_age_seconds * 1000)
+            options.append(("grpc.max_connection_age_ms", age_ms))
+        server = aio.server(options=options)
         server.add_generic_rpc_handlers((generic_handler(InferenceService(self.dataplane)),))
         self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
         await server.start()
