@@ -36,8 +36,9 @@ def http_request(host: str, port: int, path: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
-    """Read one response (Content-Length or chunked body); return its status code."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one response (Content-Length or chunked body): its status code, and whether the server
+    closes the connection after it (``Connection: close``, as kubeloop's aged connections get)."""
     head = await reader.readuntil(_HEADER_END)
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
@@ -53,25 +54,29 @@ async def read_response(reader: asyncio.StreamReader) -> int:
             await reader.readexactly(size + 2)
             if size == 0:
                 break
-    return status
+    return status, headers.get(b"connection", b"").lower() == b"close"
 
 
 async def connection(
     address: tuple[str, int], request: bytes, *, measure_from: float, stop_at: float, tally: Tally
 ) -> None:
-    """One keep-alive connection in a closed loop until ``stop_at``."""
+    """One keep-alive connection in a closed loop until ``stop_at`` (connecting again when the server
+    ends it; the reconnection counts in the next request's latency)."""
     reader, writer = await asyncio.open_connection(*address)
     try:
         while (started := time.perf_counter()) < stop_at:
             writer.write(request)
             try:
-                status = await read_response(reader)
+                status, closing = await read_response(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 tally.errors += 1
                 return
             if started >= measure_from:
                 tally.latencies.append(time.perf_counter() - started)
                 tally.statuses[status] = tally.statuses.get(status, 0) + 1
+            if closing:
+                writer.close()
+                reader, writer = await asyncio.open_connection(*address)
     finally:
         writer.close()
 

@@ -3,6 +3,7 @@ REST answers `Connection: close` once a connection is past it, gRPC sends GOAWAY
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import threading
@@ -14,6 +15,7 @@ import grpc
 import numpy as np
 import pytest
 
+from bench import serving_loadgen as loadgen
 from kubeloop_serving.connections import JITTER, PRUNE_ABOVE, ConnectionAges
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
 from tests.unit.serving.conftest import ServerProcess, serve_in_thread, tabular_reference
@@ -129,3 +131,14 @@ def test_grpc_clients_reconnect_after_goaway_and_no_call_fails(
         assert ready >= 3, (
             f"the channel was READY {ready} times in {AGE_S * 5:g} s with a {AGE_S} s age limit"
         )
+
+
+def test_the_benchmarks_load_generator_reconnects_when_a_connection_ends(tabular_path: Path) -> None:
+    """bench.serving_loadgen against aged connections: every connection ends several times in the run,
+    and each time the generator connects again (an ended connection it kept would count an error)."""
+    body = BODY.encode()
+    with serve_in_thread(tabular_path, model_name="tab", max_connection_age_seconds=0.2) as running:
+        summary = asyncio.run(loadgen.run(f"{running.url}/v2/models/tab/infer", body, 4, 0.1, 1.5))
+    assert summary["errors"] == 0
+    assert summary["statuses"] == {"200": summary["requests"]}
+    assert summary["requests"] > 20
