@@ -53,7 +53,7 @@ def test_hpa_scales_on_in_flight_requests_and_back(platform: Platform, inflight_
     )
     assert all(v == 0 for v in values.values()), values
 
-    result = load_step(platform, ns, NAME, body, CONCURRENCY, load_seconds=180, settle_seconds=300)
+    result = load_step(platform, ns, NAME, body, CONCURRENCY, load_seconds=90, settle_seconds=300)
     record("autoscale_inflight", result)
     during = [r for r in result["timeline"] if r["phase"] == "load"]
     assert result["peak_replicas"] > 1, f"the HPA never added replicas: {during}"
