@@ -23,7 +23,7 @@ def request(*inputs: dict[str, Any], **extra: Any) -> bytes:
     return orjson.dumps({"inputs": list(inputs), **extra})
 
 
-def x_input(data: Any, shape: list[int] | None = None, datatype: str = "FP32") -> dict[str, Any]:
+def x_input(data: Any, shape: Any = None, datatype: str = "FP32") -> dict[str, Any]:
     return {"name": "x", "datatype": datatype, "shape": shape or [2, 4], "data": data}
 
 
@@ -134,6 +134,13 @@ def test_binary_strings_and_mixed_json_inputs() -> None:
         (orjson.dumps({"inputs": [{"datatype": "FP32", "shape": [1], "data": [1]}]}), None, "string name"),
         (request(x_input(list(range(8)), datatype="FP8")), None, "unknown datatype"),
         (request(x_input(list(range(8)), shape=[2, -4])), None, "non-negative integers"),
+        (request(x_input(list(range(8)), shape=[2, True])), None, "non-negative integers"),
+        (request(x_input(list(range(8)), shape=[2, 4.0])), None, "non-negative integers"),
+        (request(x_input(list(range(8)), shape=["2", 4])), None, "non-negative integers"),
+        (request(x_input(list(range(8)), shape="2x4")), None, "non-negative integers"),
+        (request({**x_input(list(range(8))), "parameters": None}), None, "parameters of input 'x' must be"),
+        (request({**x_input(list(range(8))), "parameters": [1]}), None, "parameters of input 'x' must be"),
+        (request(x_input(list(range(8))), parameters=None), None, "parameters must be a JSON object"),
         (request(x_input(list(range(7)))), None, "has 7 elements"),
         (request(x_input([[1, 2, 3, 4], [5, 6, 7]])), None, "ragged"),
         (request(x_input(["a"] * 8)), None, "does not hold FP32"),
