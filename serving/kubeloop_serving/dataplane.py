@@ -322,11 +322,18 @@ class DataPlane:
         answer = encode(Computed(request, request_id, loaded.version, outputs, choices, attributes))
         if self._output_names:
             self._distribution.observe(loaded.version, track, outputs[self._output_names[0]])
-        self.log_payload(
-            PayloadRecord(
-                received_ms, request_id, loaded.version, request.inputs, outputs, track, attributes=attributes
+        if self._payload_log is not None:  # the record is made only where it can be logged
+            self.log_payload(
+                PayloadRecord(
+                    received_ms,
+                    request_id,
+                    loaded.version,
+                    request.inputs,
+                    outputs,
+                    track,
+                    attributes=attributes,
+                )
             )
-        )
         return answer
 
     def _json_answer(self, done: Computed) -> Inference:
