@@ -6,6 +6,7 @@ with in-memory ``receive``/``send``: ``concurrency`` clients each post the bench
 CPU time (every thread, onnxruntime's included) is divided by the requests answered. What uvicorn
 and httptools add (bench.serving_floors measures that floor) is left out, so the number moves with
 kubeloop's own code only and does not depend on how loaded the machine is, which rps would.
+The event loop is uvloop when installed, as under ``kubeloop serve``, unless ``--loop asyncio``.
 
     python -m bench.serving_cpu                          # MLP, batching off and on, c=1 and 64
     python -m bench.serving_cpu --model cnn --requests 400
@@ -37,6 +38,19 @@ from bench.serving_models import BenchModel, request_body, small_cnn, tabular_ml
 #: server name -> its KUBELOOP_SERVING_MAX_BATCH_SIZE (the same as bench.serving's kubeloop servers)
 SERVERS: dict[str, int] = {"kubeloop": 1, "kubeloop_batching": 32}
 MODELS: dict[str, Callable[[Path], BenchModel]] = {"mlp": tabular_mlp, "cnn": small_cnn}
+
+
+def _loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The event loops to choose from, the server's first (uvloop when installed)."""
+    loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is installed with uvicorn[standard]
+        return loops
+    return {"uvloop": uvloop.new_event_loop, **loops}
+
+
+LOOPS = _loops()
 Message = dict[str, Any]
 
 
@@ -155,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=4096, help="requests per repetition")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N functions")
+    parser.add_argument("--loop", choices=sorted(LOOPS), default=next(iter(LOOPS)), help="event loop")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:
@@ -164,9 +179,10 @@ def main(argv: list[str] | None = None) -> int:
                 for concurrency in args.concurrency or [1, 64]:
                     key = f"{model_name}/{server}/c{concurrency}"
                     batch = SERVERS[server]
-                    result = asyncio.run(
-                        measure(model, batch, concurrency, args.requests, args.repeats, args.profile)
-                    )
+                    with asyncio.Runner(loop_factory=LOOPS[args.loop]) as runner:
+                        result = runner.run(
+                            measure(model, batch, concurrency, args.requests, args.repeats, args.profile)
+                        )
                     if "profile" in result:
                         print(f"== {key}\n{result.pop('profile')}", file=sys.stderr)
                     results[key] = result
