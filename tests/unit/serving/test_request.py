@@ -7,6 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
+from kubeloop_serving import request as request_module
 from kubeloop_serving.errors import InvalidRequestError
 from kubeloop_serving.model import ModelSignature, TensorSpec
 from kubeloop_serving.request import decode_request, validate_against
@@ -206,3 +207,47 @@ def test_missing_input_is_named() -> None:
     decoded = decode_request(request({"name": "a", "datatype": "FP32", "shape": [1], "data": [1]}))
     with pytest.raises(InvalidRequestError, match="missing input 'b'"):
         validate_against(decoded, signature)
+
+
+FLOAT_LISTS: list[list[Any]] = [
+    [1.5, 2.25, -0.0, 3e38, 1e-45],
+    [1.5, 2, 3, True, False],
+    [0.1, 2**53 + 1, 2**63, 2**64 - 1, -(2**63)],
+    [1.5, 1e300, -1e300],
+    [1.5, [2.0]],
+    [1.5, "2.0"],
+    [1.5, None],
+    [1.5, {"a": 1}],
+    [[1.5, 2.5], [3.5, 4.5]],
+    [1, 2.5],
+    [True, 2.5],
+    [True, False],
+    [1.0],
+]
+
+
+@pytest.mark.parametrize("datatype", ["FP16", "FP32", "FP64"])
+@pytest.mark.parametrize("data", FLOAT_LISTS, ids=range(len(FLOAT_LISTS)))
+def test_float_data_decodes_as_numpy_would_make_it(
+    datatype: str, data: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lists of floats skip np.asarray's dtype discovery: same arrays, same refusals."""
+    shape = (len(data),) if not isinstance(data[0], list) else (len(data), len(data[0]))
+
+    def decoded() -> Any:
+        try:
+            with np.errstate(over="ignore"):
+                return request_module.decode_json_tensor(data, datatype, shape, "x")
+        except InvalidRequestError as error:
+            return str(error)
+
+    fast = decoded()
+    numbers = all(isinstance(value, int | float) for value in data)
+    assert (request_module._flat_floats(data) is not None) == (numbers and type(data[0]) is float)
+    monkeypatch.setattr(request_module, "_flat_floats", lambda data: None)
+    general = decoded()
+    if isinstance(general, str):
+        assert fast == general
+    else:
+        assert fast.dtype == general.dtype and fast.shape == general.shape
+        np.testing.assert_array_equal(fast, general)
