@@ -1,5 +1,5 @@
-"""The output distribution histogram (kubeloop_serving.predictions.ArrayHistogram): small outputs
-are queued and counted in bulk, and what a scrape shows is what counting each array at once shows."""
+"""The output distribution (kubeloop_serving.predictions): small float outputs are queued and counted
+in bulk, one row's label is counted without np.unique, and what a scrape shows is unchanged."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
-from kubeloop_serving.predictions import BULK_ELEMENTS, PENDING_ARRAYS, ArrayHistogram
+from kubeloop_serving.predictions import (
+    BULK_ELEMENTS,
+    MAX_CLASSES,
+    OTHER_CLASS,
+    PENDING_ARRAYS,
+    ArrayHistogram,
+    OutputDistribution,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -108,3 +115,52 @@ def test_observing_while_scraping_loses_nothing() -> None:
         done.set()
         scraper.join()
     assert scraped(registry, model="m", track="stable")["count"] == 2 * (20 * PENDING_ARRAYS + 3)
+
+
+def class_counts(registry: CollectorRegistry) -> dict[str, float]:
+    return {
+        sample.labels["class"]: sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == "classes_total"
+    }
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        np.array([3], np.int64),
+        np.array([[3]], np.int32),
+        np.array(3, np.int64),
+        np.array([True]),
+        np.array(["yes"], object),
+        np.array(["yes"]),
+        np.array([b"yes"]),
+        np.array([b"\xff"]),
+    ],
+    ids=["int64", "int32-2d", "int64-0d", "bool", "object-str", "unicode", "bytes", "bad-utf8"],
+)
+def test_a_single_label_counts_as_np_unique_counts_it(output: np.ndarray[Any, Any]) -> None:
+    """One row's label skips np.unique; the series is the one a batch of one gave before."""
+    counted = {}
+    for single in (True, False):
+        registry = CollectorRegistry()
+        classes = Counter("classes", "Classes.", ["model", "version", "track", "class"], registry=registry)
+        distribution = OutputDistribution(classes, ArrayHistogram("v", "V.", ["m"], BOUNDS, registry), "m")
+        observed = output if single else np.concatenate([output.reshape(-1)] * 2)
+        distribution.observe("1", "stable", observed)
+        counted[single] = {
+            name: value * (1 if single else 0.5) for name, value in class_counts(registry).items()
+        }
+    assert counted[True] == counted[False] and sum(counted[True].values()) == 1
+
+
+def test_single_labels_beyond_the_class_cap_count_as_other() -> None:
+    registry = CollectorRegistry()
+    classes = Counter("classes", "Classes.", ["model", "version", "track", "class"], registry=registry)
+    distribution = OutputDistribution(classes, ArrayHistogram("v", "V.", ["m"], BOUNDS, registry), "m")
+    for label in range(MAX_CLASSES + 5):
+        distribution.observe("1", "stable", np.array([label], np.int64))
+    distribution.observe("1", "stable", np.array([0], np.int64))
+    counts = class_counts(registry)
+    assert counts[OTHER_CLASS] == 5 and counts["0"] == 2 and len(counts) == MAX_CLASSES + 1
