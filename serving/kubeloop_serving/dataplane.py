@@ -7,7 +7,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any, TypeVar
@@ -92,7 +92,7 @@ class Computed:
     request_id: str
     version: str
     outputs: Tensors
-    choices: list[OutputChoice]
+    choices: Sequence[OutputChoice]
     attributes: Attributes
 
 
@@ -119,10 +119,14 @@ class DataPlane:
         self._runner: AdaptiveBatcher | SerialRunner | None = None
         self._payload_log: PayloadLogger | None = None
         self._stopping = False
-        self._inflight = metrics.inflight.labels(self.name)
+        # counted on the event loop (every protocol's compute runs there), read at scrape time:
+        # two locked Gauge updates per request cost more than the plain integer they keep
+        self._inflight = 0
+        metrics.inflight.labels(self.name).set_function(lambda: self._inflight)
         self._request_counters: dict[tuple[str, int], Any] = {}
         self._durations: dict[str, Any] = {}
         self._output_names: list[str] = []
+        self._every_output: dict[bool, tuple[OutputChoice, ...]] = {}
         self._distribution = OutputDistribution(metrics.predicted_class, metrics.prediction, self.name)
         self._labels = LabelSink(settings.labels_uri, self.name) if settings.labels_uri else None
 
@@ -154,6 +158,9 @@ class DataPlane:
             self._runner = SerialRunner(run, observe_batch, inline_s)
         self._runner.start()
         self._output_names = [spec.name for spec in loaded.model.signature.outputs]
+        self._every_output = {
+            binary: tuple(choose_outputs(self._output_names, None, binary)) for binary in (False, True)
+        }
         self._payload_log = self._start_payload_log(loaded)
         log.info("batching %s", "on" if isinstance(self._runner, AdaptiveBatcher) else "off")
         self._loaded = loaded
@@ -273,7 +280,7 @@ class DataPlane:
         loaded = self.served(name, version)
         track = track or self.settings.track
         started = time.perf_counter()
-        self._inflight.inc()
+        self._inflight += 1
         code = 500
         try:
             answer = await self._compute(loaded, decode, encode, track, request_id)
@@ -283,7 +290,7 @@ class DataPlane:
             code = error.status_code
             raise
         finally:
-            self._inflight.dec()
+            self._inflight -= 1
             self._duration(track, loaded.version).observe(time.perf_counter() - started)
             self._count(track, code, loaded.version)
 
@@ -303,21 +310,30 @@ class DataPlane:
         signature = loaded.model.signature
         validate_against(request, signature)
         request_id = resolve_request_id(request.id, header_id)
-        attributes = parse_attributes(request.parameters, row_count(request.inputs))
+        parameters = request.parameters
+        attributes = parse_attributes(parameters, row_count(request.inputs)) if parameters else {}
         rows = next(iter(request.inputs.values())).shape[0] if signature.batchable else 1
         outputs = await runner.infer(request.inputs, rows)
-        requested = (
-            [(out.name, out.binary) for out in request.outputs] if request.outputs is not None else None
-        )
-        choices = choose_outputs(self._output_names, requested, request.binary_output)
+        if request.outputs is None:
+            choices: Sequence[OutputChoice] = self._every_output[request.binary_output]
+        else:
+            requested = [(out.name, out.binary) for out in request.outputs]
+            choices = choose_outputs(self._output_names, requested, request.binary_output)
         answer = encode(Computed(request, request_id, loaded.version, outputs, choices, attributes))
         if self._output_names:
             self._distribution.observe(loaded.version, track, outputs[self._output_names[0]])
-        self.log_payload(
-            PayloadRecord(
-                received_ms, request_id, loaded.version, request.inputs, outputs, track, attributes=attributes
+        if self._payload_log is not None:  # the record is made only where it can be logged
+            self.log_payload(
+                PayloadRecord(
+                    received_ms,
+                    request_id,
+                    loaded.version,
+                    request.inputs,
+                    outputs,
+                    track,
+                    attributes=attributes,
+                )
             )
-        )
         return answer
 
     def _json_answer(self, done: Computed) -> Inference:

@@ -12,8 +12,9 @@ Explain requests (``/v2/models/{name}[/versions/{version}]/explain``, KServe v1
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
+from typing import Any, cast
 
 from kubeloop_serving.answer import (
     HEADER_LENGTH,
@@ -90,24 +91,39 @@ def binary_header_length(scope: Scope) -> int | None:
 
 async def read_body(scope: Scope, receive: Receive, limit: int, timeout_s: float | None = None) -> bytes:
     """The whole request body; 400 over ``limit`` bytes (before reading when declared), 408 when it
-    takes longer than ``timeout_s`` to arrive. Nothing reaches the batcher before its body is read."""
+    takes longer than ``timeout_s`` to arrive. Nothing reaches the batcher before its body is read.
+
+    A body that is all there when the app is called (uvicorn parses a small request's body before
+    the app's task first runs) is taken without arming the timeout: ``asyncio.timeout`` costs a
+    timer handle pushed on the loop's heap and cancelled, about a tenth of a small model's CPU per
+    request. The timeout covers everything that has to be waited for.
+    """
     try:
+        declared = header_value(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise InvalidRequestError(f"request body of {int(declared)} bytes exceeds the limit of {limit}")
+        message, rest = _step(receive())
+        if message is not None and not message.get("more_body", False):
+            return _whole(message.get("body", b""), limit)
         async with asyncio.timeout(timeout_s):
-            return await _read_body(scope, receive, limit)
+            if message is None:
+                message = await rest
+            return await _read_body(message, receive, limit)
     except TimeoutError:
         raise RequestTimeoutError(f"the request body did not arrive within {timeout_s:g} s") from None
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    declared = header_value(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise InvalidRequestError(f"request body of {int(declared)} bytes exceeds the limit of {limit}")
-    message = await receive()
+def _whole(body: bytes, limit: int) -> bytes:
+    if len(body) > limit:
+        raise InvalidRequestError(f"request body exceeds the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def _read_body(message: Message, receive: Receive, limit: int) -> bytes:
+    """The body from its first message on."""
     body = message.get("body", b"")
     if not message.get("more_body", False):
-        if len(body) > limit:
-            raise InvalidRequestError(f"request body exceeds the limit of {limit} bytes")
-        return bytes(body)
+        return _whole(body, limit)
     chunks = [body]
     size = len(body)
     while message.get("more_body", False):
@@ -118,6 +134,43 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise InvalidRequestError(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _step(awaitable: Awaitable[Message]) -> tuple[Message | None, Awaitable[Message]]:
+    """Run a coroutine up to its first wait: (its result, None) when it finished without waiting,
+    else (None, the rest of it to await). Any other awaitable is returned as it is, to be awaited."""
+    if not isinstance(awaitable, types.CoroutineType):
+        return None, awaitable
+    try:
+        waiting_on = awaitable.send(None)
+    except StopIteration as finished:
+        return finished.value, awaitable
+    return None, _Rest(awaitable, waiting_on)
+
+
+class _Rest:
+    """The rest of a coroutine stepped once and suspended on ``waiting_on``: awaiting it passes what
+    the task sends or throws (a cancellation) to the coroutine, as ``await coroutine`` would have."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Message], waiting_on: Any) -> None:
+        self._coroutine = coroutine
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, Message]:
+        coroutine, signal = self._coroutine, self._waiting_on
+        while True:
+            try:
+                sent = yield signal
+            except BaseException as error:  # handed on (a cancellation), as ``await`` would
+                try:
+                    signal = coroutine.throw(error)
+                except StopIteration as finished:
+                    return cast(Message, finished.value)
+            else:
+                try:
+                    signal = coroutine.send(sent)
+                except StopIteration as finished:
+                    return cast(Message, finished.value)
 
 
 class InferenceEndpoint:

@@ -48,7 +48,7 @@ class ModelSignature:
     outputs: tuple[TensorSpec, ...]
     feature_names: tuple[str, ...] | None = None
 
-    @property
+    @functools.cached_property
     def batchable(self) -> bool:
         """Whether requests can be merged: every input has a dynamic first (batch) dimension."""
         return bool(self.inputs) and all(spec.has_batch_dim for spec in self.inputs)

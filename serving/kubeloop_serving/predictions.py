@@ -2,7 +2,10 @@
 
 Fed whole output arrays per request: class labels go to a counter (one ``np.unique`` per request),
 float values to a histogram counted with ``np.searchsorted`` (a plain prometheus_client Histogram
-would take one Python call per element: a second for a batch of 1,000 x 1,000 logits).
+would take one Python call per element: a second for a batch of 1,000 x 1,000 logits). Small float
+outputs (a classifier's probabilities) are counted in bulk: each request only queues its array, and
+the queue is counted at the next scrape or once ``PENDING_ARRAYS`` are waiting, one ``searchsorted``
+for them all. Counting six NumPy calls per request cost a small model a fifth of its CPU per request.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from prometheus_client.samples import Sample
 MAX_CLASSES = 50
 OTHER_CLASS = "other"
 _CLASS_KINDS = "biuOSU"
+#: Float outputs of at most this many elements are queued and counted in bulk; larger ones at once.
+BULK_ELEMENTS = 1024
+#: Queued outputs that trigger counting them (a scrape counts whatever is queued).
+PENDING_ARRAYS = 256
 
 
 class ArrayHistogram(Collector):
@@ -39,11 +46,35 @@ class ArrayHistogram(Collector):
         self.bounds = np.asarray(buckets, np.float64)
         self._counts: dict[tuple[str, ...], np.ndarray[Any, np.dtype[np.int64]]] = {}
         self._sums: dict[tuple[str, ...], float] = {}
+        self._pending: list[tuple[tuple[str, ...], np.ndarray[Any, Any]]] = []
         self._lock = threading.Lock()
         registry.register(self)
 
     def observe(self, labels: tuple[str, ...], values: np.ndarray[Any, Any]) -> None:
-        """Count every non-NaN element of ``values``."""
+        """Count every non-NaN element of ``values``: small arrays when next scraped (or once
+        ``PENDING_ARRAYS`` wait), large ones now. A view of another array (a row of a merged batch's
+        output) is queued as a copy, so that the queue never holds the whole batch's output."""
+        if values.size > BULK_ELEMENTS:
+            self._count(labels, values)
+            return
+        held = values.copy() if isinstance(values.base, np.ndarray) else values
+        with self._lock:
+            self._pending.append((labels, held))
+            if len(self._pending) < PENDING_ARRAYS:
+                return
+        self._count_pending()
+
+    def _count_pending(self) -> None:
+        """Count every queued array, grouped by labels (one ``searchsorted`` per label set)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        grouped: dict[tuple[str, ...], list[np.ndarray[Any, Any]]] = {}
+        for labels, values in pending:
+            grouped.setdefault(labels, []).append(np.asarray(values, np.float64).reshape(-1))
+        for labels, arrays in grouped.items():
+            self._count(labels, np.concatenate(arrays))
+
+    def _count(self, labels: tuple[str, ...], values: np.ndarray[Any, Any]) -> None:
         flat = np.asarray(values, np.float64).reshape(-1)
         flat = flat[~np.isnan(flat)]
         # index i: bounds[i-1] < v <= bounds[i], i.e. Prometheus' "le" bucket; len(bounds) is +Inf
@@ -58,6 +89,7 @@ class ArrayHistogram(Collector):
                 self._sums[labels] = total
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
+        self._count_pending()
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         edges = [*(repr(float(bound)) for bound in self.bounds), "+Inf"]
         with self._lock:
@@ -93,6 +125,10 @@ class OutputDistribution:
         if output.dtype.kind == "f":
             self._values.observe((self._model, version, track), output)
         elif output.dtype.kind in _CLASS_KINDS:
+            if output.size == 1:  # one row's label (most online requests): np.unique costs 8 us
+                (label,) = output.reshape(-1).tolist()
+                self._counter(version, track, self._class_name(label)).inc(1)
+                return
             labels, counts = np.unique(output.reshape(-1), return_counts=True)
             for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
                 self._counter(version, track, self._class_name(label)).inc(count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
+from array import array as number_buffer
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from kubeloop_serving.request_bounds import (
 )
 
 _LENGTH_PREFIX = struct.Struct("<I")
+_NO_BINARY = memoryview(b"")
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,12 @@ def decode_request(
     Every input's declared shape is checked against the bytes that carry it before anything is
     allocated, and the decoded arrays may take at most ``max_decoded_bytes`` (413 beyond).
     """
-    with refusing_what_numpy_refuses():
+    try:  # refusing_what_numpy_refuses, without a context manager's cost on every request
         return _decode(body, header_length, DecodeBudget(max_decoded_bytes))
+    except MemoryError:
+        raise PayloadTooLargeError("the request's inputs do not fit in memory") from None
+    except (ValueError, OverflowError) as error:
+        raise InvalidRequestError(f"cannot decode the request: {error}") from None
 
 
 @contextlib.contextmanager
@@ -76,7 +83,7 @@ def refusing_what_numpy_refuses() -> Iterator[None]:
 
 def _decode(body: bytes, header_length: int | None, budget: DecodeBudget) -> InferenceRequest:
     if header_length is None:
-        header, binary = body, memoryview(b"")
+        header, binary = body, _NO_BINARY
     else:
         if not 0 <= header_length <= len(body):
             raise InvalidRequestError(f"Inference-Header-Content-Length {header_length} exceeds the body")
@@ -128,7 +135,11 @@ def decode_tensors(
         if name in inputs:
             raise InvalidRequestError(f"input {name!r} appears twice")
         datatype, shape = datatype_and_shape(tensor, name)
-        size = _object(tensor.get("parameters", {}), f"parameters of input {name!r}").get("binary_data_size")
+        parameters = tensor.get("parameters", _ABSENT)
+        if parameters is _ABSENT:
+            size = None
+        else:
+            size = _object(parameters, f"parameters of input {name!r}").get("binary_data_size")
         if size is None:
             inputs[name] = decode_data_input(tensor.get("data"), datatype, shape, name, header_bytes, budget)
             continue
@@ -171,10 +182,13 @@ def datatype_and_shape(tensor: dict[str, Any], name: str) -> tuple[str, tuple[in
     if datatype not in NUMPY_DTYPES:
         raise InvalidRequestError(f"input {name!r} has unknown datatype {datatype!r}")
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0 for dim in shape
-    ):
+    if not isinstance(shape, list):
         raise InvalidRequestError(f"shape of input {name!r} must be a list of non-negative integers")
+    for dim in shape:
+        if type(dim) is int and dim >= 0:  # what JSON gives; a loop, not all(), costs less per request
+            continue
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
+            raise InvalidRequestError(f"shape of input {name!r} must be a list of non-negative integers")
     return datatype, tuple(shape)
 
 
@@ -184,6 +198,10 @@ def decode_json_tensor(
     """Flat or nested JSON ``data`` as an array of ``datatype`` shaped ``shape``."""
     if not isinstance(data, list):
         raise InvalidRequestError(f"input {name!r} needs data (a list) or parameters.binary_data_size")
+    array = _flat_floats(data) if datatype in _FLOAT_DATATYPES else None
+    if array is not None:
+        _check_count(array.size, shape, name)
+        return _cast(array, datatype, name).reshape(shape)
     try:
         array = np.asarray(data) if datatype != BYTES else np.asarray(data, dtype=object)
         if datatype == "UINT64" and array.dtype.kind in "fO":
@@ -193,10 +211,32 @@ def decode_json_tensor(
     if datatype == BYTES:
         if not all(isinstance(item, str) for item in array.flat):
             raise InvalidRequestError(f"data of BYTES input {name!r} must be strings")
-    elif array.size and array.dtype.kind not in accepted_json_kinds(datatype):
+    elif array.size and array.dtype.kind not in _ACCEPTED_KINDS[datatype]:
         raise InvalidRequestError(f"data of input {name!r} does not hold {datatype} values")
     _check_count(array.size, shape, name)
     return _cast(array, datatype, name).reshape(shape)
+
+
+_ACCEPTED_KINDS = {datatype: accepted_json_kinds(datatype) for datatype in NUMPY_DTYPES}
+_FLOAT_DATATYPES = frozenset(("FP16", "FP32", "FP64"))
+
+
+def _flat_floats(data: list[Any]) -> np.ndarray[Any, Any] | None:
+    """A flat list of numbers starting with a float as float64, as ``np.asarray`` would make it;
+    None for anything else (nested, strings, null, no float first), left to ``np.asarray``.
+
+    ``array.array("d", ...)`` converts each element with ``float()``'s own rules (ints and bools exactly
+    as NumPy does for a list it finds to be float64) and refuses anything that is not a number,
+    without NumPy's pass to discover the dtype and shape: a quarter less time for a 12,288-float
+    image. A list whose first element is a float is one NumPy makes float64 whatever numbers
+    follow, so the result is the same array.
+    """
+    if not data or type(data[0]) is not float:
+        return None
+    try:
+        return np.frombuffer(number_buffer("d", data), np.float64)
+    except (TypeError, OverflowError):
+        return None
 
 
 def _uint64_beyond_int64(data: list[Any], name: str) -> np.ndarray[Any, Any]:

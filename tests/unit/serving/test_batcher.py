@@ -85,3 +85,12 @@ def test_batcher_merges_what_is_queued_and_refuses_after_close(gather_runner: ob
         np.testing.assert_array_equal(result["y"], GATHER_TABLE[[i]] + i)
     # All six were queued before the worker ran: one batch of the maximum (4), then the other 2.
     assert observed == [4, 2]
+
+
+def test_a_single_input_keys_by_name_trailing_dimensions_and_dtype() -> None:
+    assert merge_key({"x": np.zeros((3, 4), np.float32)}) == (("x", (4,), "<f4"),)
+    assert merge_key({"x": np.zeros((1, 4), np.float32)}) == merge_key({"x": np.ones((7, 4), np.float32)})
+    assert merge_key({"x": np.zeros((1, 4), np.float32)}) != merge_key({"x": np.zeros((1, 5), np.float32)})
+    assert merge_key({"x": np.zeros((1, 4), np.float32)}) != merge_key({"x": np.zeros((1, 4), np.int64)})
+    assert merge_key({"x": np.zeros((1, 4), np.float32)}) != merge_key({"y": np.zeros((1, 4), np.float32)})
+    assert merge_key({"x": np.zeros((), np.float32)}) == (("x", (), "<f4"),)

@@ -7,6 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
+from kubeloop_serving import request as request_module
 from kubeloop_serving.errors import InvalidRequestError
 from kubeloop_serving.model import ModelSignature, TensorSpec
 from kubeloop_serving.request import decode_request, validate_against
@@ -23,7 +24,7 @@ def request(*inputs: dict[str, Any], **extra: Any) -> bytes:
     return orjson.dumps({"inputs": list(inputs), **extra})
 
 
-def x_input(data: Any, shape: list[int] | None = None, datatype: str = "FP32") -> dict[str, Any]:
+def x_input(data: Any, shape: Any = None, datatype: str = "FP32") -> dict[str, Any]:
     return {"name": "x", "datatype": datatype, "shape": shape or [2, 4], "data": data}
 
 
@@ -134,6 +135,13 @@ def test_binary_strings_and_mixed_json_inputs() -> None:
         (orjson.dumps({"inputs": [{"datatype": "FP32", "shape": [1], "data": [1]}]}), None, "string name"),
         (request(x_input(list(range(8)), datatype="FP8")), None, "unknown datatype"),
         (request(x_input(list(range(8)), shape=[2, -4])), None, "non-negative integers"),
+        (request(x_input(list(range(8)), shape=[2, True])), None, "non-negative integers"),
+        (request(x_input(list(range(8)), shape=[2, 4.0])), None, "non-negative integers"),
+        (request(x_input(list(range(8)), shape=["2", 4])), None, "non-negative integers"),
+        (request(x_input(list(range(8)), shape="2x4")), None, "non-negative integers"),
+        (request({**x_input(list(range(8))), "parameters": None}), None, "parameters of input 'x' must be"),
+        (request({**x_input(list(range(8))), "parameters": [1]}), None, "parameters of input 'x' must be"),
+        (request(x_input(list(range(8))), parameters=None), None, "parameters must be a JSON object"),
         (request(x_input(list(range(7)))), None, "has 7 elements"),
         (request(x_input([[1, 2, 3, 4], [5, 6, 7]])), None, "ragged"),
         (request(x_input(["a"] * 8)), None, "does not hold FP32"),
@@ -199,3 +207,47 @@ def test_missing_input_is_named() -> None:
     decoded = decode_request(request({"name": "a", "datatype": "FP32", "shape": [1], "data": [1]}))
     with pytest.raises(InvalidRequestError, match="missing input 'b'"):
         validate_against(decoded, signature)
+
+
+FLOAT_LISTS: list[list[Any]] = [
+    [1.5, 2.25, -0.0, 3e38, 1e-45],
+    [1.5, 2, 3, True, False],
+    [0.1, 2**53 + 1, 2**63, 2**64 - 1, -(2**63)],
+    [1.5, 1e300, -1e300],
+    [1.5, [2.0]],
+    [1.5, "2.0"],
+    [1.5, None],
+    [1.5, {"a": 1}],
+    [[1.5, 2.5], [3.5, 4.5]],
+    [1, 2.5],
+    [True, 2.5],
+    [True, False],
+    [1.0],
+]
+
+
+@pytest.mark.parametrize("datatype", ["FP16", "FP32", "FP64"])
+@pytest.mark.parametrize("data", FLOAT_LISTS, ids=range(len(FLOAT_LISTS)))
+def test_float_data_decodes_as_numpy_would_make_it(
+    datatype: str, data: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lists of floats skip np.asarray's dtype discovery: same arrays, same refusals."""
+    shape = (len(data),) if not isinstance(data[0], list) else (len(data), len(data[0]))
+
+    def decoded() -> Any:
+        try:
+            with np.errstate(over="ignore"):
+                return request_module.decode_json_tensor(data, datatype, shape, "x")
+        except InvalidRequestError as error:
+            return str(error)
+
+    fast = decoded()
+    numbers = all(isinstance(value, int | float) for value in data)
+    assert (request_module._flat_floats(data) is not None) == (numbers and type(data[0]) is float)
+    monkeypatch.setattr(request_module, "_flat_floats", lambda data: None)
+    general = decoded()
+    if isinstance(general, str):
+        assert fast == general
+    else:
+        assert fast.dtype == general.dtype and fast.shape == general.shape
+        np.testing.assert_array_equal(fast, general)
