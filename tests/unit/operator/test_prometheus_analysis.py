@@ -39,6 +39,7 @@ pytestmark = [
 ]
 NS = "team-a"
 SCRAPE_SECONDS = 1  # tests/fixtures/prometheus.py
+WARM_UP = 100  # requests per track before the window
 MODEL = "churn"
 
 
@@ -78,10 +79,14 @@ def test_counts_error_rate_and_p99_of_both_tracks(
 ) -> None:
     stable, canary, prometheus = tracks
     with httpx.Client(timeout=30) as client:
-        stable.send(client, good=1)  # every series exists before the window (increase() needs a baseline)
-        canary.send(client, good=1, bad=1)
-        wait_for(lambda: scraped_total(prometheus, 'track="canary"') == 2, 30, what="the warm-up scraped")
-        wait_for(lambda: scraped_total(prometheus, 'track="stable"') == 1, 30, what="the warm-up scraped")
+        # Every series exists before the window (increase() needs a baseline), and far from zero:
+        # increase() stops extrapolating where a counter would reach zero, so with a baseline of 1 or 2
+        # a bucket whose warm-up request was slower (a busy machine) was extrapolated less than +Inf
+        # and the p99 moved up a bucket (seen in CI: 6.9 ms for a canary whose every request took < 5 ms).
+        stable.send(client, good=WARM_UP)
+        canary.send(client, good=WARM_UP, bad=1)
+        wait_for(lambda: scraped_total(prometheus, 'track="canary"') == WARM_UP + 1, 30, what="the warm-up")
+        wait_for(lambda: scraped_total(prometheus, 'track="stable"') == WARM_UP, 30, what="the warm-up")
         start = now()
         time.sleep(1.5)  # a scrape of the flat baseline inside the window
         before = (stable.histogram(), canary.histogram())
@@ -89,10 +94,10 @@ def test_counts_error_rate_and_p99_of_both_tracks(
         canary.send(client, good=75, bad=25)
         after = (stable.histogram(), canary.histogram())
     wait_for(
-        lambda: scraped_total(prometheus, 'track="canary"') == 102, 30, what="the canary's traffic scraped"
+        lambda: scraped_total(prometheus, 'track="canary"') == WARM_UP + 101, 30, what="the canary's traffic"
     )
     wait_for(
-        lambda: scraped_total(prometheus, 'track="stable"') == 201, 30, what="the stable traffic scraped"
+        lambda: scraped_total(prometheus, 'track="stable"') == WARM_UP + 200, 30, what="the stable traffic"
     )
     time.sleep(1.5)
     seconds, end = window_since(start)
