@@ -21,7 +21,7 @@ from kubeloop_serving.datatypes import (
     accepted_json_kinds,
     oip_datatype_of_dtype,
 )
-from kubeloop_serving.errors import InvalidRequestError, PayloadTooLargeError
+from kubeloop_serving.errors import InvalidRequestError, PayloadTooLargeError, ServingError
 from kubeloop_serving.model import ModelSignature
 from kubeloop_serving.request_bounds import (
     MIN_BINARY_BYTES_PER_STRING,
@@ -64,10 +64,8 @@ def decode_request(
     """
     try:  # refusing_what_numpy_refuses, without a context manager's cost on every request
         return _decode(body, header_length, DecodeBudget(max_decoded_bytes))
-    except MemoryError:
-        raise PayloadTooLargeError("the request's inputs do not fit in memory") from None
-    except (ValueError, OverflowError) as error:
-        raise InvalidRequestError(f"cannot decode the request: {error}") from None
+    except (MemoryError, ValueError, OverflowError) as error:
+        raise numpy_refusal(error) from None
 
 
 @contextlib.contextmanager
@@ -75,10 +73,15 @@ def refusing_what_numpy_refuses() -> Iterator[None]:
     """Decoding errors NumPy raises past the checks as a 413 (no memory) or a 400 (absurd shape)."""
     try:
         yield
-    except MemoryError:
-        raise PayloadTooLargeError("the request's inputs do not fit in memory") from None
-    except (ValueError, OverflowError) as error:
-        raise InvalidRequestError(f"cannot decode the request: {error}") from None
+    except (MemoryError, ValueError, OverflowError) as error:
+        raise numpy_refusal(error) from None
+
+
+def numpy_refusal(error: MemoryError | ValueError | OverflowError) -> ServingError:
+    """What the client is told of an error NumPy raised past the checks: 413 (no memory), else 400."""
+    if isinstance(error, MemoryError):
+        return PayloadTooLargeError("the request's inputs do not fit in memory")
+    return InvalidRequestError(f"cannot decode the request: {error}")
 
 
 def _decode(body: bytes, header_length: int | None, budget: DecodeBudget) -> InferenceRequest:
