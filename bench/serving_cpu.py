@@ -98,7 +98,8 @@ class Harness:
             await self.one()
 
 
-async def _lifespan(app: Any) -> tuple[asyncio.Queue[Message], asyncio.Task[None]]:
+async def start_lifespan(app: Any) -> tuple[asyncio.Queue[Message], asyncio.Task[None]]:
+    """Run the app's lifespan startup; its inbox (put ``lifespan.shutdown`` there) and its task."""
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     outbox: asyncio.Queue[Message] = asyncio.Queue()
     task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put))
@@ -124,7 +125,7 @@ async def measure(
         max_batch_size=max_batch_size,
     )
     app = create_app(settings)
-    inbox, lifespan = await _lifespan(app)
+    inbox, lifespan = await start_lifespan(app)
     dataplane = app.dataplane
     while not dataplane.ready:
         await asyncio.sleep(0.01)

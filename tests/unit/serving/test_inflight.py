@@ -9,11 +9,12 @@ from typing import Any
 
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from bench.serving_cpu import start_lifespan
 from kubeloop_serving.app import create_app
 from kubeloop_serving.datatypes import Tensors
 from kubeloop_serving.settings import ServingSettings
+from tests.unit.serving.conftest import metric_value
 
 pytestmark = pytest.mark.unit
 
@@ -22,12 +23,8 @@ BAD = orjson.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3]
 
 
 def inflight(app: Any) -> float:
-    text = app.dataplane.metrics.exposition().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "kubeloop_serving_inflight_requests" and sample.labels == {"model": "tabular"}:
-                return float(sample.value)
-    raise AssertionError("no inflight gauge")
+    exposition = app.dataplane.metrics.exposition().decode()
+    return metric_value(exposition, "kubeloop_serving_inflight_requests", model="tabular")
 
 
 async def post(app: Any, body: bytes) -> int:
@@ -53,11 +50,7 @@ def test_inflight_counts_requests_being_computed_and_returns_to_zero(
         app: Any = create_app(
             ServingSettings(model_uri=str(tabular_path), model_name="tabular", max_batch_size=max_batch_size)
         )
-        lifespan_in: asyncio.Queue[Any] = asyncio.Queue()
-        lifespan_out: asyncio.Queue[Any] = asyncio.Queue()
-        lifespan = asyncio.create_task(app({"type": "lifespan"}, lifespan_in.get, lifespan_out.put))
-        await lifespan_in.put({"type": "lifespan.startup"})
-        assert (await lifespan_out.get())["type"] == "lifespan.startup.complete"
+        lifespan_in, lifespan = await start_lifespan(app)
         while not app.dataplane.ready:
             await asyncio.sleep(0.01)
         runner = app.dataplane._runner
