@@ -39,7 +39,7 @@ pytestmark = [
 ]
 NS = "team-a"
 SCRAPE_SECONDS = 1  # tests/fixtures/prometheus.py
-WARM_UP = 100  # requests per track before the window
+WARM_UP = 3  # the window's traffic is sent this many times before it
 MODEL = "churn"
 
 
@@ -80,13 +80,15 @@ def test_counts_error_rate_and_p99_of_both_tracks(
     stable, canary, prometheus = tracks
     with httpx.Client(timeout=30) as client:
         # Every series exists before the window (increase() needs a baseline), and far from zero:
-        # increase() stops extrapolating where a counter would reach zero, so with a baseline of 1 or 2
-        # a bucket whose warm-up request was slower (a busy machine) was extrapolated less than +Inf
-        # and the p99 moved up a bucket (seen in CI: 6.9 ms for a canary whose every request took < 5 ms).
-        stable.send(client, good=WARM_UP)
-        canary.send(client, good=WARM_UP, bad=1)
-        wait_for(lambda: scraped_total(prometheus, 'track="canary"') == WARM_UP + 1, 30, what="the warm-up")
-        wait_for(lambda: scraped_total(prometheus, 'track="stable"') == WARM_UP, 30, what="the warm-up")
+        # increase() stops extrapolating where a counter would reach zero, so a series whose baseline is
+        # small next to its increase is extrapolated less than the others (seen in CI: with 1 failed
+        # warm-up request the canary's error rate read 0.23, and with 1-2 requests per bucket its p99
+        # moved up a bucket). The warm-up repeats the window's mix WARM_UP times, so every series'
+        # baseline is WARM_UP times its increase and none is clipped.
+        stable.send(client, good=200 * WARM_UP)
+        canary.send(client, good=75 * WARM_UP, bad=25 * WARM_UP)
+        wait_for(lambda: scraped_total(prometheus, 'track="canary"') == 100 * WARM_UP, 30, what="the warm-up")
+        wait_for(lambda: scraped_total(prometheus, 'track="stable"') == 200 * WARM_UP, 30, what="the warm-up")
         start = now()
         time.sleep(1.5)  # a scrape of the flat baseline inside the window
         before = (stable.histogram(), canary.histogram())
@@ -94,10 +96,10 @@ def test_counts_error_rate_and_p99_of_both_tracks(
         canary.send(client, good=75, bad=25)
         after = (stable.histogram(), canary.histogram())
     wait_for(
-        lambda: scraped_total(prometheus, 'track="canary"') == WARM_UP + 101, 30, what="the canary's traffic"
+        lambda: scraped_total(prometheus, 'track="canary"') == 100 * WARM_UP + 100, 30, what="the canary's traffic"
     )
     wait_for(
-        lambda: scraped_total(prometheus, 'track="stable"') == WARM_UP + 200, 30, what="the stable traffic"
+        lambda: scraped_total(prometheus, 'track="stable"') == 200 * WARM_UP + 200, 30, what="the stable traffic"
     )
     time.sleep(1.5)
     seconds, end = window_since(start)
