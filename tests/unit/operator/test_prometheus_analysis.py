@@ -96,10 +96,14 @@ def test_counts_error_rate_and_p99_of_both_tracks(
         canary.send(client, good=75, bad=25)
         after = (stable.histogram(), canary.histogram())
     wait_for(
-        lambda: scraped_total(prometheus, 'track="canary"') == 100 * WARM_UP + 100, 30, what="the canary's traffic"
+        lambda: scraped_total(prometheus, 'track="canary"') == 100 * WARM_UP + 100,
+        30,
+        what="the canary's traffic",
     )
     wait_for(
-        lambda: scraped_total(prometheus, 'track="stable"') == 200 * WARM_UP + 200, 30, what="the stable traffic"
+        lambda: scraped_total(prometheus, 'track="stable"') == 200 * WARM_UP + 200,
+        30,
+        what="the stable traffic",
     )
     time.sleep(1.5)
     seconds, end = window_since(start)
