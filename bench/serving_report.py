@@ -26,10 +26,11 @@ def best(points: dict[str, Point], side: str) -> Point | None:
 
 
 def ratio(ours: float, theirs: float) -> float | None:
-    """ours / theirs to 2 decimals; None when either side measured nothing (0 or NaN)."""
+    """ours / theirs to 3 decimals (so that 0.696 does not meet a goal of 0.7); None when either side
+    measured nothing (0 or NaN)."""
     if not theirs or math.isnan(theirs) or math.isnan(ours):
         return None
-    return round(ours / theirs, 2)
+    return round(ours / theirs, 3)
 
 
 def _versus(ours: Point, theirs: Point) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def test_each_side_is_represented_by_its_best_variant_by_rps() -> None:
     assert cnn["kubeloop"] == "kubeloop_batching"
     assert cnn["over_mlserver"]["against"] == "mlserver_batching"
     assert cnn["over_mlserver"]["rps_ratio"] == 1.75
-    assert cnn["over_kserve"]["rps_ratio"] == 2.33
+    assert cnn["over_kserve"]["rps_ratio"] == 2.333
     assert cnn["over_onnxruntime_in_process"] == {"batch1": 0.7, "batch32": 0.5}
     assert cnn["lowest_p99_ms"] == {"kubeloop": 110, "kserve": 400, "mlserver": 90, "http_floor": 10}
 
