@@ -28,6 +28,9 @@ FLOAT_DATATYPES = frozenset(("FP16", "FP32", "FP64"))
 _BOM = b"\xef\xbb\xbf"
 _MAX_DEPTH = 32  # a request is 4 levels deep (request, inputs, input, shape); parameters add a few
 _local = threading.local()  # a Parser is not thread-safe; large bodies are decoded in worker threads
+# A Parser keeps the buffers of the largest document it has parsed: a thread keeps one for bodies
+# up to this size, and a body above it gets a Parser of its own, freed with it.
+_KEEP_PARSER_BYTES = 1 << 20
 
 
 class _FallbackError(Exception):
@@ -39,7 +42,7 @@ def load(body: bytes) -> dict[str, Any] | None:
     orjson must decide (see the module's docstring)."""
     if body.startswith(_BOM):
         return None
-    parser = getattr(_local, "parser", None)
+    parser = getattr(_local, "parser", None) if len(body) <= _KEEP_PARSER_BYTES else simdjson.Parser()
     if parser is None:
         parser = _local.parser = simdjson.Parser()
     walk = _Walk()

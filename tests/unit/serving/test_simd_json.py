@@ -137,18 +137,18 @@ def test_it_leaves_to_orjson_what_it_cannot_read_as_orjson_would(name: str) -> N
     assert simd_json.load(DIFFERING[name]) is None
 
 
-def image_body(seed: int) -> tuple[bytes, np.ndarray[Any, Any]]:
-    image = np.random.default_rng(seed).random((1, 3, 64, 64), dtype=np.float32)
-    document = {
-        "inputs": [
-            {"name": "input", "datatype": "FP32", "shape": [1, 3, 64, 64], "data": image.ravel().tolist()}
-        ]
-    }
-    return orjson.dumps(document), image
+def image_body(seed: int, size: int = 64) -> tuple[bytes, np.ndarray[Any, Any]]:
+    image = np.random.default_rng(seed).random((1, 3, size, size), dtype=np.float32)
+    tensor = {"name": "input", "datatype": "FP32", "shape": list(image.shape), "data": image.ravel().tolist()}
+    return orjson.dumps({"inputs": [tensor]}), image
 
 
-def test_a_large_float_tensor_is_copied_to_numpy_without_a_python_list() -> None:
-    raw, image = image_body(0)
+@pytest.mark.parametrize(
+    "size", [64, 256], ids=["115 KB, the thread's parser", "3.7 MB, a parser of its own"]
+)
+def test_a_large_float_tensor_is_copied_to_numpy_without_a_python_list(size: int) -> None:
+    raw, image = image_body(0, size)
+    assert (len(raw) > simd_json._KEEP_PARSER_BYTES) == (size == 256)
     document = simd_json.load(raw)
     assert document is not None
     data = document["inputs"][0]["data"]
