@@ -1,6 +1,7 @@
 """OIP v2 gRPC on real pods: tritonclient.grpc, unchanged, infers through the ModelDeployment's Service
 (its `grpc` port), and every pod behind the headless `<name>-grpc` Service answers on its own address,
-which is what a `dns:///` client with round_robin balances over.
+which is what a `dns:///` client with round_robin balances over. A large JSON request (parsed by
+simdjson in the pod) gets the same answer over REST.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
@@ -69,6 +71,19 @@ def test_tritonclient_infers_through_the_service(platform: Platform, deployed: s
     for rows in (1, 5, 64):
         check_infer(client, rows)
     client.close()
+
+
+def test_a_large_json_request_is_answered_as_the_reference_does(platform: Platform, deployed: str) -> None:
+    rows = 512  # 2,048 floats: a body of ~40 KB, above serving's SIMD_JSON_BYTES
+    x = np.random.default_rng(7).normal(size=(rows, 4)).astype(np.float32)
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [rows, 4], "data": x.ravel().tolist()}]}
+    url = f"{platform.service_url(NAME, deployed)}/v2/models/{NAME}/infer"
+    answer = httpx.post(url, json=body, timeout=60)
+    assert answer.status_code == 200 and len(answer.request.content) > 8192, answer.text
+    outputs = {output["name"]: output for output in answer.json()["outputs"]}
+    scores, label = tabular_reference(x)
+    np.testing.assert_allclose(np.asarray(outputs["scores"]["data"]).reshape(scores.shape), scores, rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(outputs["label"]["data"]).reshape(label.shape), label)
 
 
 def test_the_headless_service_lists_every_pod_and_each_answers(platform: Platform, deployed: str) -> None:
