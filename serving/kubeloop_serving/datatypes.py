@@ -28,6 +28,9 @@ NUMPY_DTYPES: Final[dict[str, np.dtype[np.generic]]] = {
     BYTES: np.dtype(object),
 }
 
+#: OIP datatypes of floating-point tensors.
+FLOAT_DATATYPES: Final = frozenset(name for name, dtype in NUMPY_DTYPES.items() if dtype.kind == "f")
+
 #: NumPy dtype -> OIP datatype (object arrays hold BYTES).
 DATATYPES: Final[dict[np.dtype[np.generic], str]] = {dtype: name for name, dtype in NUMPY_DTYPES.items()}
 

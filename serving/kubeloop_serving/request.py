@@ -17,6 +17,7 @@ import orjson
 from kubeloop_serving import simd_json
 from kubeloop_serving.datatypes import (
     BYTES,
+    FLOAT_DATATYPES,
     NUMPY_DTYPES,
     Tensors,
     accepted_json_kinds,
@@ -213,7 +214,7 @@ def decode_json_tensor(
         return _cast(data, datatype, name).reshape(shape)
     if not isinstance(data, list):
         raise InvalidRequestError(f"input {name!r} needs data (a list) or parameters.binary_data_size")
-    array = _flat_floats(data) if datatype in _FLOAT_DATATYPES else None
+    array = _flat_floats(data) if datatype in FLOAT_DATATYPES else None
     if array is not None:
         _check_count(array.size, shape, name)
         return _cast(array, datatype, name).reshape(shape)
@@ -233,7 +234,6 @@ def decode_json_tensor(
 
 
 _ACCEPTED_KINDS = {datatype: accepted_json_kinds(datatype) for datatype in NUMPY_DTYPES}
-_FLOAT_DATATYPES = frozenset(("FP16", "FP32", "FP64"))
 
 
 def _flat_floats(data: list[Any]) -> np.ndarray[Any, Any] | None:

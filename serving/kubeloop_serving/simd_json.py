@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import simdjson
 
-FLOAT_DATATYPES = frozenset(("FP16", "FP32", "FP64"))
+from kubeloop_serving.datatypes import FLOAT_DATATYPES
+
 _BOM = b"\xef\xbb\xbf"
 _MAX_DEPTH = 32  # a request is 4 levels deep (request, inputs, input, shape); parameters add a few
 _local = threading.local()  # a Parser is not thread-safe; large bodies are decoded in worker threads
