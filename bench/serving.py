@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import serving_args
 from bench.serving_models import BenchModel, request_body, small_cnn, tabular_mlp
 from bench.serving_peers import PeerPythons, peer_python, peer_version
 from bench.serving_report import goals, ratios
@@ -138,34 +139,13 @@ def _median_measured(values: list[float]) -> float:
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="kubeloop vs KServe and MLServer serving benchmark (JSON)")
-    parser.add_argument("--quick", action="store_true", help="one short round: a smoke test")
-    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per point")
-    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per point")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians reported")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    parser = serving_args.parser("kubeloop vs KServe and MLServer serving benchmark (JSON)")
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS + OPTIONAL_SERVERS)
-    parser.add_argument("--server-cpus", default="0", help="taskset CPU list shared by every server")
-    parser.add_argument("--loadgen-cpus", default=None, help="taskset CPU list of the load generator")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads per server")
-    args = parser.parse_args()
-    if args.quick:
-        args.duration, args.warmup, args.rounds = 2.0, 0.5, 1
-    server_cpu_count = len(os.sched_getaffinity(0) & _cpu_set(args.server_cpus))
-    args.threads = args.threads or max(1, server_cpu_count)
-    if args.loadgen_cpus is None:
-        others = sorted(os.sched_getaffinity(0) - _cpu_set(args.server_cpus))
-        args.loadgen_cpus = ",".join(map(str, others or sorted(os.sched_getaffinity(0))))
+    args = serving_args.parse(parser)
+    args.threads = args.threads or serving_args.server_cpu_count(args)
     return args
-
-
-def _cpu_set(spec: str) -> set[int]:
-    cpus: set[int] = set()
-    for part in spec.split(","):
-        first, _, last = part.partition("-")
-        cpus.update(range(int(first), int(last or first) + 1))
-    return cpus
 
 
 def compute_floor(model: BenchModel, body_file: Path, args: argparse.Namespace) -> dict[str, float]:

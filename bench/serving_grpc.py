@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import serving_args
 from bench.serving import ROOT, environment
 from bench.serving_models import BenchModel, request_body, small_cnn, tabular_mlp
 from bench.serving_peers import PeerPythons, peer_python
@@ -173,28 +173,13 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="kubeloop gRPC vs REST vs KServe gRPC (prints JSON)")
-    parser.add_argument("--quick", action="store_true", help="one short round: a smoke test")
-    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per point")
-    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per point")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians reported")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    parser = serving_args.parser("kubeloop gRPC vs REST vs KServe gRPC (prints JSON)")
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
-    parser.add_argument("--server-cpus", default="0", help="one CPU: taskset of every server")
-    parser.add_argument(
-        "--loadgen-cpus", default=None, help="taskset of the load generators (default: the rest)"
-    )
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per server")
     parser.add_argument("--kserve-python", type=Path, help="the peer's interpreter (default: .venv-kserve)")
-    args = parser.parse_args()
-    if args.quick:
-        args.duration, args.warmup, args.rounds = 2.0, 0.5, 1
-    if args.loadgen_cpus is None:
-        others = sorted(os.sched_getaffinity(0) - {int(args.server_cpus)})
-        args.loadgen_cpus = ",".join(map(str, others or sorted(os.sched_getaffinity(0))))
-    return args
+    return serving_args.parse(parser)
 
 
 def main() -> None:

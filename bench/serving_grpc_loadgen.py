@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
-from bench.serving_loadgen import percentile
+from bench.serving_loadgen import summarise
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 UNBOUNDED = -1
@@ -65,14 +65,7 @@ async def run(
                 for _ in range(concurrency)
             )
         )
-    latencies = sorted(tally.latencies)
-    return {
-        "requests": len(latencies),
-        "rps": round(len(latencies) / duration_s, 1),
-        "p50_ms": round(percentile(latencies, 0.50) * 1000, 3),
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
-        "statuses": dict(sorted(tally.statuses.items())),
-    }
+    return summarise(tally.latencies, tally.statuses, duration_s)
 
 
 def main() -> None:

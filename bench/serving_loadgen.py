@@ -12,8 +12,10 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _HEADER_END = b"\r\n\r\n"
 
@@ -89,6 +91,18 @@ def percentile(sorted_values: list[float], share: float) -> float:
     return sorted_values[rank]
 
 
+def summarise(latencies: list[float], statuses: Mapping[Any, int], duration_s: float) -> dict[str, object]:
+    """Requests, rps, p50 and p99 (ms) of what was measured, and how many got each status."""
+    ordered = sorted(latencies)
+    return {
+        "requests": len(ordered),
+        "rps": round(len(ordered) / duration_s, 1),
+        "p50_ms": round(percentile(ordered, 0.50) * 1000, 3),
+        "p99_ms": round(percentile(ordered, 0.99) * 1000, 3),
+        "statuses": {str(code): count for code, count in sorted(statuses.items())},
+    }
+
+
 async def run(
     url: str, body: bytes, concurrency: int, warmup_s: float, duration_s: float
 ) -> dict[str, object]:
@@ -106,15 +120,7 @@ async def run(
             for _ in range(concurrency)
         )
     )
-    latencies = sorted(tally.latencies)
-    return {
-        "requests": len(latencies),
-        "rps": round(len(latencies) / duration_s, 1),
-        "p50_ms": round(percentile(latencies, 0.50) * 1000, 3),
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
-        "statuses": {str(code): count for code, count in sorted(tally.statuses.items())},
-        "errors": tally.errors,
-    }
+    return {**summarise(tally.latencies, tally.statuses, duration_s), "errors": tally.errors}
 
 
 def main() -> None:

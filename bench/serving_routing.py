@@ -24,7 +24,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.serving import _cpu_set, load, summarise
+from bench import serving_args
+from bench.serving import load, summarise
 from bench.serving_models import request_body, tabular_mlp
 from bench.serving_servers import ServerSpec, running_servers
 from kubeloop.contracts.routing import Canary, Routes, Shadow
@@ -49,26 +50,16 @@ def publish(routes_file: Path, routes: Routes) -> None:
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="canary through the split vs direct (prints JSON)")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--server-cpus", default="0", help="taskset CPU list shared by both servers")
-    parser.add_argument("--loadgen-cpus", default=None)
-    args = parser.parse_args()
+    parser = serving_args.parser("canary through the split vs direct (prints JSON)", concurrency=(1, 8, 32))
+    args = serving_args.parse(parser)
     if args.quick:
-        args.duration, args.warmup, args.rounds, args.concurrency = 2.0, 0.5, 1, [1, 8]
-    if args.loadgen_cpus is None:
-        others = sorted(os.sched_getaffinity(0) - _cpu_set(args.server_cpus))
-        args.loadgen_cpus = ",".join(map(str, others or sorted(os.sched_getaffinity(0))))
+        args.concurrency = [1, 8]
     return args
 
 
 def main() -> None:
     args = arguments()
-    threads = str(max(1, len(os.sched_getaffinity(0) & _cpu_set(args.server_cpus))))
+    threads = str(serving_args.server_cpu_count(args))
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="kubeloop-bench-routing-") as scratch_name:
         scratch = Path(scratch_name)
