@@ -53,7 +53,9 @@ RATE_INTERVAL = "1m"
 # the second `kubeloop serve` below, scraped under the canary's labels).
 CANARY = {
     "model": {"uri": "models:/churn/2"},
-    "analysis": {"steps": [50], "intervalSeconds": 2, "warmupSeconds": 0, "minRequests": 1},
+    # a window of 4 s (4 scrapes of each series): an analysis over one or two samples per series once
+    # passed without outputPsi, whose histograms it found empty, and the last analysis stays on the panel
+    "analysis": {"steps": [50], "intervalSeconds": 4, "warmupSeconds": 0, "minRequests": 1},
 }
 
 
@@ -308,9 +310,13 @@ def failures(results: dict[str, list[Evaluated]]) -> list[str]:
     ]
 
 
-def complete(prometheus: Prometheus, ns: str) -> dict[str, list[Evaluated]] | None:
+def complete(prometheus: Prometheus, ns: str, checks: set[str]) -> dict[str, list[Evaluated]] | None:
+    """Every panel's queries, once each returns series and the canary's last analysis has ``checks``."""
     results = evaluate_dashboards(prometheus, ns)
-    return None if failures(results) else results
+    if failures(results):
+        return None
+    reported = values_of(panel(results, "serving", "Canary checks (last analysis)"), "check")
+    return results if reported.keys() >= checks else None
 
 
 def panel(
@@ -392,9 +398,15 @@ def test_every_dashboard_query_returns_series_from_live_components(
                 60,
                 what="payload rows written and scraped",
             )
-            # rate() needs two samples of a series: the newest ones appear a scrape or two later.
+            # rate() needs two samples of a series: the newest ones appear a scrape or two later, and the
+            # canary's analysis (both checks on its panel) comes 4 s after the canary started.
             try:
-                results = wait_for(lambda: complete(prometheus, ns), 60, interval=1, what="every query")
+                results = wait_for(
+                    lambda: complete(prometheus, ns, checks={"errorRate", "outputPsi"}),
+                    60,
+                    interval=1,
+                    what="every query, and both canary checks",
+                )
             except AssertionError:
                 results = evaluate_dashboards(prometheus, ns)
         assert load.answered.get(200, 0) > 0 and load.answered.get(400, 0) > 0, load.answered
