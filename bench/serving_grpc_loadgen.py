@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
-from bench.serving_loadgen import summarise
+from bench.serving_loadgen import run_summary
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 UNBOUNDED = -1
@@ -65,7 +65,7 @@ async def run(
                 for _ in range(concurrency)
             )
         )
-    return summarise(tally.latencies, tally.statuses, duration_s)
+    return run_summary(tally.latencies, tally.statuses, duration_s)
 
 
 def main() -> None:

@@ -91,7 +91,7 @@ def percentile(sorted_values: list[float], share: float) -> float:
     return sorted_values[rank]
 
 
-def summarise(latencies: list[float], statuses: Mapping[Any, int], duration_s: float) -> dict[str, object]:
+def run_summary(latencies: list[float], statuses: Mapping[Any, int], duration_s: float) -> dict[str, object]:
     """Requests, rps, p50 and p99 (ms) of what was measured, and how many got each status."""
     ordered = sorted(latencies)
     return {
@@ -120,7 +120,7 @@ async def run(
             for _ in range(concurrency)
         )
     )
-    return {**summarise(tally.latencies, tally.statuses, duration_s), "errors": tally.errors}
+    return {**run_summary(tally.latencies, tally.statuses, duration_s), "errors": tally.errors}
 
 
 def main() -> None:
