@@ -35,8 +35,9 @@ from bench.serving_servers import ServerSpec, cpu_seconds, running_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("kubeloop", "kubeloop_batching", "kserve", "mlserver", "mlserver_batching", "http_floor")
-#: Not run by default: kubeloop with every model run in its worker thread (INLINE_RUN_MICROS=0).
-OPTIONAL_SERVERS = ("kubeloop_threaded",)
+#: Not run by default: kubeloop with every model run in its worker thread (INLINE_RUN_MICROS=0), and
+#: with batches of up to 32 rows whatever their run takes (MAX_BATCH_RUN_MS=0).
+OPTIONAL_SERVERS = ("kubeloop_threaded", "kubeloop_batching_unbudgeted")
 PEER_PYTHONPATH = {"PYTHONPATH": f"{ROOT}:{ROOT / 'serving'}"}
 
 
@@ -60,6 +61,16 @@ def server_specs(model: BenchModel, threads: int, peers: PeerPythons) -> list[Se
             "kubeloop_batching",
             kubeloop,
             {**kubeloop_env, "KUBELOOP_SERVING_MAX_BATCH_SIZE": "32"},
+            "PORT_ENV",
+        ),
+        ServerSpec(
+            "kubeloop_batching_unbudgeted",
+            kubeloop,
+            {
+                **kubeloop_env,
+                "KUBELOOP_SERVING_MAX_BATCH_SIZE": "32",
+                "KUBELOOP_SERVING_MAX_BATCH_RUN_MS": "0",
+            },
             "PORT_ENV",
         ),
         ServerSpec(

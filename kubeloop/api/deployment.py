@@ -101,6 +101,14 @@ class Batching(ApiModel):
 
     max_batch_size: int = Field(32, ge=1, le=4096, description="1 turns batching off.")
     max_wait_ms: float = Field(2.0, ge=0, le=1000)
+    max_run_ms: float = Field(
+        10.0,
+        ge=0,
+        le=60_000,
+        description="A batch stops at the rows expected to run this long (fitted from recent runs), so a "
+        "request that just misses one waits little; never fewer rows than keep a run's fixed cost under a "
+        "tenth of it. 0 = up to maxBatchSize.",
+    )
 
 
 class PayloadLogging(ApiModel):

@@ -6,12 +6,14 @@ once; requests that arrive while a batch runs queue up and leave together. The b
 for company (at most ``max_wait_s``) only while other requests are already inside the server,
 their bodies read in full and being decoded, so an idle server adds no latency and a client that
 trickles its body never holds a batch back (bodies are read before a request comes near here).
+A batch stops at the rows expected to run within ``max_run_s`` (kubeloop_serving.batch_size).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from kubeloop_serving.batch_size import BatchSizer
 from kubeloop_serving.datatypes import Tensors
 from kubeloop_serving.errors import ModelNotReadyError
 from kubeloop_serving.placement import INLINE_BELOW_S, RunPlacement
@@ -98,9 +101,10 @@ class AdaptiveBatcher:
         max_wait_s: float,
         observe: BatchObserver,
         inline_below_s: float = INLINE_BELOW_S,
+        max_run_s: float = 0.0,
     ) -> None:
         self._run = run
-        self._max_rows = max_batch_size
+        self.sizer = BatchSizer(max_batch_size, max_run_s)
         self._max_wait_s = max_wait_s
         self._observe = observe
         self._queue: deque[_Pending] = deque()
@@ -155,7 +159,7 @@ class AdaptiveBatcher:
                 continue
             members, rows = [member.inputs for member in batch], [member.rows for member in batch]
             try:
-                outcomes = await place(partial(run_batch, self._run, members, rows, self._observe))
+                outcomes = await place(partial(self._run_batch, members, rows))
             except (
                 Exception
             ) as error:  # pragma: no cover - run_batch catches per member; never strand a request
@@ -163,11 +167,17 @@ class AdaptiveBatcher:
             for member, outcome in zip(batch, outcomes, strict=True):
                 _settle(member.future, outcome)
 
+    def _run_batch(self, members: list[Tensors], rows: list[int]) -> list[Outcome]:
+        started = time.thread_time()  # where it runs: a run preempted on a busy node is not a long one
+        outcomes = run_batch(self._run, members, rows, self._observe)
+        self.sizer.observe(sum(rows), time.thread_time() - started)
+        return outcomes
+
     async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Pending]:
         batch: list[_Pending] = []
         rows = self._take(batch, 0)
         deadline = loop.time() + self._max_wait_s
-        while batch and rows < self._max_rows and self._arriving and loop.time() < deadline:
+        while batch and rows < self.sizer.limit and self._arriving and loop.time() < deadline:
             await asyncio.sleep(0)
             rows = self._take(batch, rows)
         return batch
@@ -175,12 +185,13 @@ class AdaptiveBatcher:
     def _take(self, batch: list[_Pending], rows: int) -> int:
         """Move queued requests that fit and merge with the batch's first member into the batch."""
         kept: deque[_Pending] = deque()
+        limit = self.sizer.limit
         while self._queue:
             member = self._queue.popleft()
             if member.future.done():
                 continue
-            fits = not batch or (member.key == batch[0].key and rows + member.rows <= self._max_rows)
-            if fits and rows < self._max_rows:
+            fits = not batch or (member.key == batch[0].key and rows + member.rows <= limit)
+            if fits and rows < limit:
                 batch.append(member)
                 rows += member.rows
             else:

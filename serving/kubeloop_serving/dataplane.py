@@ -153,7 +153,10 @@ class DataPlane:
         inline_s = self.settings.inline_run_micros / 1e6
         if loaded.model.signature.batchable and self.settings.max_batch_size > 1:
             wait_s = self.settings.max_batch_wait_ms / 1000
-            self._runner = AdaptiveBatcher(run, self.settings.max_batch_size, wait_s, observe_batch, inline_s)
+            run_s = self.settings.max_batch_run_ms / 1000
+            self._runner = AdaptiveBatcher(
+                run, self.settings.max_batch_size, wait_s, observe_batch, inline_s, max_run_s=run_s
+            )
         else:
             self._runner = SerialRunner(run, observe_batch, inline_s)
         self._runner.start()

@@ -55,6 +55,14 @@ class ServingSettings(BaseSettings):
         le=1000,
         description="Most a request waits for company when others are already queued; never when idle.",
     )
+    max_batch_run_ms: float = Field(
+        10.0,
+        ge=0,
+        le=60_000,
+        description="A merged batch stops at the rows expected to run this long (fitted from recent runs), "
+        "so a request that just misses one waits little; never fewer rows than keep a run's fixed cost "
+        "under a tenth of it. 0 = up to MAX_BATCH_SIZE rows.",
+    )
     intra_op_threads: int = Field(
         0, ge=0, le=1024, description="onnxruntime intra-op threads; 0 = the container CPU limit."
     )

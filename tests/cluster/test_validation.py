@@ -358,7 +358,7 @@ def test_valid_resources_are_accepted_with_defaults(crds: Cluster) -> None:
     assert tj["workers"] == 1 and tj["runPolicy"]["backoffLimit"] == 0 and tj["resources"]["gpus"] == 0
     md = server_dry_run(crds, model_deployment())["spec"]
     assert md["replicas"] == {"min": 1, "max": 3}
-    assert md["batching"] == {"maxBatchSize": 32, "maxWaitMs": 2}
+    assert md["batching"] == {"maxBatchSize": 32, "maxWaitMs": 2, "maxRunMs": 10}
     assert "canary" not in md
     challenged = server_dry_run(crds, challenged_job())["spec"]
     assert challenged["challenge"] == {**CHALLENGE, "margin": 0}

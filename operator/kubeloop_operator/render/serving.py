@@ -97,6 +97,7 @@ def server_env(
         port=HTTP_PORT,
         max_batch_size=spec.batching.max_batch_size,
         max_batch_wait_ms=spec.batching.max_wait_ms,
+        max_batch_run_ms=spec.batching.max_run_ms,
         model_version=resolved.version if resolved is not None else None,
         # the server downloads from the registry
         mlflow_tracking_uri=settings.mlflow_tracking_uri if is_registry_uri(served) else None,

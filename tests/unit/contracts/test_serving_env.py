@@ -28,7 +28,7 @@ def test_rendered_environment_parses_into_the_server_settings(monkeypatch: pytes
     spec = ModelDeploymentSpec.model_validate(
         {
             "model": {"uri": "models:/churn@champion", "sha256": SHA},
-            "batching": {"maxBatchSize": 64, "maxWaitMs": 3.5},
+            "batching": {"maxBatchSize": 64, "maxWaitMs": 3.5, "maxRunMs": 40},
             "payloadLogging": {"sinkUri": "s3://payloads", "sampleRate": 0.25},
         }
     )
@@ -43,7 +43,7 @@ def test_rendered_environment_parses_into_the_server_settings(monkeypatch: pytes
     settings = ServingSettings()
     assert settings.model_uri == "models:/churn/7" and settings.model_version == "7"
     assert settings.served_model_name == "churn-prod" and settings.model_sha256 == SHA
-    assert (settings.max_batch_size, settings.max_batch_wait_ms) == (64, 3.5)
+    assert (settings.max_batch_size, settings.max_batch_wait_ms, settings.max_batch_run_ms) == (64, 3.5, 40)
     assert (settings.payload_log_uri, settings.payload_log_sample_rate) == ("s3://payloads", 0.25)
     assert settings.mlflow_tracking_uri == OperatorSettings().mlflow_tracking_uri
     assert settings.port == int(

@@ -61,7 +61,7 @@ def test_batching_payload_logging_and_pvc(settings: OperatorSettings) -> None:
     children = render_serving(
         owner_of("ModelDeployment"),
         spec(
-            batching={"maxBatchSize": 64, "maxWaitMs": 5},
+            batching={"maxBatchSize": 64, "maxWaitMs": 5, "maxRunMs": 25},
             payloadLogging={
                 "sinkUri": "file:///var/payloads",
                 "sampleRate": 0.25,
@@ -74,6 +74,7 @@ def test_batching_payload_logging_and_pvc(settings: OperatorSettings) -> None:
     env = env_of(deployment)
     assert env["KUBELOOP_SERVING_MAX_BATCH_SIZE"] == "64"
     assert env["KUBELOOP_SERVING_MAX_BATCH_WAIT_MS"] == "5.0"
+    assert env["KUBELOOP_SERVING_MAX_BATCH_RUN_MS"] == "25.0"
     assert env["KUBELOOP_SERVING_PAYLOAD_LOG_URI"] == "file:///var/payloads"
     assert env["KUBELOOP_SERVING_PAYLOAD_LOG_SAMPLE_RATE"] == "0.25"
     pod = deployment["spec"]["template"]["spec"]

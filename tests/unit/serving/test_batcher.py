@@ -94,3 +94,31 @@ def test_a_single_input_keys_by_name_trailing_dimensions_and_dtype() -> None:
     assert merge_key({"x": np.zeros((1, 4), np.float32)}) != merge_key({"x": np.zeros((1, 4), np.int64)})
     assert merge_key({"x": np.zeros((1, 4), np.float32)}) != merge_key({"y": np.zeros((1, 4), np.float32)})
     assert merge_key({"x": np.zeros((), np.float32)}) == (("x", (), "<f4"),)
+
+
+def test_a_batch_stops_at_the_rows_expected_to_run_within_its_budget(gather_runner: object) -> None:
+    observed: list[int] = []
+
+    async def scenario() -> list[Tensors]:
+        batcher = AdaptiveBatcher(
+            gather_runner,  # type: ignore[arg-type]
+            max_batch_size=8,
+            max_wait_s=0.0,
+            observe=observed.append,
+            max_run_s=2.5,
+        )
+        # earlier runs took a second a row; this model's real runs (milliseconds) add a size to the
+        # fit but leave it near a second a row, so 2 rows fit the 2.5 s budget throughout
+        batcher.sizer.observe(1, 1.0)
+        batcher.sizer.observe(4, 4.0)
+        assert batcher.sizer.limit == 2
+        batcher.start()
+        requests = [member([[i, i, i, i]], [i]) for i in range(6)]
+        results = await asyncio.gather(*(batcher.infer(r, 1) for r in requests))
+        await batcher.close()
+        return results
+
+    results = asyncio.run(scenario())
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result["y"], GATHER_TABLE[[i]] + i)
+    assert observed == [2, 2, 2]  # all six were queued at once; without the budget: [6]
