@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -159,19 +158,16 @@ class AdaptiveBatcher:
                 continue
             members, rows = [member.inputs for member in batch], [member.rows for member in batch]
             try:
-                outcomes = await place(partial(self._run_batch, members, rows))
+                outcomes = await place(
+                    partial(run_batch, self._run, members, rows, self._observe),
+                    partial(self.sizer.observe, sum(rows)),
+                )
             except (
                 Exception
             ) as error:  # pragma: no cover - run_batch catches per member; never strand a request
                 outcomes = [error] * len(batch)
             for member, outcome in zip(batch, outcomes, strict=True):
                 _settle(member.future, outcome)
-
-    def _run_batch(self, members: list[Tensors], rows: list[int]) -> list[Outcome]:
-        started = time.thread_time()  # where it runs: a run preempted on a busy node is not a long one
-        outcomes = run_batch(self._run, members, rows, self._observe)
-        self.sizer.observe(sum(rows), time.thread_time() - started)
-        return outcomes
 
     async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Pending]:
         batch: list[_Pending] = []

@@ -41,18 +41,22 @@ class RunPlacement:
         """Whether the next call runs on the event loop."""
         return self.average_s < self._inline_below_s
 
-    async def call(self, function: Callable[[], T]) -> T:
-        """``function()``, on the event loop or in the executor."""
+    async def call(self, function: Callable[[], T], timed: Callable[[float], None] | None = None) -> T:
+        """``function()``, on the event loop or in the executor; ``timed`` also gets its duration."""
         if self.inline:
-            return self._timed(function)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, function)
+            return self._timed(function, timed)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._timed, function, timed)
 
-    def _timed(self, function: Callable[[], T]) -> T:
+    def _timed(self, function: Callable[[], T], timed: Callable[[float], None] | None) -> T:
         started = time.thread_time()
         try:
             return function()
         finally:
-            self._observe(time.thread_time() - started)
+            seconds = time.thread_time() - started
+            self._observe(seconds)
+            if timed is not None:
+                timed(seconds)
 
     def _observe(self, seconds: float) -> None:
         previous = self.average_s
