@@ -9,7 +9,8 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from kubeloop.api.common import GROUP, VERSION
-from kubeloop.api.deployment import ModelDeploymentSpec, ModelDeploymentStatus
+from kubeloop.api.deployment import ModelDeploymentSpec
+from kubeloop.api.deployment_status import ModelDeploymentStatus
 from kubeloop.api.drift import DriftMonitorSpec, DriftMonitorStatus
 from kubeloop.api.labels import NAME_RULE
 from kubeloop.api.training import TrainingJobSpec, TrainingJobStatus

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from kubeloop.api.deployment import ResolvedModel
+from kubeloop.api.deployment_status import ResolvedModel
 from kubeloop_operator.conditions import now
 from kubeloop_operator.kube import Kube, Obj
 from kubeloop_operator.metrics import ObjectSeries

@@ -7,7 +7,7 @@ import json
 import urllib.parse
 import urllib.request
 
-from kubeloop.api.deployment import ResolvedModel
+from kubeloop.api.deployment_status import ResolvedModel
 from kubeloop.contracts.registry_uri import is_registry_uri, parse_registry_uri, pinned_uri
 
 

@@ -9,14 +9,8 @@ from datetime import datetime
 
 import kopf
 
-from kubeloop.api.deployment import (
-    ModelDeploymentSpec,
-    ModelDeploymentStatus,
-    ModelSource,
-    PromotedModel,
-    ResolvedModel,
-    RolloutStatus,
-)
+from kubeloop.api.deployment import ModelDeploymentSpec, ModelSource
+from kubeloop.api.deployment_status import ModelDeploymentStatus, PromotedModel, ResolvedModel, RolloutStatus
 from kubeloop_operator import metrics, reasons
 from kubeloop_operator.context import Context
 from kubeloop_operator.kube import Obj

@@ -6,13 +6,8 @@ from collections.abc import Callable
 
 import kopf
 
-from kubeloop.api.deployment import (
-    ModelDeploymentSpec,
-    ModelDeploymentStatus,
-    ResolvedModel,
-    RolloutStatus,
-    TrackStatus,
-)
+from kubeloop.api.deployment import ModelDeploymentSpec
+from kubeloop.api.deployment_status import ModelDeploymentStatus, ResolvedModel, RolloutStatus, TrackStatus
 from kubeloop_operator import metrics, reasons
 from kubeloop_operator.conditions import status_of
 from kubeloop_operator.context import Context, digest

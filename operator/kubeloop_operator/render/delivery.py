@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeloop.api.deployment import ABTest, ModelDeploymentSpec, ModelSource, ResolvedModel
+from kubeloop.api.deployment import ABTest, ModelDeploymentSpec, ModelSource
+from kubeloop.api.deployment_status import ResolvedModel
 from kubeloop.contracts import routing
 from kubeloop.contracts.routing import ROUTES_DIR, ROUTES_FILE, ROUTES_KEY, Canary, Routes
 from kubeloop_operator.render.common import Manifest, Owner

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeloop.api.deployment import ModelDeploymentSpec, ModelSource, PayloadLogging, ResolvedModel
+from kubeloop.api.deployment import ModelDeploymentSpec, ModelSource, PayloadLogging
+from kubeloop.api.deployment_status import ResolvedModel
 from kubeloop.contracts.labels import labels_root
 from kubeloop.contracts.registry_uri import is_registry_uri
 from kubeloop.contracts.serving_env import ServerEnv

@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kubeloop.api.deployment import CanaryAnalysis, CanaryChecks, CheckResult
+from kubeloop.api.deployment import CanaryAnalysis, CanaryChecks
+from kubeloop.api.deployment_status import CheckResult
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 #: Shares below this count as this (PSI of a class one side never predicted stays finite).
@@ -99,17 +100,23 @@ def evaluate(checks: CanaryChecks, m: Measurement) -> list[CheckResult]:
 
 def verdict(analysis: CanaryAnalysis, m: Measurement, results: list[CheckResult]) -> Verdict:
     """Too few canary requests: inconclusive, whatever the checks say. Otherwise a failed check fails
-    the window; a check that cannot be measured (no stable traffic to compare with, no output metric)
-    neither passes nor fails it."""
+    the window, and a configured check that could not be measured (stable answered nothing to compare
+    with, a series is missing) holds it: a check is passed only once it has been measured."""
     if m.canary.requests < analysis.min_requests:
         return "inconclusive"
     if any(r.passed is False for r in results):
         return "fail"
+    if unmeasured(results):
+        return "inconclusive"
     return "pass"
 
 
 def failing(results: list[CheckResult]) -> list[CheckResult]:
     return [r for r in results if r.passed is False]
+
+
+def unmeasured(results: list[CheckResult]) -> list[str]:
+    return [r.name for r in results if r.passed is None]
 
 
 def describe(results: list[CheckResult]) -> str:

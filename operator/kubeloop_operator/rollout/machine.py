@@ -4,7 +4,8 @@ restarted operator takes up where it was (level-triggered: any reconcile may cal
 
     Progressing --canary Ready--> weight = step's --warm-up + interval--> analysis:
         pass          -> next step (or Promoting after the last)
-        inconclusive  -> held (Inconclusive), analysed again after another interval
+        inconclusive  -> held (Inconclusive), analysed again after another interval: too few canary
+                         requests, or a configured check that could not be measured
         fail          -> failures + 1; beyond failureLimit -> RolledBack (weight 0)
     Promoting --stable rolled to the canary's version--> Promoted (weight 0)
     paused -> Paused (weight held); abort -> Aborted (weight 0); a new canary model starts afresh.
@@ -16,8 +17,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from kubeloop.api.deployment import TERMINAL_PHASES, Canary, CanaryAnalysis, CheckResult, RolloutStatus
-from kubeloop_operator.rollout.checks import Verdict, describe
+from kubeloop.api.deployment import Canary, CanaryAnalysis
+from kubeloop.api.deployment_status import TERMINAL_PHASES, CheckResult, RolloutStatus
+from kubeloop_operator.rollout.checks import Verdict, describe, unmeasured
 
 ANALYSED_PHASES = ("Progressing", "Inconclusive")
 
@@ -160,10 +162,13 @@ def judge(
     base = rollout.model_copy(update={"checks": results, "analyzed_at": now})
     step, steps = rollout.step, analysis.steps
     if outcome == "inconclusive":
-        message = (
-            f"step {step}: {requests:.0f} canary requests since the window began, fewer than "
-            f"minRequests {analysis.min_requests}: held"
-        )
+        if requests < analysis.min_requests:
+            why = f"{requests:.0f} canary requests since the window began, fewer than minRequests"
+            why += f" {analysis.min_requests}"
+        else:
+            names = ", ".join(unmeasured(results))
+            why = f"{names} not measured in the window (no stable traffic to compare with, or no series)"
+        message = f"step {step}: {why}: held"
         return base.model_copy(update={"phase": "Inconclusive", "message": message})
     if outcome == "fail":
         failures = rollout.failures + 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kubeloop.api.common import Condition
-from kubeloop.api.deployment import RolloutStatus
+from kubeloop.api.deployment_status import RolloutStatus
 from kubeloop_operator import reasons
 from kubeloop_operator.conditions import set_condition
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeloop.api.deployment import ModelDeploymentSpec, ModelDeploymentStatus, ResolvedModel, TrackStatus
+from kubeloop.api.deployment import ModelDeploymentSpec
+from kubeloop.api.deployment_status import ModelDeploymentStatus, ResolvedModel, TrackStatus
 from kubeloop_operator import reasons
 from kubeloop_operator.conditions import set_condition
 from kubeloop_operator.render.common import Owner

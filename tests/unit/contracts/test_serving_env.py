@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from kubeloop.api.deployment import ModelDeploymentSpec, ResolvedModel
+from kubeloop.api.deployment import ModelDeploymentSpec
+from kubeloop.api.deployment_status import ResolvedModel
 from kubeloop.contracts.routing import ROUTES_FILE, Variant
 from kubeloop.contracts.serving_env import ENV_PREFIX, ServerEnv, env_name
 from kubeloop_operator.render.common import Owner

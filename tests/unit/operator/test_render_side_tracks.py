@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from kubeloop.api.deployment import ModelDeploymentSpec, ResolvedModel
+from kubeloop.api.deployment import ModelDeploymentSpec
+from kubeloop.api.deployment_status import ResolvedModel
 from kubeloop.contracts.routing import ROUTES_KEY, Routes
 from kubeloop_operator.render.delivery import SideTracks, ab_weights
 from kubeloop_operator.render.serving import expected_replicas, render_serving

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from kubeloop.api.deployment import Canary, RolloutStatus
+from kubeloop.api.deployment import Canary
+from kubeloop.api.deployment_status import RolloutStatus
 from kubeloop_operator.rollout import machine
 from kubeloop_operator.rollout.checks import Measurement, TrackWindow, evaluate, psi, verdict
 
@@ -41,6 +42,7 @@ class Run:
 
     spec: Canary
     traffic: Callable[[RolloutStatus], TrackWindow] = lambda _: HEALTHY
+    stable: Callable[[], TrackWindow] = lambda: STABLE
     ready: bool = True
     prometheus: bool = True
     tick: timedelta = timedelta(seconds=15)
@@ -54,7 +56,7 @@ class Run:
         rollout = machine.advance(self.spec, self.rollout, observed)
         analysis = self.spec.analysis
         if analysis is not None and machine.due(rollout, analysis, self.now):
-            m = Measurement(canary=self.traffic(rollout), stable=STABLE)
+            m = Measurement(canary=self.traffic(rollout), stable=self.stable())
             results = evaluate(analysis.checks, m)
             rollout = machine.judge(
                 rollout, analysis, results, verdict(analysis, m, results), m.canary.requests, self.now
@@ -243,11 +245,28 @@ def test_psi() -> None:
     assert math.isfinite(psi({"a": 1}, {"b": 1}) or math.inf), "a class one side never saw stays finite"
 
 
-def test_unmeasurable_checks_neither_pass_nor_fail() -> None:
+def test_a_check_that_cannot_be_measured_holds_the_step_never_passes_it() -> None:
     spec = canary(checks={"maxP99Ratio": 2.0, "maxOutputPsi": 0.2})
     assert spec.analysis is not None
     m = Measurement(canary=replace(HEALTHY, outputs={}), stable=replace(STABLE, p99_seconds=math.nan))
     results = evaluate(spec.analysis.checks, m)
     unmeasured = [(r.name, r.value, r.passed) for r in results if r.name != "errorRate"]
     assert unmeasured == [("p99Ratio", None, None), ("outputPsi", None, None)]
-    assert verdict(spec.analysis, m, results) == "pass"
+    assert verdict(spec.analysis, m, results) == "inconclusive"
+    failing = Measurement(canary=replace(FAILING, outputs={}), stable=STABLE)
+    assert verdict(spec.analysis, failing, evaluate(spec.analysis.checks, failing)) == "fail"
+
+
+def test_a_step_without_stable_traffic_is_held_naming_the_relative_checks() -> None:
+    """A canary at 100% leaves stable nothing to compare with: held until stable answers again."""
+    silent = TrackWindow()
+    answers = iter([silent, silent, STABLE])
+    checks = {"maxErrorRate": 0.01, "maxErrorRateIncrease": 0.01, "maxOutputPsi": 0.2}
+    run = Run(canary(steps=[100], checks=checks), stable=lambda: next(answers, STABLE))
+    done = run.until(("Promoted",))
+    held = [r for r in run.history if r.phase == "Inconclusive"]
+    assert held and held[0].message == (
+        "step 1: errorRateIncrease, outputPsi not measured in the window "
+        "(no stable traffic to compare with, or no series): held"
+    )
+    assert all(r.step == 1 and r.weight == 100 for r in held) and done.phase == "Promoted"

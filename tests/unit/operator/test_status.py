@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kubeloop.api.deployment import ModelDeploymentStatus
+from kubeloop.api.deployment_status import ModelDeploymentStatus
 from kubeloop.api.drift import DriftMonitorStatus, FeatureResult
 from kubeloop.api.summaries import DriftSummary, TrainingSummary, decode, encode
 from kubeloop.api.training import RegisteredModel, TrainingJobStatus
