@@ -154,9 +154,12 @@ class DataPlane:
         if loaded.model.signature.batchable and self.settings.max_batch_size > 1:
             wait_s = self.settings.max_batch_wait_ms / 1000
             run_s = self.settings.max_batch_run_ms / 1000
-            self._runner = AdaptiveBatcher(
+            batcher = AdaptiveBatcher(
                 run, self.settings.max_batch_size, wait_s, observe_batch, inline_s, max_run_s=run_s
             )
+            sizer = batcher.sizer
+            self.metrics.batch_limit.labels(*labels).set_function(lambda: sizer.limit)
+            self._runner = batcher
         else:
             self._runner = SerialRunner(run, observe_batch, inline_s)
         self._runner.start()

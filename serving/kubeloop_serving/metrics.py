@@ -49,6 +49,13 @@ class ServingMetrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.batch_limit = Gauge(
+            PREFIX + "batch_limit_rows",
+            "Rows the next merged batch may take: MAX_BATCH_SIZE, or fewer once the batch run budget "
+            "(MAX_BATCH_RUN_MS) has been learned from recent runs. Absent when batching is off.",
+            ["model", "version"],
+            registry=self.registry,
+        )
         self.inflight = Gauge(
             PREFIX + "inflight_requests",
             "Inference requests being handled right now.",

@@ -11,6 +11,7 @@ import onnxruntime as ort
 import orjson
 import pytest
 
+from kubeloop_serving.settings import ServingSettings
 from tests.unit.serving.conftest import (
     ONNX_TYPES,
     RunningServer,
@@ -255,6 +256,7 @@ def test_metrics_endpoint_names(tabular_server: RunningServer) -> None:
         "kubeloop_serving_requests_total",
         "kubeloop_serving_request_duration_seconds_bucket",
         "kubeloop_serving_batch_size_bucket",
+        "kubeloop_serving_batch_limit_rows",
         "kubeloop_serving_inflight_requests",
         "kubeloop_serving_model_load_seconds",
         "kubeloop_serving_model_info",
@@ -269,6 +271,10 @@ def test_metrics_endpoint_names(tabular_server: RunningServer) -> None:
     assert (
         tabular_server.metric("kubeloop_serving_requests_total", model="tabular", version="1", code="200")
         >= 1
+    )
+    limit = tabular_server.metric("kubeloop_serving_batch_limit_rows", model="tabular", version="1")
+    assert limit == ServingSettings.model_fields["max_batch_size"].default, (
+        "a model this small is never held below the maximum"
     )
 
 

@@ -1,0 +1,93 @@
+"""The batch run budget on a real pod: a ModelDeployment's `spec.batching.maxRunMs` reaches its server,
+which learns from its own runs how many rows fit in the budget, exports that limit
+(`kubeloop_serving_batch_limit_rows`) and holds its merged batches to it under load.
+
+The model is the serving benchmark's small CNN (~1 ms of CPU a row here, the same per row alone or
+merged). 32 clients sending back to back would fill batches of 32 rows (~30 ms of run) without the
+budget; a 4 ms budget leaves a few rows, and the call's fixed cost is far too small to raise that.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from kubeloop.loadgen import SteadyLoad
+from tests.e2e.autoscale import ready, upload_model
+from tests.e2e.loop import API, S3_ENV
+from tests.e2e.platform import Platform
+from tests.e2e.test_loop import record
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+NAME = "budget"
+MAX_BATCH = 32
+BUDGET_MS = 4
+CLIENTS = 32
+LOAD_SECONDS = 20
+
+
+def batching(base_url: str) -> dict[str, Any]:
+    """The pod's batch row limit and its batches so far: cumulative count per `le` bucket."""
+    text = httpx.get(f"{base_url}/metrics", timeout=30).text
+    found: dict[str, Any] = {"limit": None, "buckets": {}}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("model") != NAME:
+                continue
+            if sample.name == "kubeloop_serving_batch_limit_rows":
+                found["limit"] = sample.value
+            elif sample.name == "kubeloop_serving_batch_size_bucket":
+                found["buckets"][float(sample.labels["le"])] = sample.value
+    return found
+
+
+def test_batches_are_held_to_the_rows_that_fit_the_run_budget(platform: Platform, e2e_namespace: str) -> None:
+    ns = e2e_namespace
+    uri, body = upload_model(platform, ns)
+    spec = {
+        "model": {"uri": uri},
+        "replicas": {"min": 1, "max": 1},
+        "resources": {"cpu": "500m", "memory": "512Mi"},
+        "envFrom": S3_ENV,
+        "batching": {"maxBatchSize": MAX_BATCH, "maxRunMs": BUDGET_MS},
+    }
+    platform.apply(
+        {"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": NAME}, "spec": spec}, ns
+    )
+    platform.wait_status("modeldeployment", NAME, ns, ready, 300, f"{NAME} Ready")
+    base = platform.service_url(NAME, ns)
+    before = batching(base)
+    assert before["limit"] == MAX_BATCH, f"nothing learned before any batch ran: {before}"
+
+    with SteadyLoad(
+        f"{base}/v2/models/{NAME}/infer", body, rate=100_000, connections=CLIENTS, timeout=30
+    ) as load:
+        time.sleep(LOAD_SECONDS)
+    summary = load.result.summary()
+    after = batching(base)
+    buckets = {le: after["buckets"][le] - before["buckets"].get(le, 0.0) for le in after["buckets"]}
+    batches = buckets[float("inf")]
+    limit = after["limit"]
+    # batches above the bucket that holds twice the limit (the limit moves a little as runs are re-timed)
+    # ran before it was learned
+    bound = min(le for le in buckets if le >= 2 * limit)
+    over = batches - buckets[bound]
+    record(
+        "batch_budget",
+        {
+            "budget_ms": BUDGET_MS,
+            "limit_rows": limit,
+            "batches": batches,
+            "over_limit": over,
+            "load": summary,
+        },
+    )
+    assert summary["answered"] > 0 and summary["failed"] == 0, summary
+    assert 1 <= limit <= MAX_BATCH // 4, f"the budget holds batches well under {MAX_BATCH} rows: {after}"
+    assert batches < summary["answered"], "requests were merged"
+    assert over <= max(3, 0.02 * batches), f"batches over the limit once it was learned: {buckets}"
