@@ -8,19 +8,27 @@ most ``budget_s`` keep that wait short without costing throughput when rows cost
 merged. Where merging does save (a call's fixed cost, a GPU's in particular) the limit never goes
 below the rows at which that fixed cost is a tenth of the run, whatever the budget says.
 
-Runs are fitted as ``seconds = fixed + per_row * rows`` by least squares over the running average
-duration of each batch size seen, so many batches of one size weigh no more than one of another and
-the sizes seen while the load grew keep informing the fit once batches settle at the limit. Until
-two sizes have been seen nothing is known, and the limit is the configured maximum.
+Runs are fitted as ``seconds = fixed + per_row * rows`` by least squares over the batch sizes seen,
+each size standing for the median of its last ``RUNS_KEPT`` runs and weighing as many runs as it
+kept. Run times have a heavy tail even in thread CPU time (a page fault or a cache flushed by a
+neighbour makes one run of the same rows three or four times as long), and the throughput floor
+multiplies the fitted fixed cost by nine: with a running average, one slow run lifted the limit of
+a pod whose rows cost the same merged or not from 3 rows to 14 (tests/e2e/test_batch_budget.py).
+A median ignores such runs, and a size enters the fit only after ``RUNS_TO_FIT`` of them, so one
+slow run of a size seen once, while the load grew, cannot set the limit for good. Until two sizes
+have that many runs nothing is known, and the limit is the configured maximum.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Final
 
-#: Weight of the newest duration in a batch size's running average.
-SMOOTHING: Final = 0.2
+#: Runs kept per batch size; the size's duration is their median.
+RUNS_KEPT: Final = 15
+#: Runs of a size before it counts in the fit (a median of three ignores one slow run).
+RUNS_TO_FIT: Final = 3
 #: Rows never stop short of this many times fixed / per_row (the fixed cost is then 1/10 of a run).
 THROUGHPUT_ROWS: Final = 9.0
 
@@ -32,36 +40,45 @@ class BatchSizer:
         self.max_rows = max_rows
         self.budget_s = budget_s
         self.limit = max_rows
-        self._seconds: dict[int, float] = {}  # batch size -> running average duration
-        # least-squares sums over the sizes seen: count, rows, rows^2, seconds, rows * seconds
-        self._count = self._rows = self._rows_squared = self._time = self._rows_time = 0.0
+        self._runs: dict[int, deque[float]] = {}  # batch size -> its last runs' durations
+        self._fitted: dict[int, tuple[int, float]] = {}  # batch size -> (weight, median) in the sums
+        # weighted least-squares sums over the fitted sizes: weight, rows, rows^2, seconds, rows * seconds
+        self._weight = self._rows = self._rows_squared = self._time = self._rows_time = 0.0
 
     def observe(self, rows: int, seconds: float) -> None:
         """Record one batch's run; a batch over the maximum (a single large request) is left out."""
         if self.budget_s <= 0 or not 1 <= rows <= self.max_rows:
             return
-        previous = self._seconds.get(rows)
-        if previous is None:
-            current = seconds
-            self._count += 1
-            self._rows += rows
-            self._rows_squared += rows * rows
-            change = seconds
-        else:
-            current = previous + SMOOTHING * (seconds - previous)
-            change = current - previous
-        self._seconds[rows] = current
-        self._time += change
-        self._rows_time += rows * change
+        runs = self._runs.get(rows)
+        if runs is None:
+            runs = self._runs[rows] = deque(maxlen=RUNS_KEPT)
+        runs.append(seconds)
+        if len(runs) < RUNS_TO_FIT:
+            return
+        previous = self._fitted.get(rows)
+        if previous is not None:
+            self._add(rows, -previous[0], previous[1])
+        ordered = sorted(runs)
+        middle = len(ordered) // 2
+        median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        self._fitted[rows] = (len(runs), median)
+        self._add(rows, len(runs), median)
         self.limit = self._limit()
 
+    def _add(self, rows: int, weight: int, seconds: float) -> None:
+        self._weight += weight
+        self._rows += weight * rows
+        self._rows_squared += weight * rows * rows
+        self._time += weight * seconds
+        self._rows_time += weight * rows * seconds
+
     def fit(self) -> tuple[float, float] | None:
-        """(fixed seconds, seconds per row), or None before two sizes have been seen."""
-        spread = self._count * self._rows_squared - self._rows * self._rows
-        if self._count < 2 or spread <= 0:
+        """(fixed seconds, seconds per row), or None before two sizes have been fitted."""
+        spread = self._weight * self._rows_squared - self._rows * self._rows
+        if len(self._fitted) < 2 or spread <= 0:
             return None
-        per_row = (self._count * self._rows_time - self._rows * self._time) / spread
-        fixed = (self._time - per_row * self._rows) / self._count
+        per_row = (self._weight * self._rows_time - self._rows * self._time) / spread
+        fixed = (self._time - per_row * self._rows) / self._weight
         return max(fixed, 0.0), per_row
 
     def _limit(self) -> int:

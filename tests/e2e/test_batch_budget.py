@@ -74,9 +74,10 @@ def test_batches_are_held_to_the_rows_that_fit_the_run_budget(platform: Platform
     batches = buckets[float("inf")]
     limit = after["limit"]
     # 32 clients back to back fill batches of 17-32 rows without the budget (the queue refills while one
-    # runs); with it, only the batches run before two sizes had been timed get there. The learned limit
-    # moves as runs are re-timed (here it ended at 4 rows, with 7% of batches at 9-16 rows), so this
-    # bounds the batches at 16 rows, not at the limit's last value.
+    # runs); with it, only the batches run before two sizes had been timed get there. The limit is
+    # re-learned as runs are re-timed (runs of averaged durations once ended at 4 rows, with 7% of
+    # batches at 9-16 rows, and once at 14 rows), so this bounds the batches at 16 rows, not at the
+    # limit's last value.
     over = batches - buckets[16.0]
     record(
         "batch_budget",

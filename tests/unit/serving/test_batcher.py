@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kubeloop_serving.batch_size import RUNS_TO_FIT
 from kubeloop_serving.batcher import AdaptiveBatcher, merge_inputs, merge_key, run_batch, split_outputs
 from kubeloop_serving.dataplane import onnxruntime_runner
 from kubeloop_serving.datatypes import Tensors
@@ -108,9 +109,10 @@ def test_a_batch_stops_at_the_rows_expected_to_run_within_its_budget(gather_runn
             max_run_s=2.5,
         )
         # earlier runs took a second a row; this model's real runs (milliseconds) add a size to the
-        # fit but leave it near a second a row, so 2 rows fit the 2.5 s budget throughout
-        batcher.sizer.observe(1, 1.0)
-        batcher.sizer.observe(4, 4.0)
+        # fit only after their third, so 2 rows fit the 2.5 s budget throughout
+        for _ in range(RUNS_TO_FIT):
+            batcher.sizer.observe(1, 1.0)
+            batcher.sizer.observe(4, 4.0)
         assert batcher.sizer.limit == 2
         batcher.start()
         requests = [member([[i, i, i, i]], [i]) for i in range(6)]
