@@ -8,15 +8,17 @@ most ``budget_s`` keep that wait short without costing throughput when rows cost
 merged. Where merging does save (a call's fixed cost, a GPU's in particular) the limit never goes
 below the rows at which that fixed cost is a tenth of the run, whatever the budget says.
 
-Runs are fitted as ``seconds = fixed + per_row * rows`` by least squares over the batch sizes seen,
-each size standing for the median of its last ``RUNS_KEPT`` runs and weighing as many runs as it
-kept. Run times have a heavy tail even in thread CPU time (a page fault or a cache flushed by a
-neighbour makes one run of the same rows three or four times as long), and the throughput floor
-multiplies the fitted fixed cost by nine: with a running average, one slow run lifted the limit of
-a pod whose rows cost the same merged or not from 3 rows to 14 (tests/e2e/test_batch_budget.py).
-A median ignores such runs, and a size enters the fit only after ``RUNS_TO_FIT`` of them, so one
-slow run of a size seen once, while the load grew, cannot set the limit for good. Until two sizes
-have that many runs nothing is known, and the limit is the configured maximum.
+Runs are timed on the wall clock, which is what a request waiting for one waits, whoever does the
+work: the calling thread's CPU time misses onnxruntime's other intra-op threads and a GPU, and so
+reads a larger share of each run as fixed cost. They are fitted as ``seconds = fixed + per_row *
+rows`` by least squares over the batch sizes seen, each size standing for the median of its last
+``RUNS_KEPT`` runs and weighing as many runs as it kept. Run times have a heavy tail (a CPU-limited
+pod stalls for the rest of its CFS period once its quota is spent; a busy node preempts; a page
+fault), and the throughput floor multiplies the fitted fixed cost by nine, so a running average let
+single slow runs move the limit by tens of rows. A median ignores them, and a size enters the fit
+only after ``RUNS_TO_FIT`` runs, so one slow run of a size seen once, while the load grew, cannot
+set the limit for good. Until two sizes have that many runs nothing is known, and the limit is the
+configured maximum.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ than ``inline_below_s`` are made on the event loop, which they block for about t
 ones go to the thread, so the loop keeps reading, decoding and answering while onnxruntime runs
 (on another core where the pod has one). Every call is timed where it runs, so a model whose runs
 grow moves back to the thread. The first call, with nothing measured yet, goes to the thread.
-Durations are the calling thread's CPU time, so a run preempted by other work on a busy node
-does not count as a long one.
+Placement goes by the calling thread's CPU time, so a run preempted by other work on a busy node
+does not count as a long one; ``timed`` gets the wall-clock duration (what a request waiting for the
+run waits, including onnxruntime's other intra-op threads and a GPU, which that CPU time misses).
 """
 
 from __future__ import annotations
@@ -42,21 +43,20 @@ class RunPlacement:
         return self.average_s < self._inline_below_s
 
     async def call(self, function: Callable[[], T], timed: Callable[[float], None] | None = None) -> T:
-        """``function()``, on the event loop or in the executor; ``timed`` also gets its duration."""
+        """``function()``, on the event loop or in the executor; ``timed`` gets its wall-clock seconds."""
         if self.inline:
             return self._timed(function, timed)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._timed, function, timed)
 
     def _timed(self, function: Callable[[], T], timed: Callable[[float], None] | None) -> T:
-        started = time.thread_time()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         try:
             return function()
         finally:
-            seconds = time.thread_time() - started
-            self._observe(seconds)
+            self._observe(time.thread_time() - started_cpu)
             if timed is not None:
-                timed(seconds)
+                timed(time.perf_counter() - started)
 
     def _observe(self, seconds: float) -> None:
         previous = self.average_s

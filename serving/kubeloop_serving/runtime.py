@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP = Path("/sys/fs/cgroup")
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 
@@ -36,13 +36,32 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def container_cpu_limit(cpu_max_path: Path = CGROUP_CPU_MAX) -> int:
-    """The container's CPU limit (cgroup v2), capped by the CPUs we may run on."""
-    cpus = available_cpus()
+def cpu_limit_from_cfs(quota_us: str, period_us: str) -> int | None:
+    """CPUs allowed by cgroup v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``, None when unlimited (-1)."""
+    return cpu_limit_from_cpu_max(f"{'max' if quota_us.strip() == '-1' else quota_us} {period_us}")
+
+
+def cgroup_cpu_limit(cgroup: Path = CGROUP) -> int | None:
+    """The container's CPU limit from its cgroup: v2's ``cpu.max``, else v1's CFS quota and period (nodes
+    on cgroup v1 still run: a 500m pod there would otherwise get a thread per node CPU)."""
     try:
-        limit = cpu_limit_from_cpu_max(cpu_max_path.read_text())
+        return cpu_limit_from_cpu_max((cgroup / "cpu.max").read_text())
     except OSError:
-        limit = None
+        pass
+    for controller in ("cpu", "cpu,cpuacct"):
+        try:
+            quota = (cgroup / controller / "cpu.cfs_quota_us").read_text()
+            period = (cgroup / controller / "cpu.cfs_period_us").read_text()
+        except OSError:
+            continue
+        return cpu_limit_from_cfs(quota, period)
+    return None
+
+
+def container_cpu_limit(cgroup: Path = CGROUP) -> int:
+    """The container's CPU limit, capped by the CPUs we may run on."""
+    cpus = available_cpus()
+    limit = cgroup_cpu_limit(cgroup)
     return cpus if limit is None else min(limit, cpus)
 
 

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from kubeloop.contracts.autoscaling import pods_metric_path
-from tests.cluster.test_observability import Load, Server
+from tests.cluster.live_server import Load, Server
 from tests.fixtures.cluster import Cluster, wait_for
 from tests.fixtures.ports import free_port
 from tests.fixtures.prometheus import Prometheus

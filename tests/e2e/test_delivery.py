@@ -7,22 +7,19 @@ champion untouched) — under steady load, counting every request.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
-from kubeloop.contracts.routing import TRACK_HEADER
 from kubeloop.loadgen import SteadyLoad
+from tests.e2e.delivery import keyed_requests, logged_tracks, prometheus_sum, routes_on_every_stable_pod
 from tests.e2e.loop import SERVER, Loop, infer_body, ready_with_version, serving_versions, succeeded
 from tests.e2e.platform import Platform
 from tests.e2e.test_loop import record
@@ -269,70 +266,6 @@ def test_a_canary_that_predicts_differently_is_rolled_back_and_the_champion_stay
         "get", "events", "-n", loop.namespace, "--field-selector", "reason=RolledBack"
     )
     assert "outputPsi" in events.stdout, f"the Event names the failing check: {events.stdout}"
-
-
-def keyed_requests(url: str, body: bytes, users: int, repeats: int) -> list[tuple[str, str, tuple[int, ...]]]:
-    """Each of `users` user ids sends `repeats` requests (x-user-id), 8 keep-alive clients in all:
-    (user, the track that answered, the predicted labels)."""
-
-    async def run() -> list[tuple[str, str, tuple[int, ...]]]:
-        queue = [f"user-{u}" for _ in range(repeats) for u in range(users)]
-        seen: list[tuple[str, str, tuple[int, ...]]] = []
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8)) as session:
-
-            async def client() -> None:
-                while queue:
-                    user = queue.pop()
-                    headers = {"Content-Type": "application/json", "x-user-id": user}
-                    async with session.post(url, data=body, headers=headers) as response:
-                        answer = await response.json(content_type=None)
-                        assert response.status == 200, answer
-                        label = next(o for o in answer["outputs"] if o["datatype"] == "INT64")
-                        seen.append((user, response.headers[TRACK_HEADER], tuple(label["data"])))
-
-            await asyncio.gather(*(client() for _ in range(8)))
-        return seen
-
-    return asyncio.run(run())
-
-
-def prometheus_sum(platform: Platform, query: str, by: str) -> dict[str, float]:
-    answer = platform.prometheus("/api/v1/query", query=f"sum by ({by}) ({query})")
-    return {r["metric"].get(by, ""): float(r["value"][1]) for r in answer["data"]["result"]}
-
-
-def routes_on_every_stable_pod(platform: Platform, namespace: str, weights: dict[str, float]) -> bool:
-    """Two stable pods, ready, not terminating, each applying `weights` (route -> percent): a route
-    is listed at 0 while its track has no ready replica, so its presence alone is not enough."""
-    selector = f"kubeloop.io/modeldeployment={SERVER},kubeloop.io/track=stable"
-    pods = {
-        p["metadata"]["name"]
-        for p in platform.kubectl.items("pods", namespace, selector)
-        if "deletionTimestamp" not in p["metadata"]
-        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
-    }
-    query = f'kubeloop_serving_route_weight_percent{{namespace="{namespace}"}}'
-    answer = platform.prometheus("/api/v1/query", query=query)
-    applied: dict[str, dict[str, float]] = {}
-    for series in answer["data"]["result"]:
-        labels = series["metric"]
-        applied.setdefault(labels.get("pod", ""), {})[labels.get("route", "")] = float(series["value"][1])
-    return len(pods) == 2 and all(
-        all(applied.get(pod, {}).get(route) == weight for route, weight in weights.items()) for pod in pods
-    )
-
-
-def logged_tracks(platform: Platform, loop: Loop, since_ms: int) -> pa.Table:
-    s3 = platform.s3()
-    files = s3.glob(f"{loop.payloads}/{SERVER}/dt=*/*.parquet")
-    wanted = ("_timestamp", "_track", "_agrees")  # files written before any shadow have no _agrees
-    tables = []
-    for file in files:
-        names = pq.read_schema(file, filesystem=s3).names
-        tables.append(pq.read_table(file, filesystem=s3, columns=[c for c in wanted if c in names]))
-    table = pa.concat_tables(tables, promote_options="permissive")
-    millis = table.column("_timestamp").cast(pa.int64())  # timestamp[ms, UTC] as epoch milliseconds
-    return table.filter(pc.greater_equal(millis, since_ms))
 
 
 def test_sticky_ab_variants_and_a_shadow_whose_agreement_is_counted_exactly(

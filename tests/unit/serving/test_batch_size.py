@@ -116,10 +116,10 @@ def test_a_slow_run_of_a_size_seen_once_does_not_set_the_limit() -> None:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_heavy_tailed_runs_keep_the_limit_near_the_budget(seed: int) -> None:
-    # The CNN of tests/e2e/test_batch_budget.py on a busy node: ~0.15 ms + 1 ms a row of thread CPU,
+    # The CNN of tests/e2e/test_batch_budget.py on a busy node: ~0.15 ms + 1 ms a row of run time,
     # +-20% from run to run, and one run in thirty 2-4x as long. 4 ms fit 3 rows; the nine-fold
-    # throughput floor must not turn the noise into a limit of 10 or more (a running average did:
-    # 14 rows in CI, and left 2-6 rows for six of these twelve seeds).
+    # throughput floor must not turn the noise into a limit of 10 or more (a running average per size
+    # left 2-6 rows for six of these twelve seeds).
     rng = random.Random(seed)
     sizer = BatchSizer(max_rows=32, budget_s=4 * MS)
     limits = []

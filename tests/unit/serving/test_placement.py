@@ -67,6 +67,21 @@ def test_a_failing_inline_call_raises_where_it_is_awaited() -> None:
         placements(1.0, where, fail)
 
 
+def test_timed_gets_wall_seconds_and_placement_goes_by_cpu_time() -> None:
+    # a run that waits on work done elsewhere (onnxruntime's other intra-op threads, a GPU) costs this
+    # thread no CPU, yet a request waiting for it waits its whole length: the batch budget needs that
+    async def scenario() -> tuple[list[float], RunPlacement]:
+        with ThreadPoolExecutor(1, thread_name_prefix="worker") as executor:
+            placement = RunPlacement(executor, inline_below_s=0.005)
+            timed: list[float] = []
+            await placement.call(lambda: time.sleep(0.05), timed.append)
+            return timed, placement
+
+    timed, placement = asyncio.run(scenario())
+    assert timed[0] >= 0.05
+    assert placement.average_s < 0.005 and placement.inline
+
+
 def ignore(rows: int) -> None:
     """The batch-size observer: not what these tests look at."""
 
