@@ -8,17 +8,18 @@ most ``budget_s`` keep that wait short without costing throughput when rows cost
 merged. Where merging does save (a call's fixed cost, a GPU's in particular) the limit never goes
 below the rows at which that fixed cost is a tenth of the run, whatever the budget says.
 
-Runs are timed on the wall clock, which is what a request waiting for one waits, whoever does the
-work: the calling thread's CPU time misses onnxruntime's other intra-op threads and a GPU, and so
-reads a larger share of each run as fixed cost. They are fitted as ``seconds = fixed + per_row *
-rows`` by least squares over the batch sizes seen, each size standing for the median of its last
-``RUNS_KEPT`` runs and weighing as many runs as it kept. Run times have a heavy tail (a CPU-limited
-pod stalls for the rest of its CFS period once its quota is spent; a busy node preempts; a page
-fault), and the throughput floor multiplies the fitted fixed cost by nine, so a running average let
-single slow runs move the limit by tens of rows. A median ignores them, and a size enters the fit
-only after ``RUNS_TO_FIT`` runs, so one slow run of a size seen once, while the load grew, cannot
-set the limit for good. Until two sizes have that many runs nothing is known, and the limit is the
-configured maximum.
+A run's duration is the calling thread's CPU time where onnxruntime runs on that thread alone (the
+CPU, one intra-op thread): what more rows cost, without the stalls of a CPU-limited pod whose CFS
+quota is spent, which come whatever the batch size (timed on the wall clock, a 500m pod's ramp-up
+runs of 16-32 rows carried them and held its limit at 1 row). With more intra-op threads or a GPU it
+is the wall-clock time: that thread's CPU time misses the other threads' and the device's work and
+reads it as fixed cost, which the throughput floor multiplies by nine (a 500m pod given two threads
+ended runs at limits of 4, 10, 14 and 26 rows where 3 fit). Runs are fitted as ``seconds = fixed +
+per_row * rows`` by least squares over the batch sizes seen, each size standing for the median of
+its last ``RUNS_KEPT`` runs and weighing as many runs as it kept: run times have a heavy tail (a
+page fault, a busy node), and a median ignores it. A size enters the fit only after ``RUNS_TO_FIT``
+runs, so one slow run of a size seen once, while the load grew, cannot set the limit for good.
+Until two sizes have that many runs nothing is known, and the limit is the configured maximum.
 """
 
 from __future__ import annotations

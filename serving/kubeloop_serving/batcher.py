@@ -101,7 +101,10 @@ class AdaptiveBatcher:
         observe: BatchObserver,
         inline_below_s: float = INLINE_BELOW_S,
         max_run_s: float = 0.0,
+        cpu_timed: bool = True,
     ) -> None:
+        """``cpu_timed``: runs are all on the calling thread, so the budget counts its CPU time (see
+        kubeloop_serving.batch_size); else their wall-clock time."""
         self._run = run
         self.sizer = BatchSizer(max_batch_size, max_run_s)
         self._max_wait_s = max_wait_s
@@ -111,7 +114,7 @@ class AdaptiveBatcher:
         self._arriving = 0
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
-        self._placement = RunPlacement(self._executor, inline_below_s)
+        self._placement = RunPlacement(self._executor, inline_below_s, cpu_timed)
         self._worker: asyncio.Task[None] | None = None
 
     def start(self) -> None:

@@ -38,6 +38,7 @@ from kubeloop_serving.predictions import OutputDistribution
 from kubeloop_serving.request import InferenceRequest, decode_request, validate_against
 from kubeloop_serving.request_bounds import OFFLOAD_DECODE_BYTES
 from kubeloop_serving.response import EncodedResponse, OutputChoice, choose_outputs, encode_response
+from kubeloop_serving.runtime import CPU_PROVIDER
 from kubeloop_serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,9 @@ class DataPlane:
         if loaded.model.signature.batchable and self.settings.max_batch_size > 1:
             wait_s = self.settings.max_batch_wait_ms / 1000
             run_s = self.settings.max_batch_run_ms / 1000
+            alone = loaded.threads == 1 and loaded.model.providers == [CPU_PROVIDER]
             batcher = AdaptiveBatcher(
-                run, self.settings.max_batch_size, wait_s, observe_batch, inline_s, max_run_s=run_s
+                run, self.settings.max_batch_size, wait_s, observe_batch, inline_s, run_s, cpu_timed=alone
             )
             sizer = batcher.sizer
             self.metrics.batch_limit.labels(*labels).set_function(lambda: sizer.limit)

@@ -8,8 +8,9 @@ ones go to the thread, so the loop keeps reading, decoding and answering while o
 (on another core where the pod has one). Every call is timed where it runs, so a model whose runs
 grow moves back to the thread. The first call, with nothing measured yet, goes to the thread.
 Placement goes by the calling thread's CPU time, so a run preempted by other work on a busy node
-does not count as a long one; ``timed`` gets the wall-clock duration (what a request waiting for the
-run waits, including onnxruntime's other intra-op threads and a GPU, which that CPU time misses).
+does not count as a long one. ``timed`` gets the same CPU time when the run is all on the calling
+thread (``cpu_timed``: onnxruntime on the CPU with one intra-op thread), else the wall-clock time,
+which counts onnxruntime's other intra-op threads and a GPU; that CPU time would miss them.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ T = TypeVar("T")
 class RunPlacement:
     """Calls a function inline or in ``executor`` by its recent average duration."""
 
-    def __init__(self, executor: Executor, inline_below_s: float = INLINE_BELOW_S) -> None:
+    def __init__(
+        self, executor: Executor, inline_below_s: float = INLINE_BELOW_S, cpu_timed: bool = True
+    ) -> None:
         self._executor = executor
         self._inline_below_s = inline_below_s
+        self._cpu_timed = cpu_timed
         self.average_s = math.inf
 
     @property
@@ -43,7 +47,7 @@ class RunPlacement:
         return self.average_s < self._inline_below_s
 
     async def call(self, function: Callable[[], T], timed: Callable[[float], None] | None = None) -> T:
-        """``function()``, on the event loop or in the executor; ``timed`` gets its wall-clock seconds."""
+        """``function()``, on the event loop or in the executor; ``timed`` also gets its duration."""
         if self.inline:
             return self._timed(function, timed)
         loop = asyncio.get_running_loop()
@@ -54,9 +58,10 @@ class RunPlacement:
         try:
             return function()
         finally:
-            self._observe(time.thread_time() - started_cpu)
+            cpu = time.thread_time() - started_cpu
+            self._observe(cpu)
             if timed is not None:
-                timed(time.perf_counter() - started)
+                timed(cpu if self._cpu_timed else time.perf_counter() - started)
 
     def _observe(self, seconds: float) -> None:
         previous = self.average_s

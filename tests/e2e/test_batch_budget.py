@@ -84,7 +84,8 @@ def test_batches_are_held_to_the_rows_that_fit_the_run_budget(platform: Platform
     # re-learned as runs are re-timed, so this bounds the batches at 16 rows, not at the limit's last
     # value. (Before the server read cgroup v1's CPU quota, this 500m pod ran two intra-op threads and
     # timed runs in one thread's CPU time, which reads part of each run as fixed cost: limits of 4, 14,
-    # 10 and 26 rows in four runs.)
+    # 10 and 26 rows in four runs. Timed on the wall clock, the CFS stalls of the ramp-up's large
+    # batches held it at 1 row in three runs.)
     over = batches - buckets[16.0]
     record(
         "batch_budget",

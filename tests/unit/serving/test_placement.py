@@ -67,18 +67,20 @@ def test_a_failing_inline_call_raises_where_it_is_awaited() -> None:
         placements(1.0, where, fail)
 
 
-def test_timed_gets_wall_seconds_and_placement_goes_by_cpu_time() -> None:
+@pytest.mark.parametrize("cpu_timed", [True, False])
+def test_timed_gets_cpu_or_wall_seconds_and_placement_goes_by_cpu_time(cpu_timed: bool) -> None:
     # a run that waits on work done elsewhere (onnxruntime's other intra-op threads, a GPU) costs this
     # thread no CPU, yet a request waiting for it waits its whole length: the batch budget needs that
+    # unless the whole run is on this thread
     async def scenario() -> tuple[list[float], RunPlacement]:
         with ThreadPoolExecutor(1, thread_name_prefix="worker") as executor:
-            placement = RunPlacement(executor, inline_below_s=0.005)
+            placement = RunPlacement(executor, inline_below_s=0.005, cpu_timed=cpu_timed)
             timed: list[float] = []
             await placement.call(lambda: time.sleep(0.05), timed.append)
             return timed, placement
 
     timed, placement = asyncio.run(scenario())
-    assert timed[0] >= 0.05
+    assert timed[0] < 0.005 if cpu_timed else timed[0] >= 0.05
     assert placement.average_s < 0.005 and placement.inline
 
 
