@@ -87,11 +87,17 @@ def test_batches_are_held_to_the_rows_that_fit_the_run_budget(platform: Platform
     # 10 and 26 rows in four runs. Timed on the wall clock, the CFS stalls of the ramp-up's large
     # batches held it at 1 row in three runs.)
     over = batches - buckets[16.0]
+    changes = [
+        line
+        for line in platform.logs(f"kubeloop.io/modeldeployment={NAME}", ns).splitlines()
+        if "batch limit" in line
+    ]
     record(
         "batch_budget",
         {
             "budget_ms": BUDGET_MS,
             "limit_rows": limit,
+            "limit_changes": changes,  # the server's log: each change with its fit and sizes
             "batches": batches,
             "batches_by_rows_up_to": buckets,
             "load": summary,
