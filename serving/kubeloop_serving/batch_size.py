@@ -18,11 +18,12 @@ ended runs at limits of 4, 10, 14 and 26 rows where 3 fit). Runs are fitted as `
 per_row * rows`` by least squares over the batch sizes seen, each size standing for the median of
 its last ``RUNS_KEPT`` runs and weighing as many runs as it kept: run times have a heavy tail (a
 page fault, a busy node), and a median ignores it. A size enters the fit only after ``RUNS_TO_FIT``
-runs. Sizes not run in the last ``STALE_AFTER`` batches leave the fit: once the limit is below
-them they never run again, and runs from the load's first seconds (a pod still warming its memory
-arena and caches) held a 500m pod's limit at 1 row for good. Until two sizes have enough runs
-nothing is known, and the limit is the configured maximum, so a limit left with one size learns
-afresh.
+runs. Until two sizes have that many runs nothing is known, and the limit is the configured maximum.
+
+Sizes over the limit stop running, so their runs stay in the fit: they keep its span of sizes wide,
+which keeps the extrapolated fixed cost (and the floor, nine times it) steady. Forgetting them (tried:
+sizes not run in the last 1,000 batches left the fit) left fits over a few neighbouring sizes whose
+fixed cost was noise, and a 500m pod's limit moved from 3 rows to 12 and back.
 """
 
 from __future__ import annotations
@@ -39,9 +40,6 @@ log = logging.getLogger(__name__)
 RUNS_KEPT: Final = 15
 #: Runs of a size before it counts in the fit (a median of three ignores one slow run).
 RUNS_TO_FIT: Final = 3
-#: Batches after which a size that has not run since leaves the fit (checked every ``STALE_CHECK``).
-STALE_AFTER: Final = 1000
-STALE_CHECK: Final = 100
 #: At most one log line per this many seconds about the limit changing.
 LOG_EVERY_S: Final = 1.0
 #: Rows never stop short of this many times fixed / per_row (the fixed cost is then 1/10 of a run).
@@ -56,9 +54,7 @@ class BatchSizer:
         self.budget_s = budget_s
         self.limit = max_rows
         self._runs: dict[int, deque[float]] = {}  # batch size -> its last runs' durations
-        self._last_run: dict[int, int] = {}  # batch size -> the batch count at its last run
-        self._batches = 0
-        self._logged_at = -math.inf
+        self._logged_at, self._logged_limit = -math.inf, max_rows
         self._fitted: dict[int, tuple[int, float]] = {}  # batch size -> (weight, median) in the sums
         # weighted least-squares sums over the fitted sizes: weight, rows, rows^2, seconds, rows * seconds
         self._weight = self._rows = self._rows_squared = self._time = self._rows_time = 0.0
@@ -67,28 +63,25 @@ class BatchSizer:
         """Record one batch's run; a batch over the maximum (a single large request) is left out."""
         if self.budget_s <= 0 or not 1 <= rows <= self.max_rows:
             return
-        self._batches += 1
-        self._last_run[rows] = self._batches
         runs = self._runs.get(rows)
         if runs is None:
             runs = self._runs[rows] = deque(maxlen=RUNS_KEPT)
         runs.append(seconds)
-        if self._batches % STALE_CHECK == 0:
-            self._forget_stale()
         if len(runs) >= RUNS_TO_FIT:
             ordered = sorted(runs)
             middle = len(ordered) // 2
             median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-            self._unfit(rows)
+            previous = self._fitted.get(rows)
+            if previous is not None:
+                self._add(rows, -previous[0], previous[1])
             self._fitted[rows] = (len(runs), median)
             self._add(rows, len(runs), median)
-        limit = self._limit()
-        if limit != self.limit:
+        self.limit = self._limit()
+        if self.limit != self._logged_limit:  # at most once a second: a limit may move at every batch
             now = time.monotonic()
-            if now - self._logged_at >= LOG_EVERY_S:  # a limit may move at every batch
-                self._logged_at = now
-                log.info("batch limit %d -> %d rows (%s)", self.limit, limit, self.describe())
-            self.limit = limit
+            if now - self._logged_at >= LOG_EVERY_S:
+                log.info("batch limit %d -> %d rows (%s)", self._logged_limit, self.limit, self.describe())
+                self._logged_at, self._logged_limit = now, self.limit
 
     def describe(self) -> str:
         """The fit and each fitted size's median run, for the log."""
@@ -102,16 +95,6 @@ class BatchSizer:
             f"{size}: {seconds * 1e3:.2f} ms" for size, (_, seconds) in sorted(self._fitted.items())
         )
         return f"{line} over sizes {sizes or 'none'}"
-
-    def _forget_stale(self) -> None:
-        for size in [size for size, last in self._last_run.items() if self._batches - last > STALE_AFTER]:
-            self._unfit(size)
-            del self._runs[size], self._last_run[size]
-
-    def _unfit(self, rows: int) -> None:
-        previous = self._fitted.pop(rows, None)
-        if previous is not None:
-            self._add(rows, -previous[0], previous[1])
 
     def _add(self, rows: int, weight: int, seconds: float) -> None:
         self._weight += weight
