@@ -14,7 +14,7 @@ quota is spent, which come whatever the batch size (timed on the wall clock, a 5
 runs of 16-32 rows carried them and held its limit at 1 row). With more intra-op threads or a GPU it
 is the wall-clock time: that thread's CPU time misses the other threads' and the device's work and
 reads it as fixed cost, which the throughput floor multiplies by nine (a 500m pod given two threads
-ended runs at limits of 4, 10, 14 and 26 rows where 3 fit). Runs are fitted as ``seconds = fixed +
+ended runs at limits of 4, 10, 14 and 26 rows where 2-3 fit). Runs are fitted as ``seconds = fixed +
 per_row * rows`` by least squares over the batch sizes seen, each size standing for the median of
 its last ``RUNS_KEPT`` runs and weighing as many runs as it kept: run times have a heavy tail (a
 page fault, a busy node), and a median ignores it. A size enters the fit only after ``RUNS_TO_FIT``
