@@ -4,11 +4,18 @@ import pytest
 
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.settings import OperatorSettings
+from tests.unit.operator.test_reconcile import World
 
 
 @pytest.fixture
 def settings() -> OperatorSettings:
     return OperatorSettings()
+
+
+@pytest.fixture
+def world() -> World:
+    """A fresh fake API server and operator Context for each test (tests.unit.operator.test_reconcile.World)."""
+    return World()
 
 
 def owner_of(kind: str, name: str = "demo", generation: int = 1) -> Owner:

@@ -276,11 +276,6 @@ def remove_pods(world: World) -> None:
         del world.api.objects[key]
 
 
-@pytest.fixture
-def world() -> World:
-    return World()
-
-
 def restarted_operator(world: World) -> None:
     world.ctx = Context(
         settings=OperatorSettings(), kube=Kube("test", transport=world.api), post=world.ctx.post

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -73,11 +72,6 @@ def condition(status: Obj, type_: str) -> Obj:
 
 def sample(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    yield World()
 
 
 MODEL = {"model": {"uri": "s3://models/churn.onnx"}, "replicas": {"min": 2, "max": 4}}

@@ -3,7 +3,6 @@ status from finished checks, one retrain per cooldown, and no lost write when a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -16,11 +15,6 @@ from kubeloop_operator.reconcile import reconcile_drift_monitor
 from tests.unit.operator.test_reconcile import MODEL, NS, World, condition, finish_job, sample
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    yield World()
 
 
 DRIFT = {

@@ -4,7 +4,6 @@ ConfigMap says, how the canary is sized, the stable track untouched by weights, 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,11 +34,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    yield World()
 
 
 @pytest.fixture
