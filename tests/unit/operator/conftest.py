@@ -14,7 +14,7 @@ def settings() -> OperatorSettings:
 
 @pytest.fixture
 def world() -> World:
-    """A fresh fake API server and operator Context for each test (tests.unit.operator.test_reconcile.World)."""
+    """A fresh fake API server and operator Context for each test (test_reconcile.World)."""
     return World()
 
 
