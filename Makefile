@@ -72,8 +72,12 @@ node-deps:  ## containerd, runc, CNI plugins and iptables from Debian (idempoten
 e2e-deps: k8s-bins node-deps  ## what the real node needs: images, kubelet, kube-proxy, CoreDNS, metrics-server, S3
 	hack/e2e-deps.sh
 
+.PHONY: trim-caches
+trim-caches:  ## drop kubeloop's Go build caches (the binaries are cached by version); report free disk
+	@hack/trim-caches.sh
+
 .PHONY: test
-test: venv k8s-bins prometheus-bin system-deps lint e2e-deps  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
+test: trim-caches venv k8s-bins prometheus-bin system-deps lint e2e-deps  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
 	$(VENV)/bin/pytest --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-fast

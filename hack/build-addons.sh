@@ -12,6 +12,7 @@
 # milliseconds; cold (2 cores, empty module cache): CoreDNS ~4 min, metrics-server ~3 min,
 # SeaweedFS ~6 min, prometheus-adapter ~3 min. Built one at a time, never in parallel (shared 2-core machine).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
 METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.8.0}"

@@ -2,6 +2,7 @@
 # Build (or find cached) the pinned helm alone: the unit tier renders the chart and needs nothing else.
 # Prints the path of the helm binary; `--version` prints the pinned version.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
 [ "${1:-}" = "--version" ] && { echo "$HELM_VERSION"; exit 0; }

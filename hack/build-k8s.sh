@@ -2,6 +2,7 @@
 # Build the local control plane from the Go module proxy at pinned versions, cached by version.
 # Prints the bin directory. A warm cache returns in milliseconds; a cold build takes tens of minutes.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 K8S_VERSION="${K8S_VERSION:-v1.36.1}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.10}"

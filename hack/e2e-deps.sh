@@ -15,3 +15,4 @@ if ! wait "$images"; then
   exit 1
 fi
 tail -n 4 .run/images.log >&2
+hack/trim-caches.sh  # the cold Go builds are done: their caches go (~18 GB)

@@ -8,6 +8,7 @@
 #   hack/kubeconform.sh --install                      build (or find cached) the binary; prints nothing
 #   hack/kubeconform.sh --bin | --schemas              print the binary path | the schema directory
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 KUBECONFORM_VERSION="${KUBECONFORM_VERSION:-v0.8.0}"
@@ -38,14 +39,16 @@ schema_dir() {
   echo "$CACHE/kubeconform-schemas/k8s-$K8S_VERSION-$key"
 }
 
-openapi_v2() {
-  local modcache module
-  modcache=$(go env GOMODCACHE)
-  module="$modcache/k8s.io/kubernetes@$K8S_VERSION"
-  if [ ! -f "$module/api/openapi-spec/swagger.json" ]; then
-    (cd "${TMPDIR:-/tmp}" && GOTOOLCHAIN=local go mod download "k8s.io/kubernetes@$K8S_VERSION" >&2)
+openapi_v2() {  # a copy kept beside the cache, so hack/trim-caches.sh may drop the module cache
+  local kept="$CACHE/src/kubernetes-$K8S_VERSION-swagger.json" module="$GOMODCACHE/k8s.io/kubernetes@$K8S_VERSION"
+  if [ ! -f "$kept" ]; then
+    if [ ! -f "$module/api/openapi-spec/swagger.json" ]; then
+      (cd "${TMPDIR:-/tmp}" && GOTOOLCHAIN=local go mod download "k8s.io/kubernetes@$K8S_VERSION" >&2)
+    fi
+    mkdir -p "$(dirname "$kept")"
+    cp "$module/api/openapi-spec/swagger.json" "$kept.tmp.$$" && mv "$kept.tmp.$$" "$kept"
   fi
-  echo "$module/api/openapi-spec/swagger.json"
+  echo "$kept"
 }
 
 make_schemas() {

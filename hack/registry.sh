@@ -11,6 +11,7 @@
 # Then: KUBELOOP_REGISTRY=127.0.0.1:5000 KUBELOOP_REGISTRY_INSECURE=1 (plain HTTP), and a node that
 # trusts it: KUBELOOP_TRUST_REGISTRY=127.0.0.1:5000 hack/kubelet/node.sh up.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 VERSION="${DISTRIBUTION_VERSION:-v3.1.2}"
 CACHE="${KUBELOOP_CACHE:-$HOME/.cache/kubeloop}"

@@ -30,6 +30,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+source "$root/hack/go-env.sh"
 W="${KUBELET_WORKDIR:-/tmp/kubeloop-node}"
 NODE="${KUBELET_NODE_NAME:-kubeloop-real-node}"
 NODE_IP="${KUBELET_NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for(i=1;i<NF;i++) if ($i=="src") print $(i+1)}')}"
