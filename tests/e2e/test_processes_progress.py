@@ -57,6 +57,7 @@ def test_progress_column_while_a_job_runs(platform: Platform, loop: Loop) -> Non
         builtin={"algorithm": "mlp", "earlyStoppingPatience": 0},
         # long enough (~0.2 s an epoch here) for the operator's 12 s progress poll to see it midway
         hyperparameters={"epochs": 500, "batchSize": 16},
+        resources={"cpu": "1"},  # of the node's 2: torch's threads follow the limit
     )
     platform.apply(tj, loop.namespace)
 
@@ -78,6 +79,9 @@ def test_progress_column_while_a_job_runs(platform: Platform, loop: Loop) -> Non
     )
     assert done["status"]["progress"]["percent"] == 100.0
     assert done["status"]["progress"]["epoch"] == 500
+    run = platform.mlflow("runs/get", run_id=done["status"]["mlflowRunId"])["run"]
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["torch.threads"] == "1", "OMP_NUM_THREADS from the pod's CPU limit, not the node's 2"
     RESULTS.mkdir(parents=True, exist_ok=True)
     record = {"while_running": progress, "columns": row, "final": done["status"]["progress"]}
     (RESULTS / "progress.json").write_text(json.dumps(record, indent=2))

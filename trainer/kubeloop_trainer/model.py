@@ -12,7 +12,6 @@ from kubeloop_trainer.features import FloatMatrix, Task
 
 Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "mlp", "cnn"]
 SKLEARN_ALGORITHMS: frozenset[str] = frozenset({"logistic_regression", "random_forest", "gradient_boosting"})
-TORCH_ALGORITHMS: frozenset[str] = frozenset({"mlp", "cnn"})
 
 # Called after each epoch of a PyTorch model with the epoch number (from 1) and its metrics
 # (train_loss, val_loss, val_<metric>...). It may raise (optuna.TrialPruned) to stop training.

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from kubeloop.api.processes import TORCH_ALGORITHMS
 from kubeloop.api.progress import TrainingProgress, TrialCounts
 from kubeloop.api.training import TrainingJobSpec
 from kubeloop_trainer.hyperparameters import network_hyperparameters
 
 MIN_INTERVAL_SECONDS = 5.0
-TORCH_ALGORITHMS = ("mlp", "cnn")
 TRIAL_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
 
 ProgressWriter = Callable[[str], None]  # the report as JSON, into the run's progress tag

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kubeloop.api.data_sources import DataReference
+from kubeloop.api.processes import TORCH_ALGORITHMS
 from kubeloop.api.summaries import TrainingSummary
 from kubeloop.api.training import RegisteredModel, TrainingJobSpec, Trial
 from kubeloop_trainer.challenge import GateReport, run_gate
@@ -121,6 +122,10 @@ def run_params(spec: TrainingJobSpec, prepared: Prepared) -> dict[str, object]:
         "dataset.classes": json.dumps(prepared.features.classes),
         "split.rows": f"{len(prepared.data.train)}/{len(prepared.data.validation)}/{len(prepared.data.test)}",
     }
+    if builtin.algorithm in TORCH_ALGORITHMS:
+        import torch  # a scikit-learn run need not load it
+
+        params["torch.threads"] = torch.get_num_threads()  # OMP_NUM_THREADS: the pod's CPU limit
     if spec.fine_tune is not None:
         params["fine_tune.base_model_uri"] = spec.fine_tune.base_model_uri
         params["fine_tune.schedule"] = spec.fine_tune.model_dump_json(by_alias=True)

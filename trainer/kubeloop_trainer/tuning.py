@@ -18,10 +18,11 @@ from typing import Any, Protocol
 import numpy as np
 import optuna
 
+from kubeloop.api.processes import TORCH_ALGORITHMS
 from kubeloop.api.training import ParameterRange, Trial, Tuning
 from kubeloop_trainer.errors import InvalidSpecError
 from kubeloop_trainer.hyperparameters import coerce_scalar
-from kubeloop_trainer.model import TORCH_ALGORITHMS, Recipe
+from kubeloop_trainer.model import Recipe
 from kubeloop_trainer.splits import SplitData
 from kubeloop_trainer.stopping import raise_if_stopped
 from kubeloop_trainer.training import Attempt, attempt

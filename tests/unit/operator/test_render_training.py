@@ -131,3 +131,22 @@ def test_training_pods_get_identity_and_credentials_by_reference(settings: Opera
     container = pod["containers"][0]
     assert container["envFrom"] == [{"secretRef": {"name": "kubeloop-s3"}}]
     assert {"MASTER_ADDR", "RANK", "MLFLOW_TRACKING_URI"} <= set(env_of(container))
+
+
+@pytest.mark.parametrize(
+    ("fields", "threads"),
+    [
+        ({"resources": {"cpu": "500m"}}, {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}}),
+        ({}, {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}}),  # no limit: the node's CPUs
+        ({"processesPerWorker": 2, "builtin": {"algorithm": "mlp"}}, None),  # torchrun's one per process
+        ({"env": [{"name": "OMP_NUM_THREADS", "value": "3"}]}, "3"),
+    ],
+)
+def test_cpu_threads_follow_the_cpu_limit(
+    settings: OperatorSettings, fields: dict[str, Any], threads: Any
+) -> None:
+    container = render_training(owner_of("TrainingJob"), spec(**fields), settings)[0]["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    assert env_of(container).get("OMP_NUM_THREADS") == threads
+    assert [e["name"] for e in container["env"]].count("OMP_NUM_THREADS") == (threads is not None)

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
@@ -68,6 +69,7 @@ def test_run_logs_registers_and_sets_alias(
     assert params["algorithm"] == "gradient_boosting"
     assert params["model.n_estimators"] == "20"
     assert params["split.rows"] == "144/48/48"
+    assert "torch.threads" not in params  # scikit-learn runs never load torch
     for name in ("test_accuracy", "test_precision", "test_recall", "test_f1", "test_roc_auc", "val_f1"):
         assert 0.0 <= metrics[name] <= 1.0
     assert {"cv_accuracy_mean", "cv_accuracy_std", "onnx_parity_max_abs_diff"} <= set(metrics)
@@ -138,6 +140,7 @@ def test_torch_run_logs_epochs_and_checkpoint(
     best = next(m.value for m in history if m.step == best_epoch)
     assert best == min(m.value for m in history)
     assert run.data.metrics["val_loss"] == pytest.approx(best, rel=1e-5)  # the best epoch's weights were kept
+    assert run.data.params["torch.threads"] == str(torch.get_num_threads())
     assert {"test_rmse", "test_mae", "test_r2"} <= set(summary.metrics)
     assert summary.metrics["test_r2"] > 0.5
     artifacts = {a.path for a in mlflow_client.list_artifacts(run_id, "model")}
