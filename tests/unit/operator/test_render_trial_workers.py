@@ -43,6 +43,9 @@ def resolve(env: list[dict[str, Any]], index: int, secrets: dict[tuple[str, str]
             values[entry["name"]] = entry["value"]
         elif "secretKeyRef" in source:
             values[entry["name"]] = secrets[(source["secretKeyRef"]["name"], source["secretKeyRef"]["key"])]
+        elif "resourceFieldRef" in source:
+            assert source["resourceFieldRef"] == {"resource": "limits.cpu", "divisor": "1"}
+            values[entry["name"]] = "2"  # no CPU limit here: the node's allocatable CPUs
         else:
             path = source["fieldRef"]["fieldPath"]
             assert path == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
