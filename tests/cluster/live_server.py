@@ -3,20 +3,14 @@ log on a temp directory, and concurrent load with a share of bad requests."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.fixtures.cluster import ROOT, wait_for
-from tests.fixtures.ports import free_port
+from tests.fixtures.serve import ServerProcess
 
 MODEL = "serve"  # the ModelDeployment's name is the served model's name (KUBELOOP_SERVING_MODEL_NAME)
 FEATURES = 4
@@ -43,55 +37,21 @@ def onnx_model(path: Path) -> Path:
     return path
 
 
-@dataclass
-class Server:
-    """`python -m kubeloop serve` on an ONNX file, payload log on a temp directory."""
+class Server(ServerProcess):
+    """The server on ``onnx_model``, payload log on a temp directory."""
 
-    directory: Path
-    track: str = "stable"
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Server:
-        env = {
-            **os.environ,
-            "KUBELOOP_SERVING_MODEL_URI": str(onnx_model(self.directory / "model.onnx")),
-            "KUBELOOP_SERVING_MODEL_NAME": MODEL,
-            "KUBELOOP_SERVING_HOST": "127.0.0.1",
-            "KUBELOOP_SERVING_PORT": str(self.port),
-            "KUBELOOP_SERVING_GRPC_PORT": "0",
-            "KUBELOOP_SERVING_INTRA_OP_THREADS": "1",
-            "KUBELOOP_SERVING_PAYLOAD_LOG_URI": str(self.directory / "payloads"),
-            "KUBELOOP_SERVING_PAYLOAD_LOG_FLUSH_SECONDS": "1",
-            "KUBELOOP_SERVING_TRACK": self.track,
-        }
-        with (self.directory / "serve.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "kubeloop", "serve"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-        wait_for(self.ready, 120, what="kubeloop serve ready")
-        return self
-
-    def ready(self) -> bool:
-        assert self.process is not None and self.process.poll() is None, self.log_tail()
-        return httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=60)
-
-    def log_tail(self) -> str:
-        path = self.directory / "serve.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else ""
+    def __init__(self, directory: Path, track: str = "stable") -> None:
+        self.directory, self.track = directory, track
+        directory.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            directory / "serve.log",
+            model_uri=str(onnx_model(directory / "model.onnx")),
+            model_name=MODEL,
+            intra_op_threads="1",
+            payload_log_uri=str(directory / "payloads"),
+            payload_log_flush_seconds="1",
+            track=track,
+        )
 
 
 def infer_body(rows: int, width: int = FEATURES) -> dict[str, Any]:

@@ -3,11 +3,6 @@ scrapes them with the label the cluster's discovery gives (namespace)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +13,9 @@ from onnx import TensorProto, helper, numpy_helper
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.cluster import ROOT, wait_for
 from tests.fixtures.ports import free_port
 from tests.fixtures.prometheus import Prometheus
+from tests.fixtures.serve import ServerProcess
 
 FLAT = np.array([-1, 4], np.int64)
 
@@ -75,49 +70,20 @@ def reshape_request(ok: bool) -> dict[str, Any]:
     }
 
 
-@dataclass
-class ServerProcess:
-    """`python -m kubeloop serve` on an ONNX file as the ModelDeployment `model` of one track."""
+class TrackServer(ServerProcess):
+    """A server of one track of a ModelDeployment, on an ONNX file, one request a batch."""
 
-    directory: Path
-    model_path: Path
-    model: str
-    track: str
-    version: str
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ServerProcess:
-        env = {
-            **os.environ,
-            "KUBELOOP_SERVING_MODEL_URI": str(self.model_path),
-            "KUBELOOP_SERVING_MODEL_NAME": self.model,
-            "KUBELOOP_SERVING_MODEL_VERSION": self.version,
-            "KUBELOOP_SERVING_TRACK": self.track,
-            "KUBELOOP_SERVING_HOST": "127.0.0.1",
-            "KUBELOOP_SERVING_PORT": str(self.port),
-            "KUBELOOP_SERVING_GRPC_PORT": "0",
-            "KUBELOOP_SERVING_INTRA_OP_THREADS": "1",
-            "KUBELOOP_SERVING_MAX_BATCH_SIZE": "1",
-        }
-        log = (self.directory / f"serve-{self.track}.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kubeloop", "serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
+    def __init__(self, directory: Path, model_path: Path, model: str, track: str, version: str) -> None:
+        self.model, self.track = model, track
+        super().__init__(
+            directory / f"serve-{track}.log",
+            model_uri=str(model_path),
+            model_name=model,
+            model_version=version,
+            track=track,
+            intra_op_threads="1",
+            max_batch_size="1",
         )
-        wait_for(self.ready, 120, what=f"kubeloop serve ({self.track}) ready")
-        return self
-
-    def ready(self) -> bool:
-        assert self.process is not None and self.process.poll() is None, self.log_tail()
-        return httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200
 
     def send(self, client: httpx.Client, good: int, bad: int = 0) -> None:
         """`good` answered requests, then `bad` ones that fail inside the model (HTTP 500)."""
@@ -138,15 +104,6 @@ class ServerProcess:
 
     def exports(self, metric: str) -> bool:
         return metric in httpx.get(f"{self.url}/metrics", timeout=5).text
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=60)
-
-    def log_tail(self) -> str:
-        path = self.directory / f"serve-{self.track}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else ""
 
 
 def quantile_bucket(before: dict[float, float], after: dict[float, float], q: float) -> tuple[float, float]:

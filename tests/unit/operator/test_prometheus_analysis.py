@@ -24,7 +24,7 @@ from tests.fixtures.ports import free_port
 from tests.fixtures.prometheus import Prometheus
 from tests.unit.operator.canary_servers import (
     OutputExporter,
-    ServerProcess,
+    TrackServer,
     quantile_bucket,
     reshape_model,
     scrape,
@@ -56,12 +56,12 @@ def window_since(start: datetime) -> tuple[int, datetime]:
 @pytest.fixture(scope="module")
 def tracks(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[ServerProcess, ServerProcess, Prometheus]]:
+) -> Iterator[tuple[TrackServer, TrackServer, Prometheus]]:
     directory = tmp_path_factory.mktemp("canary-servers")
-    stable = ServerProcess(directory, reshape_model(directory / "stable.onnx"), MODEL, "stable", "1").start()
+    stable = TrackServer(directory, reshape_model(directory / "stable.onnx"), MODEL, "stable", "1").start()
     # the canary: same answers, an extra matrix product per call (slower), and some requests fail
     slow = reshape_model(directory / "canary.onnx", work=384)
-    canary = ServerProcess(directory, slow, MODEL, "canary", "2").start()
+    canary = TrackServer(directory, slow, MODEL, "canary", "2").start()
     prometheus = Prometheus(
         directory,
         scrape(NS, {"stable": (stable.port, {}), "canary": (canary.port, {})}),  # the servers export track
@@ -75,7 +75,7 @@ def tracks(
 
 
 def test_counts_error_rate_and_p99_of_both_tracks(
-    tracks: tuple[ServerProcess, ServerProcess, Prometheus],
+    tracks: tuple[TrackServer, TrackServer, Prometheus],
 ) -> None:
     stable, canary, prometheus = tracks
     with httpx.Client(timeout=30) as client:
@@ -137,7 +137,7 @@ def test_counts_error_rate_and_p99_of_both_tracks(
 
 
 def test_the_servers_output_distributions_match_when_their_answers_do(
-    tracks: tuple[ServerProcess, ServerProcess, Prometheus],
+    tracks: tuple[TrackServer, TrackServer, Prometheus],
 ) -> None:
     """Both tracks answer the same (the canary is only slower): the prediction histograms the servers
     export (float outputs) give a PSI near 0. Runs after the traffic of the test above."""

@@ -6,8 +6,6 @@ import contextlib
 import functools
 import http.server
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,11 +23,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from prometheus_client.parser import text_string_to_metric_families
 
-from kubeloop.contracts.serving_env import ENV_PREFIX
 from kubeloop_drift.payload_log import payload_window
 from kubeloop_serving.server import ServingServer
 from kubeloop_serving.settings import ServingSettings
-from tests.fixtures.ports import free_port
+from tests.fixtures.serve import ServerProcess
 
 OPSET = 17
 TABULAR_FEATURES = ("age", "income", "score", "tenure")
@@ -228,45 +225,6 @@ def post_all_at_once(url: str, path: str, documents: list[Any]) -> list[RawRespo
         [sys.executable, str(script)], input=job, capture_output=True, text=True, check=True
     )
     return [RawResponse(status, body.encode()) for status, body in json.loads(done.stdout)]
-
-
-class ServerProcess:
-    """``python -m kubeloop_serving`` in a subprocess, configured through KUBELOOP_SERVING_* env."""
-
-    def __init__(self, log_path: Path, **settings: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, ENV_PREFIX + "GRPC_PORT": "0"}  # no gRPC unless asked
-        env.update({ENV_PREFIX + key.upper(): value for key, value in settings.items()})
-        env.update({ENV_PREFIX + "HOST": "127.0.0.1", ENV_PREFIX + "PORT": str(self.port)})
-        self.log_path = log_path
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "kubeloop_serving"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def wait_ready(self) -> bool:
-        """True once ready; False if the process exited first."""
-        with httpx.Client(base_url=self.url, timeout=5) as client:
-            wait_for(lambda: self.process.poll() is not None or is_ready(client), "the server process")
-        return self.process.poll() is None
-
-    def terminate(self) -> int:
-        """Send SIGTERM and wait for the exit code."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.wait_exit()
-
-    def wait_exit(self) -> int:
-        return self.process.wait(timeout=120)
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture

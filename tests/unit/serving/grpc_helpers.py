@@ -14,7 +14,8 @@ import numpy as np
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
 from kubeloop_serving.oip_grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from tests.fixtures.ports import free_port
-from tests.unit.serving.conftest import ServerProcess, wait_for
+from tests.fixtures.serve import ServerProcess
+from tests.unit.serving.conftest import wait_for
 
 #: OIP datatype -> the InferTensorContents field that carries it (FP16: as KServe's clients send it).
 TYPED_FIELD = {

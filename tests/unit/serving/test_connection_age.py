@@ -18,7 +18,8 @@ import pytest
 from bench import serving_loadgen as loadgen
 from kubeloop_serving.connections import JITTER, PRUNE_ABOVE, ConnectionAges
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
-from tests.unit.serving.conftest import ServerProcess, serve_in_thread, tabular_reference
+from tests.fixtures.serve import ServerProcess
+from tests.unit.serving.conftest import serve_in_thread, tabular_reference
 from tests.unit.serving.grpc_helpers import grpc_server, infer_request, outputs_of
 
 pytestmark = pytest.mark.unit

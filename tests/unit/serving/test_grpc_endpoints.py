@@ -14,9 +14,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
+from tests.fixtures.serve import ServerProcess
 from tests.unit.serving.conftest import (
     OPSET,
-    ServerProcess,
     metric_value,
     tabular_reference,
 )

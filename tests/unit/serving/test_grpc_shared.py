@@ -14,10 +14,10 @@ import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
+from tests.fixtures.serve import ServerProcess
 from tests.unit.serving.conftest import (
     GATHER_TABLE,
     TABULAR_FEATURES,
-    ServerProcess,
     logged_rows,
     metric_value,
     post_all_at_once,

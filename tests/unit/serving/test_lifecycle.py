@@ -13,9 +13,9 @@ import pytest
 
 from kubeloop_serving.cli import main
 from kubeloop_serving.storage import sha256_of
+from tests.fixtures.serve import ServerProcess
 from tests.unit.serving.conftest import (
     GATHER_TABLE,
-    ServerProcess,
     logged_rows,
     serve_in_thread,
     wait_for,

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from kubeloop.contracts.routing import FORWARDED_HEADER, Canary, Routes
-from tests.unit.serving.conftest import ServerProcess, metric_value, wait_for
+from tests.fixtures.serve import ServerProcess
+from tests.unit.serving.conftest import metric_value, wait_for
 from tests.unit.serving.routing_helpers import TABULAR_BODY, post_keepalive, publish_routes, request_bytes
 
 pytestmark = pytest.mark.unit
