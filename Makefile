@@ -76,8 +76,12 @@ e2e-deps: k8s-bins node-deps  ## what the real node needs: images, kubelet, kube
 trim-caches:  ## drop kubeloop's Go build caches (the binaries are cached by version); report free disk
 	@hack/trim-caches.sh
 
+.PHONY: images-start
+images-start:  ## start building the images in the background (hack/e2e-deps.sh waits for that build)
+	@hack/images.sh start
+
 .PHONY: test
-test: trim-caches venv k8s-bins prometheus-bin system-deps lint e2e-deps  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
+test: trim-caches images-start venv k8s-bins prometheus-bin system-deps lint e2e-deps  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
 	$(VENV)/bin/pytest --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-fast

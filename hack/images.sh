@@ -7,6 +7,8 @@
 #   hack/images.sh tag          print the tag only: <pyproject version>-<short sha>[-dirty]
 #   hack/images.sh NAME...      build only these (kubeloop trainer mlflow)
 #   hack/images.sh verify       run the built images in containerd (read-only root, uid 65532)
+#   hack/images.sh start        install buildah/debootstrap, then build all in the background (log:
+#                               .run/images-early.log); a later build waits for it, then finds it done
 #
 # Output: ~/.cache/kubeloop/images/<name>-<tag>.tar (docker-archive, uncompressed layers, named
 # docker.io/kubeloop/<name>:<tag>), one line per image `name tag size` on stdout, and .run/images.env
@@ -34,6 +36,27 @@ if [ "$revision" != unknown ] && { ! git diff --quiet HEAD -- 2>/dev/null || [ -
 fi
 if [ "${1:-}" = tag ]; then echo "$tag"; exit 0; fi
 if [ "${1:-}" = verify ]; then shift; exec images/verify.sh "$@"; fi
+
+install_tools() {  # in the foreground: apt-get must not race the other installs of `make test`
+  local need=()
+  command -v buildah >/dev/null || need+=(buildah)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+  [ ${#need[@]} -gt 0 ] || return 0
+  log "installing ${need[*]}"
+  local apt=(apt-get -o DPkg::Lock::Timeout=600)
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q --no-install-recommends "${need[@]}" >&2 \
+    || { "${apt[@]}" update -qq >&2 && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q \
+           --no-install-recommends "${need[@]}" >&2; }  # a fresh machine may have no package lists yet
+}
+install_tools
+if [ "${1:-}" = start ]; then
+  # `make test` starts here: the base image, the torch download and the image layers (network and disk,
+  # mostly) overlap the venv install and the Go builds instead of following them.
+  mkdir -p "$root/.run"
+  nohup "$0" >"$root/.run/images-early.log" 2>&1 </dev/null &
+  log "building in the background (log: .run/images-early.log)"
+  exit 0
+fi
 images=("$@")
 [ ${#images[@]} -gt 0 ] || images=("${ALL_IMAGES[@]}")
 for n in "${images[@]}"; do
@@ -52,18 +75,10 @@ inputs() {
     | while read -r f; do [ -f "$f" ] && printf '%s %s\n' "$(sha256sum <"$f" | cut -c1-64)" "$f"; done
 }
 
-need=()
-command -v buildah >/dev/null || need+=(buildah)
-command -v debootstrap >/dev/null || need+=(debootstrap)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
-    "${need[@]}" >&2
-fi
-
 mkdir -p "$cache" "$store" "$root/.run"
 exec 9>"$store/.lock"
-flock 9  # one build at a time: two builds would share and race on the layer store
+# one build at a time: two builds would share and race on the layer store
+flock -n 9 || { log "waiting for the build that holds $store/.lock"; flock 9; }
 
 # overlay when the kernel lets us (fast, shares layers); vfs (full copies per layer) otherwise.
 driver="${KUBELOOP_STORAGE_DRIVER:-}"

@@ -80,8 +80,8 @@ s3check_bin() {  # the S3 client of hack/addons/s3check, cached by source hash
 }
 
 deps() {
-  apt-get update -qq
-  apt-get install -y --no-install-recommends containerd runc containernetworking-plugins iptables busybox-static >&2
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends containerd runc containernetworking-plugins iptables busybox-static >&2
 }
 
 build() {  # everything `up` needs: kubelet, kube-proxy, the add-on servers and s3check (cached)
