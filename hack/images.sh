@@ -53,7 +53,7 @@ if [ "${1:-}" = start ]; then
   # `make test` starts here: the base image, the torch download and the image layers (network and disk,
   # mostly) overlap the venv install and the Go builds instead of following them.
   mkdir -p "$root/.run"
-  nohup "$0" >"$root/.run/images-early.log" 2>&1 </dev/null &
+  nohup "$root/hack/images.sh" >"$root/.run/images-early.log" 2>&1 </dev/null &
   log "building in the background (log: .run/images-early.log)"
   exit 0
 fi

@@ -9,15 +9,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 CACHE="${KUBELOOP_CACHE:-$HOME/.cache/kubeloop}"
 WANT_FREE_GB="${KUBELOOP_WANT_FREE_GB:-20}"  # a warm `make test`: a venv, image rebuilds, pods and logs
 log() { echo "[trim-caches] $*" >&2; }
-gb() { du -sk "$@" 2>/dev/null | awk '{s += $1} END {printf "%.1f", s / 1048576}'; }
+kb() { du -sk "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+gb() { awk -v k="$(kb "$@")" 'BEGIN {printf "%.1f", k / 1048576}'; }
 
 if pgrep -x go >/dev/null 2>&1; then
   log "a Go build is running: Go caches kept"
 elif [ -d "$GOCACHE" ] || [ -d "$GOMODCACHE" ]; then
-  size=$(gb "$GOCACHE" "$GOMODCACHE")
+  size=$(kb "$GOCACHE" "$GOMODCACHE")
   go clean -cache -modcache 2>/dev/null || chmod -R u+w "$GOMODCACHE" 2>/dev/null
   rm -rf "$GOCACHE" "$GOMODCACHE"; rmdir "$(dirname "$GOCACHE")" 2>/dev/null
-  log "dropped kubeloop's Go build and module caches ($size GB)"
+  [ "$size" -le 16 ] || log "dropped kubeloop's Go build and module caches ($((size / 1024)) MB)"
 fi
 
 free_gb=$(df -Pk "$CACHE" 2>/dev/null | awk 'NR == 2 {printf "%d", $4 / 1048576}')
