@@ -6,6 +6,8 @@ from typing import Any
 
 from kubeloop.api.common import EnvVar, PodEnvironment, Resources, Scheduling
 
+THREADS_ENV = "OMP_NUM_THREADS"
+
 Manifest = dict[str, Any]
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kubeloop"}
 RUN_AS_USER = 65532  # the images' non-root user
@@ -120,6 +122,18 @@ def pod_identity(spec: PodEnvironment) -> dict[str, Any]:
     if spec.service_account_name:
         identity["serviceAccountName"] = spec.service_account_name
     return identity
+
+
+def cpu_threads_env(spec: PodEnvironment, processes: int = 1) -> list[dict[str, Any]]:
+    """OMP_NUM_THREADS: the container's CPU limit rounded up (the downward API's: 500m -> 1; without a
+    limit, the node's allocatable CPUs). PyTorch, OpenBLAS, MKL and Arrow size their thread pools by it;
+    unset, they start one thread per node CPU and a CPU-limited pod spends its quota on contention. With
+    several processes a pod it stays unset: torchrun then gives each process one thread. The user's own
+    wins."""
+    if processes > 1 or any(e.name == THREADS_ENV for e in spec.env):
+        return []
+    limit = {"resource": "limits.cpu", "divisor": "1"}
+    return [{"name": THREADS_ENV, "valueFrom": {"resourceFieldRef": limit}}]
 
 
 def container_env(literal: dict[str, str], spec: PodEnvironment) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from kubeloop_operator.render.common import (
     Manifest,
     Owner,
     container_env,
+    cpu_threads_env,
     pod_identity,
     resource_requirements,
     restricted_container_security,
@@ -54,12 +55,14 @@ def render_cronjob(
 ) -> Manifest:
     volumes, mounts = writable_tmp()
     extra_volumes, extra_mounts = payload_volume(payload)
+    env = container_env({}, spec)
+    env["env"] = cpu_threads_env(spec) + env.get("env", [])
     container: dict[str, Any] = {
         "name": "check",
         "image": spec.image or settings.drift_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": check_args(owner, spec, payload).command(),  # whatever the image's entrypoint
-        **container_env({}, spec),
+        **env,
         "securityContext": restricted_container_security(),
         "volumeMounts": mounts + extra_mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -11,6 +11,7 @@ from kubeloop_operator.render.common import (
     Manifest,
     Owner,
     container_env,
+    cpu_threads_env,
     pod_identity,
     resource_requirements,
     restricted_container_security,
@@ -30,7 +31,6 @@ BUILTIN_COMMAND = ["kubeloop", "train"]
 TERMINATION_GRACE_SECONDS = 30  # above the trainer's 20 s stop grace, so its summary gets written
 ATTEMPT_ANNOTATION = "kubeloop.io/gang-attempt"  # which gang (0, 1, ...) a distributed Job runs
 ATTEMPT_ENV = "KUBELOOP_GANG_ATTEMPT"
-THREADS_ENV = "OMP_NUM_THREADS"
 # Any worker that fails (a non-zero exit, or a disruption: eviction, preemption, node drain) fails
 # the whole Job at once: the Job controller terminates the survivors instead of leaving them hanging
 # in their collectives, and the operator starts a fresh gang (reconcile/gang.py).
@@ -80,17 +80,6 @@ def rendezvous_env(owner: Owner, workers: int, processes: int = 1) -> list[dict[
         {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
         {"name": "LOCAL_RANK", "value": "0"},
     ]
-
-
-def cpu_threads_env(spec: TrainingJobSpec, processes: int) -> list[dict[str, Any]]:
-    """OMP_NUM_THREADS: the container's CPU limit rounded up (the downward API's: 500m -> 1; without a
-    limit, the node's allocatable CPUs). PyTorch, OpenBLAS and MKL size their thread pools by it; unset,
-    they start one thread per node CPU and a CPU-limited pod spends its quota on contention. With several
-    processes a pod it stays unset: torchrun then gives each process one thread. The user's own wins."""
-    if processes > 1 or any(e.name == THREADS_ENV for e in spec.env):
-        return []
-    limit = {"resource": "limits.cpu", "divisor": "1"}
-    return [{"name": THREADS_ENV, "valueFrom": {"resourceFieldRef": limit}}]
 
 
 def pod_spec(

@@ -66,3 +66,23 @@ def test_check_pods_get_identity_and_storage_credentials_by_reference(settings: 
     plain = render_cronjob(owner_of("DriftMonitor"), spec(), PAYLOAD, settings)["spec"]["jobTemplate"]["spec"]
     assert "serviceAccountName" not in plain["template"]["spec"]
     assert "envFrom" not in plain["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize(
+    ("fields", "threads"),
+    [
+        (
+            {"resources": {"cpu": "500m"}},
+            {"valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}}},
+        ),
+        ({"env": [{"name": "OMP_NUM_THREADS", "value": "2"}]}, {"value": "2"}),  # the user's own wins
+    ],
+)
+def test_check_threads_follow_the_cpu_limit(
+    settings: OperatorSettings, fields: dict[str, Any], threads: dict[str, Any]
+) -> None:
+    pod = render_cronjob(owner_of("DriftMonitor"), spec(**fields), PAYLOAD, settings)["spec"]["jobTemplate"][
+        "spec"
+    ]["template"]["spec"]
+    env = [e for e in pod["containers"][0]["env"] if e["name"] == "OMP_NUM_THREADS"]
+    assert env == [{"name": "OMP_NUM_THREADS", **threads}]
