@@ -76,7 +76,7 @@ class BatchSizer:
                 self._add(rows, -previous[0], previous[1])
             self._fitted[rows] = (len(runs), median)
             self._add(rows, len(runs), median)
-        self.limit = self._limit()
+            self.limit = self._limit()
         if self.limit != self._logged_limit:  # at most once a second: a limit may move at every batch
             now = time.monotonic()
             if now - self._logged_at >= LOG_EVERY_S:
