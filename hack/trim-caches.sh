@@ -22,8 +22,10 @@ elif [ -d "$GOCACHE" ] || [ -d "$GOMODCACHE" ]; then
 fi
 
 free_gb=$(df -Pk "$CACHE" 2>/dev/null | awk 'NR == 2 {printf "%d", $4 / 1048576}')
-log "disk: ${free_gb:-?} GB free; kubeloop caches: $(gb "$CACHE") GB ($(
-  for d in bin images containers; do printf '%s %s GB, ' "$d" "$(gb "$CACHE/$d")"; done
+sizes=$(du -sk "$CACHE"/* 2>/dev/null)  # one walk of the cache: each of its folders
+part() { awk -v p="$CACHE/$1" '$2 == p {k = $1} END {printf "%.1f", k / 1048576}' <<<"$sizes"; }
+log "disk: ${free_gb:-?} GB free; kubeloop caches: $(awk '{k += $1} END {printf "%.1f", k / 1048576}' <<<"$sizes") GB ($(
+  for d in bin images containers; do printf '%s %s GB, ' "$d" "$(part "$d")"; done
 )containerd $(gb /var/lib/containerd) GB)"
 if [ -n "$free_gb" ] && [ "$free_gb" -lt "$WANT_FREE_GB" ]; then
   log "WARNING: under $WANT_FREE_GB GB free: the install or the image builds may fail with 'No space left on device'"
