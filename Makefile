@@ -72,6 +72,10 @@ node-deps:  ## containerd, runc, CNI plugins and iptables from Debian (idempoten
 e2e-deps: k8s-bins node-deps  ## what the real node needs: images, kubelet, kube-proxy, CoreDNS, metrics-server, S3
 	hack/e2e-deps.sh
 
+.PHONY: e2e-deps-start
+e2e-deps-start: k8s-bins node-deps  ## start hack/e2e-deps.sh in the background; the e2e tier (run last) waits for it
+	@hack/e2e-deps.sh start
+
 .PHONY: trim-caches
 trim-caches:  ## drop kubeloop's Go build caches (the binaries are cached by version); report free disk
 	@hack/trim-caches.sh
@@ -81,7 +85,7 @@ images-start:  ## start building the images in the background (hack/e2e-deps.sh 
 	@hack/images.sh start
 
 .PHONY: test
-test: trim-caches images-start venv k8s-bins prometheus-bin system-deps lint e2e-deps  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
+test: trim-caches images-start venv k8s-bins prometheus-bin system-deps lint e2e-deps-start  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
 	$(VENV)/bin/pytest --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-fast

@@ -114,15 +114,21 @@ build_prometheus_adapter() {  # wrapper module: `go install @version` asks for t
   log "prometheus-adapter built in $((SECONDS - t)) s"
 }
 
+locked() {  # NAME BUILD: one build of an add-on at a time (`make test` builds them in the background while
+  # a cluster test may ask for one); a second caller waits, then finds it cached
+  mkdir -p "$CACHE"
+  (flock 7; "$2") 7>"$CACHE/.build-addons-$1.lock"
+}
+
 command -v go >/dev/null || { echo "go is required to build the add-ons" >&2; exit 1; }
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(coredns metrics-server seaweedfs prometheus)
 for n in "${names[@]}"; do
   case "$n" in
-    coredns) build_coredns; echo "coredns $(coredns_bin)" ;;
-    metrics-server) build_metrics_server; echo "metrics-server $(metrics_server_bin)" ;;
-    seaweedfs) build_seaweedfs; echo "seaweedfs $(seaweedfs_bin)" ;;
-    prometheus) build_prometheus; echo "prometheus $(prometheus_bin)" ;;
-    prometheus-adapter) build_prometheus_adapter; echo "prometheus-adapter $(prometheus_adapter_bin)" ;;
+    coredns) locked coredns build_coredns; echo "coredns $(coredns_bin)" ;;
+    metrics-server) locked metrics-server build_metrics_server; echo "metrics-server $(metrics_server_bin)" ;;
+    seaweedfs) locked seaweedfs build_seaweedfs; echo "seaweedfs $(seaweedfs_bin)" ;;
+    prometheus) locked prometheus build_prometheus; echo "prometheus $(prometheus_bin)" ;;
+    prometheus-adapter) locked prometheus-adapter build_prometheus_adapter; echo "prometheus-adapter $(prometheus_adapter_bin)" ;;
     *) echo "unknown add-on: $n (coredns|metrics-server|seaweedfs|prometheus|prometheus-adapter)" >&2; exit 2 ;;
   esac
 done

@@ -35,6 +35,14 @@ def tier_of(item: pytest.Item) -> str:
     return next((t for t in TIERS if item.get_closest_marker(t)), "unmarked")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tier by tier, in the order of TIERS (each tier's tests in their collected order): the e2e tier
+    runs last, so that `make test` builds what the real node needs (hack/e2e-deps.sh start) while the
+    unit and cluster tiers run."""
+    rank = {tier: index for index, tier in enumerate(TIERS)}
+    items.sort(key=lambda item: rank.get(tier_of(item), 0))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
     outcome = yield

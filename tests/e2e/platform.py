@@ -201,6 +201,18 @@ class Platform:
         ).stdout
 
 
+def wait_for_e2e_deps(log: Path | None) -> None:
+    """What the node needs is built: wait for `make test`'s background build (hack/e2e-deps.sh start),
+    or build it here when none finished; its progress goes to `log` (None: stderr)."""
+    with log.open("ab") if log else contextlib.nullcontext(None) as out:
+        done = subprocess.run(
+            [ROOT / "hack/e2e-deps.sh", "wait"], stdout=out, stderr=out, timeout=3600, check=False
+        )
+    if done.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log else ""
+        raise RuntimeError(f"hack/e2e-deps.sh wait failed ({done.returncode}):\n{tail}")
+
+
 def accepts(port: int) -> bool:
     """Whether 127.0.0.1:port takes a TCP connection (kube-proxy programs a new node port within seconds)."""
     try:
