@@ -21,6 +21,7 @@ elif [ -d "$GOCACHE" ] || [ -d "$GOMODCACHE" ]; then
   [ "$size" -le 16 ] || log "dropped kubeloop's Go build and module caches ($((size / 1024)) MB)"
 fi
 
+mkdir -p "$CACHE"  # a fresh machine has none yet: df needs a path that exists
 free_gb=$(df -Pk "$CACHE" 2>/dev/null | awk 'NR == 2 {printf "%d", $4 / 1048576}')
 sizes=$(du -sk "$CACHE"/* 2>/dev/null)  # one walk of the cache: each of its folders
 part() { awk -v p="$CACHE/$1" '$2 == p {k = $1} END {printf "%.1f", k / 1048576}' <<<"$sizes"; }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -48,3 +49,8 @@ def test_too_little_free_disk_is_a_warning_not_a_failure(tmp_path: Path) -> None
     out = trim(tmp_path, KUBELOOP_WANT_FREE_GB="100000000").stderr
     assert "WARNING: under 100000000 GB free" in out
     assert "dropped" not in out  # nothing to drop
+
+
+def test_a_fresh_machine_without_a_cache_gets_the_free_space(tmp_path: Path) -> None:
+    out = trim(tmp_path / "not-yet").stderr
+    assert re.search(r"disk: \d+ GB free", out), out
