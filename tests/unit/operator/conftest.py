@@ -4,7 +4,7 @@ import pytest
 
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.settings import OperatorSettings
-from tests.unit.operator.test_reconcile import World
+from tests.unit.operator.world import World
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def settings() -> OperatorSettings:
 
 @pytest.fixture
 def world() -> World:
-    """A fresh fake API server and operator Context for each test (test_reconcile.World)."""
+    """A fresh fake API server and operator Context for each test (tests/unit/operator/world.py)."""
     return World()
 
 

@@ -19,7 +19,7 @@ from kubeloop_operator.render.training import ATTEMPT_ANNOTATION, render_trainin
 from kubeloop_operator.settings import OperatorSettings
 from kubeloop_operator.status.gang import decide, failed_worker, restarts_of
 from tests.unit.operator.conftest import owner_of
-from tests.unit.operator.test_reconcile import NS, World, condition
+from tests.unit.operator.world import NS, World, condition
 
 pytestmark = pytest.mark.unit
 Obj = dict[str, Any]

@@ -12,7 +12,7 @@ from kubeloop.api.drift import FeatureResult
 from kubeloop.api.summaries import DriftSummary, encode
 from kubeloop_operator.kube import path
 from kubeloop_operator.reconcile import reconcile_drift_monitor
-from tests.unit.operator.test_reconcile import MODEL, NS, World, condition, finish_job, sample
+from tests.unit.operator.world import MODEL, NS, World, condition, finish_job, sample
 
 pytestmark = pytest.mark.unit
 

@@ -16,7 +16,7 @@ from kubeloop_operator.settings import OperatorSettings
 from kubeloop_trainer.tags import UID_TAG
 from kubeloop_trainer.tracking import Tracker
 from tests.fixtures.ports import free_port
-from tests.unit.operator.test_reconcile import NS, TRAINING, World, finish_job, sample
+from tests.unit.operator.world import NS, TRAINING, World, finish_job, sample
 
 pytestmark = [pytest.mark.unit, pytest.mark.mlflow]
 

@@ -14,7 +14,7 @@ from kubeloop_operator.kube import path
 from kubeloop_operator.prometheus import Prometheus
 from kubeloop_operator.reconcile import reconcile_model_deployment
 from tests.fixtures.ports import free_port
-from tests.unit.operator.test_reconcile import NS, World, condition, roll_out
+from tests.unit.operator.world import NS, World, condition, roll_out
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -14,7 +14,7 @@ from kubeloop.api.training import RegisteredModel, TrainingJobStatus
 from kubeloop_operator.conditions import set_condition
 from kubeloop_operator.reconcile import reconcile_training_job
 from kubeloop_operator.status.training import derive_training_status
-from tests.unit.operator.test_reconcile import NS, World, condition, finish_job
+from tests.unit.operator.world import NS, World, condition, finish_job
 
 pytestmark = pytest.mark.unit
 
