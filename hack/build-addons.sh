@@ -120,7 +120,7 @@ locked() {  # NAME BUILD: one build of an add-on at a time (`make test` builds t
   (flock 7; "$2") 7>"$CACHE/.build-addons-$1.lock"
 }
 
-command -v go >/dev/null || { echo "go is required to build the add-ons" >&2; exit 1; }
+type -P go >/dev/null || { echo "go is required to build the add-ons" >&2; exit 1; }
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(coredns metrics-server seaweedfs prometheus)
 for n in "${names[@]}"; do
   case "$n" in

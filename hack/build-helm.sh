@@ -18,7 +18,7 @@ if [ -x "$BIN/helm" ]; then echo "$BIN/helm"; exit 0; fi
 for found in "$CACHE"/bin/*-helm-"$HELM_VERSION"/helm; do
   if [ -x "$found" ]; then cp "$found" "$BIN/helm"; echo "$BIN/helm"; exit 0; fi
 done
-command -v go >/dev/null || { echo "go is required to build helm" >&2; exit 1; }
+type -P go >/dev/null || { echo "go is required to build helm" >&2; exit 1; }
 echo "[build-helm] building helm $HELM_VERSION (cold: a few minutes)" >&2
 CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath" GOTOOLCHAIN=local GOBIN="$BIN" \
   go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"

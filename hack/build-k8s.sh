@@ -17,7 +17,7 @@ export CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath" GOTOOLCHAIN=local
 
 complete() { for b in "${ALL_BINS[@]}"; do [ -x "$BIN/$b" ] || return 1; done; }
 if complete; then echo "$BIN"; exit 0; fi
-command -v go >/dev/null || { echo "go is required to build the control plane" >&2; exit 1; }
+type -P go >/dev/null || { echo "go is required to build the control plane" >&2; exit 1; }
 mkdir -p "$BIN"
 # One build at a time (two make targets, or a test tier and a script, may ask at once): the second
 # waits for the first, then finds the cache complete.

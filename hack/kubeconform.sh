@@ -18,7 +18,7 @@ bin="$CACHE/bin/kubeconform-$KUBECONFORM_VERSION/kubeconform"
 
 install_binary() {
   [ -x "$bin" ] && return 0
-  command -v go >/dev/null || { echo "go is required to build kubeconform" >&2; exit 1; }
+  type -P go >/dev/null || { echo "go is required to build kubeconform" >&2; exit 1; }
   local tmp; tmp=$(mktemp -d)
   CGO_ENABLED=0 GOTOOLCHAIN=local GOBIN="$tmp" GOFLAGS="-trimpath" \
     go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" >&2

@@ -22,7 +22,7 @@ log() { echo "[registry] $*" >&2; }
 
 build() {
   if [ ! -x "$BIN" ]; then
-    command -v go >/dev/null || { log "go is required to build the registry"; exit 1; }
+    type -P go >/dev/null || { log "go is required to build the registry"; exit 1; }
     log "building distribution registry $VERSION (cold ~3 min)"
     local t=$SECONDS
     mkdir -p "$(dirname "$BIN")"

@@ -12,14 +12,17 @@ log() { echo "[trim-caches] $*" >&2; }
 kb() { du -sk "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 gb() { awk -v k="$(kb "$@")" 'BEGIN {printf "%.1f", k / 1048576}'; }
 
-if pgrep -x go >/dev/null 2>&1; then
+mkdir -p "$(dirname "$KUBELOOP_GO_LOCK")"
+exec 6>>"$KUBELOOP_GO_LOCK"
+if ! flock -n -x 6; then
   log "a Go build is running: Go caches kept"
 elif [ -d "$GOCACHE" ] || [ -d "$GOMODCACHE" ]; then
   size=$(kb "$GOCACHE" "$GOMODCACHE")
-  go clean -cache -modcache 2>/dev/null || chmod -R u+w "$GOMODCACHE" 2>/dev/null
+  command go clean -cache -modcache 2>/dev/null || chmod -R u+w "$GOMODCACHE" 2>/dev/null
   rm -rf "$GOCACHE" "$GOMODCACHE"; rmdir "$(dirname "$GOCACHE")" 2>/dev/null
   [ "$size" -le 16 ] || log "dropped kubeloop's Go build and module caches ($((size / 1024)) MB)"
 fi
+exec 6>&-
 
 mkdir -p "$CACHE"  # a fresh machine has none yet: df needs a path that exists
 free_gb=$(df -Pk "$CACHE" 2>/dev/null | awk 'NR == 2 {printf "%d", $4 / 1048576}')

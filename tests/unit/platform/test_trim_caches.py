@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -54,3 +56,33 @@ def test_too_little_free_disk_is_a_warning_not_a_failure(tmp_path: Path) -> None
 def test_a_fresh_machine_without_a_cache_gets_the_free_space(tmp_path: Path) -> None:
     out = trim(tmp_path / "not-yet").stderr
     assert re.search(r"disk: \d+ GB free", out), out
+
+
+def go_caches(cache: Path) -> Path:
+    build = cache / "go/build/ab"
+    build.mkdir(parents=True)
+    (build / "ab12-d").write_bytes(b"x" * 4096)
+    return cache / "go"
+
+
+def test_a_kubeloop_go_command_running_keeps_the_caches(tmp_path: Path) -> None:
+    caches = go_caches(tmp_path)
+    with (tmp_path / ".go-caches.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # what hack/go-env.sh's go() holds while a go command runs
+        out = trim(tmp_path).stderr
+    assert caches.exists()
+    assert "a Go build is running: Go caches kept" in out
+
+
+def test_another_go_process_does_not_keep_them(tmp_path: Path) -> None:
+    """A go process that is not one of kubeloop's on this cache (the user's own, or the background build
+    of `make test` beside this very test, on the real cache) does not stop the trim."""
+    caches = go_caches(tmp_path / "cache")
+    other_go = tmp_path / "go"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", other_go)  # a process named go
+    with subprocess.Popen([other_go, "30"]) as running:
+        try:
+            trim(tmp_path / "cache")
+        finally:
+            running.kill()
+    assert not caches.exists()
