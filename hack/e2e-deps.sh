@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the e2e tier and `make demo` need beyond the control plane, overlapped where the 2 cores
 # allow: the image builds (mostly network and disk) run beside the Go builds of kubelet, kube-proxy,
-# CoreDNS, metrics-server and SeaweedFS (CPU). Both are cached: a warm run takes seconds.
+# CoreDNS, metrics-server, SeaweedFS and prometheus-adapter (CPU). Both are cached: a warm run takes
+# seconds.
 #
 #   hack/e2e-deps.sh          build (or find) them, in the foreground
 #   hack/e2e-deps.sh start    the same in the background at the lowest CPU priority (log: .run/e2e-deps.log):
@@ -47,6 +48,9 @@ esac
 rm -f "$finished"
 hack/images.sh >.run/images.log 2>&1 &
 images=$!
+# prometheus-adapter first: the cluster tier's adapter test runs before the e2e tier and needs it too
+# (it waits on the add-on's lock for a build in progress rather than building it again)
+hack/build-addons.sh prometheus-adapter >/dev/null
 hack/kubelet/node.sh build >/dev/null
 if ! wait "$images"; then
   tail -n 60 .run/images.log >&2

@@ -85,13 +85,12 @@ deps() {
 }
 
 build() {  # everything `up` needs: kubelet, kube-proxy, the add-on servers and s3check (cached)
-  # prometheus-adapter first: while `make test` runs this in the background, the cluster tier needs it
-  ! enabled prometheus-adapter || addon_bin prometheus-adapter >/dev/null
   build_node >/dev/null
   ! enabled coredns || addon_bin coredns >/dev/null
   ! enabled metrics-server || addon_bin metrics-server >/dev/null
   ! enabled s3 || { addon_bin seaweedfs >/dev/null; s3check_bin >/dev/null; }
   ! enabled prometheus || addon_bin prometheus >/dev/null
+  ! enabled prometheus-adapter || addon_bin prometheus-adapter >/dev/null
   echo "$KUBELET_BIN"
 }
 
