@@ -59,6 +59,9 @@ class RolloutStatus(ApiModel):
     weight_zero_since: datetime | None = Field(
         None, description="When the weight went to 0 at the end; the canary is kept until routes propagate."
     )
+    held_weight: int | None = Field(
+        None, description="The weight a pause holds; the routes get it while the canary has a ready replica."
+    )
     failures: int = 0
     checks: list[CheckResult] = Field(default_factory=list)
     message: str = ""

@@ -72,32 +72,49 @@ def advance(canary: Canary, previous: RolloutStatus | None, observed: Observed) 
     if rollout.phase == "Promoting":
         if observed.stable_promoted:
             return end(rollout, "Promoted", f"stable serves {version_of(rollout)}", now)
-        return gated(rollout, rollout.weight, observed)
+        return gated(rollout, analysis.steps[-1] if analysis else rollout.weight, observed)
     if analysis is None:
         target = canary.traffic_percent or 0
-        phase = "Paused" if canary.paused else "Progressing"
-        held = rollout.weight if canary.paused else target
+        if canary.paused:
+            return pause(rollout, f"paused at weight {held(rollout)}% (fixed weight {target}%)", observed)
         message = f"fixed weight {target}% (no analysis)"
-        return gated(
-            rollout.model_copy(update={"phase": phase, "step": 0, "message": message}), held, observed
-        )
+        update = {"phase": "Progressing", "step": 0, "held_weight": None, "message": message}
+        return gated(rollout.model_copy(update=update), target, observed)
     if not observed.prometheus:
         message = "canary analysis needs a Prometheus: set the operator's prometheusUrl"
         return rollout.model_copy(
             update={"phase": "Idle", "weight": 0, "step_started_at": None, "message": message}
         )
     if canary.paused:
-        message = f"paused at step {rollout.step}, weight {rollout.weight}%"
-        return gated(
-            rollout.model_copy(update={"phase": "Paused", "message": message}), rollout.weight, observed
-        )
+        return pause(rollout, f"paused at step {rollout.step}, weight {held(rollout)}%", observed)
     step = min(max(rollout.step, 1), len(analysis.steps))  # the steps may have been edited
     rollout = rollout.model_copy(update={"step": step})
     if rollout.phase in ("Paused", "Idle"):  # resumed: the window starts now (no second warm-up)
         resumed = rollout.step_started_at is not None and rollout.weight > 0
-        update = {"phase": "Progressing", "window_start": now if resumed else None, "analyzed_at": None}
+        update = {
+            "phase": "Progressing",
+            "held_weight": None,
+            "window_start": now if resumed else None,
+            "analyzed_at": None,
+        }
         rollout = rollout.model_copy(update=update)
     return start_step(rollout, analysis, observed)
+
+
+def held(rollout: RolloutStatus) -> int:
+    """The weight a pause holds: the weight when it began (kept apart from `weight`, which the readiness
+    gate may set to 0 for a while)."""
+    if rollout.phase == "Paused" and rollout.held_weight is not None:
+        return rollout.held_weight
+    return rollout.weight
+
+
+def pause(rollout: RolloutStatus, message: str, observed: Observed) -> RolloutStatus:
+    weight = held(rollout)
+    if weight > 0 and not observed.canary_ready:
+        message += ", once the canary has a ready replica again (weight 0 until then)"
+    update = {"phase": "Paused", "held_weight": weight}
+    return gated(rollout.model_copy(update=update), weight, observed).model_copy(update={"message": message})
 
 
 def gated(rollout: RolloutStatus, weight: int, observed: Observed) -> RolloutStatus:

@@ -182,6 +182,37 @@ def test_pause_holds_the_weight_and_resume_goes_on() -> None:
     assert run.weights()[-3:] == [25, 50, 0]
 
 
+def test_a_pause_holds_its_weight_through_a_moment_without_a_ready_canary() -> None:
+    run = Run(canary())
+    while run.once().step < 2:
+        pass
+    run.spec = run.spec.model_copy(update={"paused": True})
+    assert run.once().weight == 10
+    run.ready = False  # its pod is replaced: no request may reach it meanwhile
+    gone = run.once()
+    assert (gone.phase, gone.weight) == ("Paused", 0) and "ready replica" in gone.message
+    run.ready = True
+    for _ in range(10):
+        back = run.once()
+        assert (back.phase, back.weight) == ("Paused", 10), back.message
+    assert back.message == "paused at step 2, weight 10%"
+    run.spec = run.spec.model_copy(update={"paused": False})
+    assert run.once().held_weight is None
+    run.until(("Promoted",))
+
+
+def test_a_paused_fixed_weight_is_held_through_a_moment_without_a_ready_canary() -> None:
+    run = Run(Canary.model_validate({"model": {"uri": URI}, "trafficPercent": 30}))
+    assert run.once().weight == 30
+    run.spec = run.spec.model_copy(update={"paused": True, "traffic_percent": 60})
+    run.ready = False
+    assert (run.once().phase, run.history[-1].weight) == ("Paused", 0)
+    run.ready = True
+    assert (run.once().phase, run.history[-1].weight) == ("Paused", 30)
+    run.spec = run.spec.model_copy(update={"paused": False})
+    assert (run.once().phase, run.history[-1].weight) == ("Progressing", 60)
+
+
 def test_abort_is_a_rollback_and_unsetting_it_starts_again() -> None:
     run = Run(canary())
     while run.once().step < 3:
