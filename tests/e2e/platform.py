@@ -49,19 +49,8 @@ class Platform:
         if target.mode == "existing":
             assert target.kubeconfig, "an existing cluster has a KUBECONFIG"
             command, env = "up-existing", {**os.environ, "KUBECONFIG": target.kubeconfig}
-        with log.open("ab") if log else contextlib.nullcontext(None) as out:
-            done = subprocess.run(
-                [ROOT / "hack/platform.sh", command],
-                stdout=subprocess.PIPE,
-                stderr=out,
-                env=env,
-                timeout=2400,
-                check=False,
-            )
-        if done.returncode != 0:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log else ""
-            raise RuntimeError(f"hack/platform.sh {command} failed ({done.returncode}):\n{tail}")
-        exports = dict(re.findall(r"(\w+)=(\S+)", done.stdout.decode().strip().splitlines()[-1]))
+        stdout = run_logged(["hack/platform.sh", command], log, 2400, env=env, keep_stdout=True)
+        exports = dict(re.findall(r"(\w+)=(\S+)", stdout.strip().splitlines()[-1]))
         kubeconfig = Path(exports["KUBECONFIG"])
         binary = Path(exports["PATH"].split(":", 1)[0]) / "kubectl"
         return cls(Kubectl(binary, kubeconfig), kubeconfig, target)
@@ -204,13 +193,31 @@ class Platform:
 def wait_for_e2e_deps(log: Path | None) -> None:
     """What the node needs is built: wait for `make test`'s background build (hack/e2e-deps.sh start),
     or build it here when none finished; its progress goes to `log` (None: stderr)."""
+    run_logged(["hack/e2e-deps.sh", "wait"], log, 3600)
+
+
+def run_logged(
+    command: list[str],
+    log: Path | None,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    keep_stdout: bool = False,
+) -> str:
+    """Run a script of the repository, its output appended to `log` (None: stderr), and return its
+    stdout when `keep_stdout` (else that goes to the log too); on failure raise with the log's tail."""
     with log.open("ab") if log else contextlib.nullcontext(None) as out:
         done = subprocess.run(
-            [ROOT / "hack/e2e-deps.sh", "wait"], stdout=out, stderr=out, timeout=3600, check=False
+            [ROOT / command[0], *command[1:]],
+            stdout=subprocess.PIPE if keep_stdout else out,
+            stderr=out,
+            env=env,
+            timeout=timeout,
+            check=False,
         )
     if done.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log else ""
-        raise RuntimeError(f"hack/e2e-deps.sh wait failed ({done.returncode}):\n{tail}")
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{tail}")
+    return done.stdout.decode() if keep_stdout else ""
 
 
 def accepts(port: int) -> bool:

@@ -106,3 +106,21 @@ def test_the_e2e_tier_runs_last_and_the_unit_tier_first() -> None:
     order = [line.split("/")[1] for line in collected.splitlines() if line.startswith("tests/")]
     assert order and order == sorted(order, key=["unit", "cluster", "e2e"].index), order
     assert order[0] == "unit" and order[-1] == "e2e"
+
+
+def test_a_script_run_for_the_e2e_tier_logs_its_output_and_fails_with_the_log_tail(tmp_path: Path) -> None:
+    from tests.e2e.platform import run_logged
+
+    script, log = tmp_path / "step.sh", tmp_path / "platform.log"
+    script.write_text(
+        "#!/usr/bin/env bash\necho progress >&2\necho 'export KUBECONFIG=/k PATH=/b'\n"
+        'for i in $(seq 50); do echo "line $i" >&2; done\nexit "${FAIL:-0}"\n'
+    )
+    script.chmod(0o755)
+    assert run_logged([str(script)], log, 30, keep_stdout=True) == "export KUBECONFIG=/k PATH=/b\n"
+    assert "progress" in log.read_text() and "KUBECONFIG" not in log.read_text()
+    with pytest.raises(RuntimeError) as failed:
+        run_logged([str(script), "up"], log, 30, env={**os.environ, "FAIL": "3"})
+    message = str(failed.value)
+    assert message.startswith(f"{script} up failed (3):") and message.endswith("line 50")
+    assert "line 11\n" in message and "line 10\n" not in message  # the last 40 lines of the log
