@@ -4,8 +4,9 @@ Same generated models (bench/serving_models.py: tabular MLP, small CNN), same on
 options, every server pinned to the same CPUs with the same thread count, load generators in their
 own processes on the other CPUs. REST requests are OIP JSON (bench.serving_loadgen, one keep-alive
 connection per caller); gRPC requests are ModelInferRequest with raw contents (bench.serving_grpc_loadgen,
-one channel). kubeloop runs with its default batching (MAX_BATCH_SIZE 32) and serves both protocols
-from one process; KServe 0.21.0 (its .venv-kserve) serves both from one ModelServer. Prints JSON:
+one channel). kubeloop runs with its default batching (MAX_BATCH_SIZE 32, MAX_BATCH_RUN_MS 10) and
+serves both protocols from one process; KServe 0.21.0 (its .venv-kserve) serves both from one
+ModelServer. Prints JSON:
 rps, p50_ms, p99_ms per model x server x protocol x concurrency, and ratios in the same run.
 
     python -m bench.serving_grpc            # full run (about 8 minutes)
@@ -196,7 +197,7 @@ def main() -> None:
         "environment": {
             **environment(args, PeerPythons(kserve=kserve, mlserver=Path(sys.executable))),
             "payload": "one row per request: OIP JSON (REST), ModelInferRequest raw_input_contents (gRPC)",
-            "kubeloop_batching": "MAX_BATCH_SIZE 32 (the default)",
+            "kubeloop_batching": "the defaults: MAX_BATCH_SIZE 32, MAX_BATCH_RUN_MS 10",
         },
         "results": results,
         "ratios": ratios(results),
