@@ -53,6 +53,19 @@ def serves(deployment: Obj | None, uri: str) -> bool:
     )
 
 
+def canary_readiness(deployment: Obj | None, uri: str) -> bool | None:
+    """serves(), or None while the Deployment controller has not observed the latest spec of a template
+    that serves `uri`: the operator has just scaled it (the HPA moved stable), and its pods are as they
+    were. Read as not ready, every such scale put the weight to 0 and restarted the step."""
+    if deployment is not None:
+        template = deployment["spec"]["template"]["metadata"].get("annotations") or {}
+        observed = (deployment.get("status") or {}).get("observedGeneration", 0)
+        latest = deployment["metadata"].get("generation", 0)
+        if template.get(MODEL_URI_ANNOTATION) == uri and observed < latest:
+            return None
+    return serves(deployment, uri)
+
+
 def replicas_of(deployment: Obj | None, default: int) -> int:
     if deployment is None:
         return default
@@ -87,7 +100,7 @@ def plan_delivery(
         now=now,
         canary_uri=canary_uri,
         canary_version=canary_resolved.version if canary_resolved else None,
-        canary_ready=serves(canary_deployment, canary_uri),
+        canary_ready=canary_readiness(canary_deployment, canary_uri),
         stable_promoted=serves(stable, canary_uri) and stable is not None and rolled_out(stable),
         prometheus=ctx.prometheus is not None,
     )

@@ -31,7 +31,9 @@ class Observed:
     now: datetime
     canary_uri: str  # the canary model served (its identity: a new one is a new rollout)
     canary_version: str | None
-    canary_ready: bool  # the canary Deployment has a ready replica of its current template
+    # the canary Deployment has a ready replica of its current template; None: not known this pass (the
+    # Deployment controller has not yet observed its latest spec, a scale say): the weight is held
+    canary_ready: bool | None
     stable_promoted: bool  # the stable Deployment has rolled out serving the canary's model
     prometheus: bool  # the operator has a Prometheus to ask
 
@@ -111,7 +113,7 @@ def held(rollout: RolloutStatus) -> int:
 
 def pause(rollout: RolloutStatus, message: str, observed: Observed) -> RolloutStatus:
     weight = held(rollout)
-    if weight > 0 and not observed.canary_ready:
+    if weight > 0 and observed.canary_ready is False:
         message += ", once the canary has a ready replica again (weight 0 until then)"
     update = {"phase": "Paused", "held_weight": weight}
     return gated(rollout.model_copy(update=update), weight, observed).model_copy(update={"message": message})
@@ -119,6 +121,8 @@ def pause(rollout: RolloutStatus, message: str, observed: Observed) -> RolloutSt
 
 def gated(rollout: RolloutStatus, weight: int, observed: Observed) -> RolloutStatus:
     """No request reaches a canary without a ready replica (KServe #5983): weight 0 until it has one."""
+    if observed.canary_ready is None:
+        return rollout
     if observed.canary_ready:
         return rollout.model_copy(update={"weight": weight})
     message = rollout.message if rollout.weight == 0 else "the canary has no ready replica: weight 0"
@@ -128,6 +132,8 @@ def gated(rollout: RolloutStatus, weight: int, observed: Observed) -> RolloutSta
 def start_step(rollout: RolloutStatus, analysis: CanaryAnalysis, observed: Observed) -> RolloutStatus:
     """The step's weight is written once the canary is ready; the step (and its warm-up) starts then."""
     target = analysis.steps[rollout.step - 1]
+    if observed.canary_ready is None:
+        return rollout  # neither started nor restarted on what is not known
     if not observed.canary_ready:
         if rollout.weight == 0 and rollout.step_started_at is None:
             return rollout

@@ -112,6 +112,29 @@ def test_canary_replicas_follow_the_stable_tracks_current_replicas(world: World,
     assert world.get("Deployment", "churn-canary")["spec"]["replicas"] == 1  # ceil(8 * 10%)
 
 
+def test_scaling_the_canary_with_stable_neither_drops_its_weight_nor_restarts_its_step(
+    world: World, clock: Clock
+) -> None:
+    world.ctx.prometheus = Prometheus(f"http://127.0.0.1:{free_port()}", timeout=2)  # nobody listens
+    world.create("ModelDeployment", "churn", ANALYSED)
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    roll_out(world, "churn")
+    roll_out(world, "churn-canary")
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    started = rollout(world)["stepStartedAt"]
+    assert weight(world) == 10
+    scale_stable(world, 20)  # the HPA: the canary follows, ceil(20 * 10%) = 2
+    for _ in range(2):  # the Deployment controller has not yet observed the canary's new replicas
+        world.ctx.remember_applied(("ModelDeployment", NS, "churn"), None)
+        reconcile_model_deployment(world.ctx, NS, "churn")
+        canary = world.get("Deployment", "churn-canary")
+        assert canary["spec"]["replicas"] == 2 and canary["status"]["observedGeneration"] == 1
+        assert weight(world) == 10 and rollout(world)["stepStartedAt"] == started
+    roll_out(world, "churn-canary")
+    reconcile_model_deployment(world.ctx, NS, "churn")
+    assert weight(world) == 10 and rollout(world)["stepStartedAt"] == started
+
+
 def test_a_fixed_weight_is_written_once_the_canary_is_ready(world: World, clock: Clock) -> None:
     fixed = {**ANALYSED, "canary": {"model": {"uri": "s3://models/churn-2.onnx"}, "trafficPercent": 30}}
     world.create("ModelDeployment", "churn", fixed)

@@ -43,7 +43,7 @@ class Run:
     spec: Canary
     traffic: Callable[[RolloutStatus], TrackWindow] = lambda _: HEALTHY
     stable: Callable[[], TrackWindow] = lambda: STABLE
-    ready: bool = True
+    ready: bool | None = True
     prometheus: bool = True
     tick: timedelta = timedelta(seconds=15)
     now: datetime = T0
@@ -199,6 +199,22 @@ def test_a_pause_holds_its_weight_through_a_moment_without_a_ready_canary() -> N
     run.spec = run.spec.model_copy(update={"paused": False})
     assert run.once().held_weight is None
     run.until(("Promoted",))
+
+
+def test_readiness_not_known_for_a_moment_neither_moves_the_weight_nor_restarts_the_step() -> None:
+    run = Run(canary())
+    while run.once().step < 2:
+        pass
+    started = run.history[-1].step_started_at
+    run.ready = None  # the canary was just scaled: its Deployment's new spec is not observed yet
+    for _ in range(3):
+        held = run.once()
+        assert (held.phase, held.step, held.weight, held.step_started_at) == ("Progressing", 2, 10, started)
+    run.ready = True
+    run.until(("Promoted",))
+    assert run.weights() == [5, 10, 25, 50, 0]
+    fresh = Run(canary(), ready=None)
+    assert (fresh.once().weight, fresh.history[-1].step_started_at) == (0, None)
 
 
 def test_a_paused_fixed_weight_is_held_through_a_moment_without_a_ready_canary() -> None:
