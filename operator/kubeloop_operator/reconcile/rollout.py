@@ -39,15 +39,25 @@ class Plan:
     effects: list[Callable[[], None]] = field(default_factory=list)
 
 
+def template_uri(deployment: Obj) -> str | None:
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations") or {}
+    return annotations.get(MODEL_URI_ANNOTATION)
+
+
+def spec_observed(deployment: Obj) -> bool:
+    """The Deployment controller has seen the latest spec: its status counts are about it."""
+    observed = (deployment.get("status") or {}).get("observedGeneration", 0)
+    return bool(observed >= deployment["metadata"].get("generation", 0))
+
+
 def serves(deployment: Obj | None, uri: str) -> bool:
     """Every pod of the Deployment runs a template that serves `uri`, and one of them is ready."""
     if deployment is None:
         return False
-    template = deployment["spec"]["template"]["metadata"].get("annotations") or {}
     status = deployment.get("status") or {}
     return bool(
-        template.get(MODEL_URI_ANNOTATION) == uri
-        and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+        template_uri(deployment) == uri
+        and spec_observed(deployment)
         and status.get("replicas", 0) == status.get("updatedReplicas", 0)
         and status.get("readyReplicas", 0) >= 1
     )
@@ -57,12 +67,8 @@ def canary_readiness(deployment: Obj | None, uri: str) -> bool | None:
     """serves(), or None while the Deployment controller has not observed the latest spec of a template
     that serves `uri`: the operator has just scaled it (the HPA moved stable), and its pods are as they
     were. Read as not ready, every such scale put the weight to 0 and restarted the step."""
-    if deployment is not None:
-        template = deployment["spec"]["template"]["metadata"].get("annotations") or {}
-        observed = (deployment.get("status") or {}).get("observedGeneration", 0)
-        latest = deployment["metadata"].get("generation", 0)
-        if template.get(MODEL_URI_ANNOTATION) == uri and observed < latest:
-            return None
+    if deployment is not None and template_uri(deployment) == uri and not spec_observed(deployment):
+        return None
     return serves(deployment, uri)
 
 
