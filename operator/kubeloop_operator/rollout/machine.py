@@ -120,7 +120,8 @@ def pause(rollout: RolloutStatus, message: str, observed: Observed) -> RolloutSt
 
 
 def gated(rollout: RolloutStatus, weight: int, observed: Observed) -> RolloutStatus:
-    """No request reaches a canary without a ready replica (KServe #5983): weight 0 until it has one."""
+    """No request reaches a canary without a ready replica (KServe #5983): weight 0 until it has one;
+    the weight as it was while that is not known."""
     if observed.canary_ready is None:
         return rollout
     if observed.canary_ready:

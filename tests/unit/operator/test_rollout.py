@@ -229,6 +229,15 @@ def test_a_paused_fixed_weight_is_held_through_a_moment_without_a_ready_canary()
     assert (run.once().phase, run.history[-1].weight) == ("Progressing", 60)
 
 
+def test_a_promotion_keeps_the_last_steps_weight_through_a_moment_without_a_ready_canary() -> None:
+    promoting = RolloutStatus(phase="Promoting", canary_uri=URI, step=len(STEPS), weight=STEPS[-1])
+    observed = machine.Observed(T0, URI, "9", False, False, True)
+    gone = machine.advance(canary(), promoting, observed)
+    assert (gone.phase, gone.weight) == ("Promoting", 0)
+    back = machine.advance(canary(), gone, replace(observed, canary_ready=True))
+    assert (back.phase, back.weight) == ("Promoting", STEPS[-1])
+
+
 def test_abort_is_a_rollback_and_unsetting_it_starts_again() -> None:
     run = Run(canary())
     while run.once().step < 3:
