@@ -10,6 +10,7 @@ PERFORMANCE_DEGRADED = "PerformanceDegraded"  # DriftMonitor with spec.performan
 CHALLENGER_GATE = "ChallengerGate"  # TrainingJob with spec.challenge: True when the new version may roll out
 FAIRNESS_GATE = "FairnessGate"  # TrainingJob with spec.fairness: True when the model may be registered
 PROGRESSING = "Progressing"  # ModelDeployment with a canary: its rollout
+AUTOSCALING = "Autoscaling"  # ModelDeployment: whether its HorizontalPodAutoscaler can read its metric
 
 # any kind
 INVALID_SPEC = "InvalidSpec"

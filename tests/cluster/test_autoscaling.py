@@ -1,6 +1,7 @@
 """Autoscaling on requests in flight against a real kube-apiserver and kube-controller-manager: the CRD's
 rule refuses what the model refuses, the operator's HPA is accepted as rendered, and the real HPA
-controller says what is missing on a cluster without the custom metrics API (here: no adapter)."""
+controller says what is missing on a cluster without the custom metrics API (here: no adapter), and
+so does the ModelDeployment's Autoscaling condition."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ def scaling_active(kubectl: Any, namespace: str, name: str) -> dict[str, Any] | 
     return next((c for c in conditions if c["type"] == "ScalingActive"), None)
 
 
+def model_autoscaling(kubectl: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    status = (kubectl.get("modeldeployment", name, namespace) or {}).get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == "Autoscaling"), None)
+
+
 def test_the_in_flight_hpa_and_what_the_controller_says_without_the_adapter(
     operator: OperatorProcess, namespace: str
 ) -> None:
@@ -65,3 +71,13 @@ def test_the_in_flight_hpa_and_what_the_controller_says_without_the_adapter(
     )
     assert condition["reason"] == "FailedGetPodsMetric", condition
     assert INFLIGHT_METRIC in condition["message"], condition
+    # The ModelDeployment says it too, where `kubectl get`/`describe` of it shows it.
+    autoscaling = wait_for(
+        lambda: (c := model_autoscaling(kubectl, namespace, "busy")) and c["status"] == "False" and c,
+        60,
+        interval=1,
+        what="the ModelDeployment's Autoscaling condition",
+    )
+    assert autoscaling["reason"] == "FailedGetPodsMetric", autoscaling
+    assert autoscaling["message"].startswith(condition["message"]), autoscaling
+    assert "prometheus-adapter" in autoscaling["message"], autoscaling

@@ -74,6 +74,12 @@ def ready(status: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
 
 
+def scaling(status: dict[str, Any]) -> dict[str, Any] | None:
+    """The Autoscaling condition once it is True: the HPA reads its metric and can scale."""
+    found = next((c for c in status.get("conditions", []) if c["type"] == "Autoscaling"), None)
+    return found if found is not None and found["status"] == "True" else None
+
+
 def number(quantity: str | int | float | None) -> float | None:
     """A Kubernetes quantity as a number (1500m -> 1.5)."""
     if quantity is None:

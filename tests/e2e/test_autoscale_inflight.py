@@ -17,6 +17,7 @@ from tests.e2e.autoscale import (
     load_step,
     model_deployment,
     ready,
+    scaling,
     upload_model,
 )
 from tests.e2e.platform import Platform, namespace
@@ -64,3 +65,8 @@ def test_hpa_scales_on_in_flight_requests_and_back(platform: Platform, inflight_
     assert result["peak_busy_pods"] > 1, f"only one pod ever had requests in flight: {during}"
     assert result["seconds_to_scale_back"] is not None, f"not back to one replica: {result['timeline'][-5:]}"
     assert result["load"]["failed"] == 0, result["load"]
+    # The ModelDeployment's own status says the HPA reads its metric (False without the adapter).
+    md = platform.wait_status("modeldeployment", NAME, ns, scaling, 60, "Autoscaling True")
+    found = scaling(md["status"])
+    assert found is not None and found["reason"] == "ValidMetricFound", found
+    assert "requests in flight per pod, target 2" in found["message"], found

@@ -1,5 +1,6 @@
-"""ModelDeployment triggers: its own changes, its servers' rollout progress, a timer for the ones
-that follow a registry alias, one for those with a canary (steps and analyses), its deletion."""
+"""ModelDeployment triggers: its own changes, its servers' rollout progress, its autoscaler's state, a
+timer for the ones that follow a registry alias, one for those with a canary (steps and analyses),
+its deletion."""
 
 from __future__ import annotations
 
@@ -68,3 +69,21 @@ def rollout_progress(deployment: Any) -> tuple[Any, ...]:
     meta = deployment["metadata"]
     fields = ("observedGeneration", "replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
     return (meta.get("generation"), meta.get("deletionTimestamp"), *(status.get(f) for f in fields))
+
+
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels={LABEL: kopf.PRESENT})
+def server_autoscaler(*, type: str | None, body: kopf.Body, labels: kopf.Labels, memo: Any, **_: Any) -> None:
+    """What the Autoscaling condition shows changed (the controller rewrites its status every sync
+    with new metric values: those alone are skipped), or the HPA was deleted (applied again)."""
+    scaling = scaling_state(body)
+    if type == "DELETED" or memo.get("scaling") != scaling:
+        reconcile_model_deployment(context_of(memo), body["metadata"]["namespace"], labels[LABEL])
+        memo["scaling"] = scaling
+
+
+def scaling_state(hpa: Any) -> tuple[Any, ...]:
+    status = hpa.get("status") or {}
+    conditions = tuple(
+        (c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []
+    )
+    return (status.get("currentReplicas"), status.get("desiredReplicas"), *conditions)

@@ -26,10 +26,12 @@ from kubeloop_operator.registry import RegistryError, resolve
 from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.delivery import Delivery, SideTracks, side_tracks
 from kubeloop_operator.render.serving import expected_replicas, render_serving, service_url
+from kubeloop_operator.status.autoscaling import autoscaling_condition
 from kubeloop_operator.status.rollout import rollout_condition
 from kubeloop_operator.status.serving import derive_serving_status, ready_side_tracks, side_status
 
 KIND = "ModelDeployment"
+HPA = "HorizontalPodAutoscaler"
 
 
 def reconcile_model_deployment(ctx: Context, namespace: str, name: str, read: Obj | None = None) -> None:
@@ -111,6 +113,10 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
     )
     tracks = side_status(owner, spec, observed, side, resolved[0])
     status = derive(previous, deployments, owner, spec, url, *resolved, plan, None, tracks)
+    conditions = autoscaling_condition(
+        status.conditions, autoscaler(ctx, owner), spec.autoscaling, owner.generation
+    )
+    status = status.model_copy(update={"conditions": conditions})
     if waiting_canary is not None:
         status = status.model_copy(update={"rollout": RolloutStatus(phase="Idle", message=waiting_canary)})
     effects = [
@@ -140,6 +146,12 @@ def held(
         previous, listed, owner, spec, url, previous.model, previous.canary_model, plan, problem, kept
     )
     return Outcome(status, [announce(ctx, obj, previous, status)], kopf.TemporaryError(str(error), delay=15))
+
+
+def autoscaler(ctx: Context, owner: Owner) -> Obj | None:
+    """The stable track's HPA as the API server has it: its status is the HPA controller's word."""
+    listed = ctx.kube.list_labeled(HPA, owner.namespace, owner.labels())
+    return next((h for h in listed if h["metadata"]["name"] == owner.name), None)
 
 
 def generations(observed: dict[str, Obj], wanted: set[str]) -> dict[str, str]:
