@@ -129,6 +129,10 @@ bench-serving: venv  ## kubeloop serve vs KServe and MLServer (own venvs), with 
 bench-grpc: venv  ## OIP v2 gRPC vs REST on kubeloop serve (MLP, CNN), and KServe's gRPC, same cores and load
 	$(PY) -m bench.serving_grpc
 
+.PHONY: bench-http-stack
+bench-http-stack: venv  ## uvicorn + httptools vs granian (Rust HTTP): the bare HTTP floor and kubeloop's app, same core and load
+	$(PY) -m bench.serving_http_stack
+
 .PHONY: bench-routing
 bench-routing: venv  ## the canary split's cost: canary through the stable server's router vs called directly
 	$(PY) -m bench.serving_routing
