@@ -34,15 +34,10 @@ def test_refused_by_the_api_server(crds: Cluster, autoscaling: dict[str, Any], e
     assert expected in result.stderr, result.stderr
 
 
-def scaling_active(kubectl: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    hpa = kubectl.get("hpa", name, namespace) or {}
-    conditions = (hpa.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c["type"] == "ScalingActive"), None)
-
-
-def model_autoscaling(kubectl: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    status = (kubectl.get("modeldeployment", name, namespace) or {}).get("status") or {}
-    return next((c for c in status.get("conditions") or [] if c["type"] == "Autoscaling"), None)
+def status_condition(kubectl: Any, kind: str, namespace: str, name: str, type_: str) -> dict[str, Any] | None:
+    """One status condition of an object (the HPA's ScalingActive, the ModelDeployment's Autoscaling)."""
+    status = (kubectl.get(kind, name, namespace) or {}).get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), None)
 
 
 def test_the_in_flight_hpa_and_what_the_controller_says_without_the_adapter(
@@ -63,21 +58,29 @@ def test_the_in_flight_hpa_and_what_the_controller_says_without_the_adapter(
         }
     ]
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 15
-    condition = wait_for(
-        lambda: (c := scaling_active(kubectl, namespace, "busy")) and c["status"] == "False" and c,
+    active = wait_for(
+        lambda: (
+            (c := status_condition(kubectl, "hpa", namespace, "busy", "ScalingActive"))
+            and c["status"] == "False"
+            and c
+        ),
         120,
         interval=2,
         what="the HPA controller's ScalingActive condition",
     )
-    assert condition["reason"] == "FailedGetPodsMetric", condition
-    assert INFLIGHT_METRIC in condition["message"], condition
+    assert active["reason"] == "FailedGetPodsMetric", active
+    assert INFLIGHT_METRIC in active["message"], active
     # The ModelDeployment says it too, where `kubectl get`/`describe` of it shows it.
     autoscaling = wait_for(
-        lambda: (c := model_autoscaling(kubectl, namespace, "busy")) and c["status"] == "False" and c,
+        lambda: (
+            (c := status_condition(kubectl, "modeldeployment", namespace, "busy", "Autoscaling"))
+            and c["status"] == "False"
+            and c
+        ),
         60,
         interval=1,
         what="the ModelDeployment's Autoscaling condition",
     )
     assert autoscaling["reason"] == "FailedGetPodsMetric", autoscaling
-    assert autoscaling["message"].startswith(condition["message"]), autoscaling
+    assert autoscaling["message"].startswith(active["message"]), autoscaling
     assert "prometheus-adapter" in autoscaling["message"], autoscaling

@@ -11,7 +11,6 @@ from kubeloop.api.deployment import Autoscaling
 from kubeloop.contracts.autoscaling import INFLIGHT_METRIC
 from kubeloop_operator.conditions import find
 from kubeloop_operator.handlers.serving import scaling_state
-from kubeloop_operator.kube import path
 from kubeloop_operator.reconcile.serving import reconcile_model_deployment
 from kubeloop_operator.status.autoscaling import autoscaling_condition
 from tests.unit.operator.world import MODEL, NS, World, condition
@@ -107,10 +106,7 @@ def test_the_reconcile_reads_the_hpas_status_into_the_condition_and_writes_only_
     assert condition(world.status("ModelDeployment", "churn"), "Autoscaling")["status"] == "Unknown"
 
     failing = hpa(ABLE, active("False", "FailedGetPodsMetric", NO_CUSTOM_METRICS))["status"]
-    world.api.store(
-        path("HorizontalPodAutoscaler", NS, "churn"),
-        {**world.get("HorizontalPodAutoscaler", "churn"), "status": failing},
-    )
+    world.set_status("HorizontalPodAutoscaler", "churn", failing)
     reconcile_model_deployment(world.ctx, NS, "churn")
     found = condition(world.status("ModelDeployment", "churn"), "Autoscaling")
     assert (found["status"], found["reason"]) == ("False", "FailedGetPodsMetric")
@@ -121,10 +117,7 @@ def test_the_reconcile_reads_the_hpas_status_into_the_condition_and_writes_only_
     assert world.api.count("PUT") == 0, "the same HPA status writes nothing"
 
     scaling = hpa(ABLE, active("True", "ValidMetricFound"), current=2, desired=3)["status"]
-    world.api.store(
-        path("HorizontalPodAutoscaler", NS, "churn"),
-        {**world.get("HorizontalPodAutoscaler", "churn"), "status": scaling},
-    )
+    world.set_status("HorizontalPodAutoscaler", "churn", scaling)
     reconcile_model_deployment(world.ctx, NS, "churn")
     found = condition(world.status("ModelDeployment", "churn"), "Autoscaling")
     assert (found["status"], found["reason"]) == ("True", "ValidMetricFound")
