@@ -10,6 +10,9 @@ name of the A/B variant (a ``TRACK_PATTERN`` name) it served as.
 Splits are exact per server process: a smooth weighted counter picks the canary (or an A/B
 variant, for requests without the sticky header) for exactly ``weight_percent`` of every 100
 requests, whatever the connections; the shadow's ``percent`` counts requests the server answered itself.
+
+REST requests go to a route's ``url``, OIP gRPC ``ModelInfer`` calls to its ``grpc_target`` (the same
+counters pick for both protocols); a route without ``grpc_target`` gets REST requests only.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ Track = Literal["stable", "canary", "shadow", "variant"]
 TRACK_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 """A track name: stable, canary, shadow or an A/B variant's name (a DNS label, metrics label value)."""
 
+GRPC_TARGET = "host:port of the track's OIP gRPC port, e.g. m-canary:8081; unset: gRPC calls are served here"
+
 
 class _Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -37,6 +42,7 @@ class Canary(_Contract):
 
     url: str = Field(min_length=1, description="Base URL of the canary Service, e.g. http://m-canary:8080")
     weight_percent: int = Field(ge=0, le=100)
+    grpc_target: str | None = Field(None, min_length=1, description=GRPC_TARGET)
 
 
 class Shadow(_Contract):
@@ -44,6 +50,7 @@ class Shadow(_Contract):
 
     url: str = Field(min_length=1)
     percent: int = Field(ge=0, le=100)
+    grpc_target: str | None = Field(None, min_length=1, description=GRPC_TARGET)
     queue_size: int = Field(1000, ge=1, description="Copies waiting to be sent; beyond it they are dropped.")
 
 
@@ -53,6 +60,7 @@ class Variant(_Contract):
     name: str = Field(min_length=1, max_length=63, pattern=TRACK_PATTERN)
     url: str | None = None
     weight_percent: int = Field(ge=0, le=100)
+    grpc_target: str | None = Field(None, min_length=1, description=GRPC_TARGET)
 
 
 class ABTest(_Contract):
@@ -67,6 +75,8 @@ class ABTest(_Contract):
             raise ValueError("variants' weight_percent must sum to 100")
         if sum(v.url is None for v in self.variants) != 1:
             raise ValueError("exactly one variant must be this server (url unset)")
+        if any(v.url is None and v.grpc_target is not None for v in self.variants):
+            raise ValueError("the variant that is this server (url unset) has no grpc_target")
         return self
 
 

@@ -70,8 +70,7 @@ def create_app(settings: ServingSettings, on_fatal: FatalHandler = _log_fatal) -
     app.state.dataplane = dataplane
     install_error_handler(app)
     app.include_router(build_router(dataplane))
-    route = router.infer if router is not None else None
     explain = explanations.answer if explanations is not None else None
     return InferenceEndpoint(
-        app, dataplane, settings.max_request_bytes, settings.body_timeout_seconds, route, explain
+        app, dataplane, settings.max_request_bytes, settings.body_timeout_seconds, router, explain
     )

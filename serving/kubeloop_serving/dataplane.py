@@ -96,6 +96,10 @@ class Computed:
     choices: Sequence[OutputChoice]
     attributes: Attributes
 
+    @property
+    def inputs(self) -> Tensors:
+        return self.request.inputs
+
 
 @dataclass(frozen=True)
 class Inference:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from kubeloop_serving.answer import (
     HEADER_LENGTH,
@@ -29,13 +29,14 @@ from kubeloop_serving.dataplane import DataPlane
 from kubeloop_serving.errors import InvalidRequestError, RequestTimeoutError
 from kubeloop_serving.explain.errors import ExplanationsDisabledError
 
+if TYPE_CHECKING:  # the router imports this module's helpers
+    from kubeloop_serving.routing.router import Router
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-#: (scope, model, version, body, header length) -> the answer, wherever it was computed
-RouteFunction = Callable[[Scope, str, str | None, bytes, int | None], Awaitable[Answer]]
 #: (model, version or None for KServe v1, body, header length, v1?) -> the JSON answer
 ExplainFunction = Callable[[str, str | None, bytes, int | None, bool], Awaitable[bytes]]
 
@@ -182,14 +183,14 @@ class InferenceEndpoint:
         dataplane: DataPlane,
         max_request_bytes: int,
         body_timeout_s: float | None = None,
-        route: RouteFunction | None = None,
+        router: Router | None = None,
         explain: ExplainFunction | None = None,
     ) -> None:
         self.fallback = fallback
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
         self.body_timeout_s = body_timeout_s
-        self.route = route
+        self.router = router
         self.explain = explain
         self.track = track_header(dataplane.settings.track)
 
@@ -221,8 +222,8 @@ class InferenceEndpoint:
         try:
             header_length = binary_header_length(scope)
             body = await read_body(scope, receive, self.max_request_bytes, self.body_timeout_s)
-            if self.route is not None:
-                answer = await self.route(scope, target[0], target[1], body, header_length)
+            if self.router is not None:
+                answer = await self.router.infer(scope, target[0], target[1], body, header_length)
             else:
                 inference = await self.dataplane.infer(
                     target[0], target[1], body, header_length, request_id=request_id_header(scope)

@@ -77,7 +77,9 @@ class ServingServer:
         self.app = create_app(settings, on_fatal=self._stop_on_fatal)
         age = settings.max_connection_age_seconds
         gate = ConnectionGate(self.app, ConnectionAges(age) if age else None)
-        self.grpc = GrpcEndpoint(settings, self.app.dataplane) if settings.grpc_port else None
+        self.grpc = (
+            GrpcEndpoint(settings, self.app.dataplane, self.app.router) if settings.grpc_port else None
+        )
         self.uvicorn = DrainingServer(uvicorn_config(settings, gate), gate, self.grpc, self._grpc_failed)
 
     def _stop_on_fatal(self, error: BaseException) -> None:

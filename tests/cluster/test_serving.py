@@ -106,6 +106,7 @@ def test_shadow_and_ab_test_added_then_removed(operator: OperatorProcess, namesp
         assert deployment and env(deployment)["KUBELOOP_SERVING_TRACK"] == track
         service = kubectl.get("service", f"side-{track}", namespace)
         assert service and service["spec"]["selector"]["kubeloop.io/track"] == track
+        assert [p["name"] for p in service["spec"]["ports"]] == ["http", "grpc"], "stable forwards gRPC too"
     stable = kubectl.get("service", "side", namespace)
     assert stable and stable["spec"]["selector"]["kubeloop.io/track"] == "stable"
     routes = wait_for(
@@ -117,6 +118,7 @@ def test_shadow_and_ab_test_added_then_removed(operator: OperatorProcess, namesp
     )
     assert routes.shadow and routes.shadow.percent == 20
     assert routes.shadow.url == f"http://side-shadow.{namespace}.svc.cluster.local:8080"
+    assert routes.shadow.grpc_target == f"side-shadow.{namespace}.svc.cluster.local:8081"
     assert routes.ab and [(v.name, v.weight_percent) for v in routes.ab.variants] == [
         ("control", 70),
         ("forest", 30),

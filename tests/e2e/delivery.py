@@ -4,13 +4,19 @@ pod applies, and the tracks the payload log recorded."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import aiohttp
+import grpc
+import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kubeloop.contracts.routing import TRACK_HEADER
+from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
+from kubeloop_serving.oip_grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from tests.e2e.loop import SERVER, Loop
 from tests.e2e.platform import Platform
 
@@ -38,6 +44,23 @@ def keyed_requests(url: str, body: bytes, users: int, repeats: int) -> list[tupl
         return seen
 
     return asyncio.run(run())
+
+
+def grpc_tracks(target: str, body: bytes, calls: int) -> Counter[str]:
+    """`calls` ModelInfer calls of the REST `body`'s tensor (raw contents), one after the other on one
+    channel (one HTTP/2 connection: one stable pod): how many each track answered."""
+    (tensor,) = orjson.loads(body)["inputs"]
+    request = pb.ModelInferRequest(model_name=SERVER)
+    request.inputs.add(name=tensor["name"], datatype="FP32", shape=tensor["shape"])
+    request.raw_input_contents.append(np.asarray(tensor["data"], "<f4").tobytes())
+    tracks: Counter[str] = Counter()
+    with grpc.insecure_channel(target) as channel:
+        stub = GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]  # generated, untyped
+        for _ in range(calls):
+            response, call = stub.ModelInfer.with_call(request, timeout=30)
+            assert len(response.outputs) > 0
+            tracks[dict(call.trailing_metadata())[TRACK_HEADER]] += 1
+    return tracks
 
 
 def prometheus_sum(platform: Platform, query: str, by: str) -> dict[str, float]:

@@ -19,7 +19,13 @@ import pyarrow.compute as pc
 import pytest
 
 from kubeloop.loadgen import SteadyLoad
-from tests.e2e.delivery import keyed_requests, logged_tracks, prometheus_sum, routes_on_every_stable_pod
+from tests.e2e.delivery import (
+    grpc_tracks,
+    keyed_requests,
+    logged_tracks,
+    prometheus_sum,
+    routes_on_every_stable_pod,
+)
 from tests.e2e.loop import SERVER, Loop, infer_body, ready_with_version, serving_versions, succeeded
 from tests.e2e.platform import Platform
 from tests.e2e.test_loop import record
@@ -165,7 +171,8 @@ def in_effect(platform: Platform, loop: Loop, weight: int) -> bool:
 def test_the_split_is_exact_per_request_with_several_stable_pods_and_keepalive_clients(
     platform: Platform, loop: Loop
 ) -> None:
-    """One canary pod, three stable pods; every weight gets 10,000 requests from 8 keep-alive clients."""
+    """One canary pod, three stable pods; every weight gets 10,000 requests from 8 keep-alive clients,
+    then 400 gRPC calls on one connection (one stable pod, whose counter picks for both protocols)."""
     fixed = {"model": {"uri": f"models:/{loop.model}/3"}, "trafficPercent": 0}
     small = {"cpu": "200m", "memory": "1Gi"}
     three = {"min": 3, "max": 3}
@@ -175,6 +182,7 @@ def test_the_split_is_exact_per_request_with_several_stable_pods_and_keepalive_c
     )
     platform.wait_status("modeldeployment", SERVER, loop.namespace, ready_with_version("1"), 600, "Ready v1")
     base = platform.service_url(SERVER, loop.namespace)
+    grpc_target = platform.service_url(SERVER, loop.namespace, "grpc").removeprefix("http://")
     body = infer_body(base, 4, 0.0, seed=6)
     shares: dict[int, dict[str, Any]] = {}
     for weight in (1, 5, 10, 25, 50):
@@ -197,11 +205,14 @@ def test_the_split_is_exact_per_request_with_several_stable_pods_and_keepalive_c
             "failed": result.failed,
             "canary": result.tracks["canary"],
             "canary_share_percent": round(100 * result.tracks["canary"] / result.answered, 3),
+            "grpc_calls_by_track": dict(grpc_tracks(grpc_target, body, 400)),
         }
     record("canary_split", {"stable_pods": 3, "canary_pods": 1, "by_weight": shares})
     for weight, seen in shares.items():
         assert seen["failed"] == 0, shares
         assert abs(seen["canary_share_percent"] - weight) <= 1, f"weight {weight}: {seen}"
+        expected_grpc = {"canary": 4 * weight, "stable": 400 - 4 * weight}
+        assert seen["grpc_calls_by_track"] == expected_grpc, f"weight {weight}: {seen}"
 
 
 def test_a_healthy_canary_walks_every_step_and_is_promoted_without_losing_a_request(

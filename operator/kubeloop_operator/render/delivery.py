@@ -81,36 +81,50 @@ def track_url(owner: Owner, track: str, port: int, cluster_domain: str) -> str:
     return f"http://{track_name(owner, track)}.{owner.namespace}.svc.{cluster_domain}:{port}"
 
 
-def canary_url(owner: Owner, port: int, cluster_domain: str) -> str:
-    return track_url(owner, CANARY, port, cluster_domain)
+def track_grpc_target(owner: Owner, track: str, grpc_port: int, cluster_domain: str) -> str | None:
+    """host:port of the track's gRPC port, or None when gRPC is off (``grpc_port`` 0)."""
+    if not grpc_port:
+        return None
+    return f"{track_name(owner, track)}.{owner.namespace}.svc.{cluster_domain}:{grpc_port}"
 
 
 def routes(
     owner: Owner,
     spec: ModelDeploymentSpec,
     weight: int,
-    port: int,
+    ports: tuple[int, int],
     cluster_domain: str,
     ready: frozenset[str] = frozenset(),
 ) -> Routes:
     """The stable servers' table: the canary at `weight`; the shadow and the A/B arms only once
-    they are in `ready` (a shadow not ready mirrors 0%, an arm not ready gets weight 0)."""
+    they are in `ready` (a shadow not ready mirrors 0%, an arm not ready gets weight 0). `ports` are
+    the tracks' Service ports (REST, gRPC; gRPC 0 when off: gRPC calls are then served by stable)."""
+    port, grpc_port = ports
+
+    def url(track: str) -> str:
+        return track_url(owner, track, port, cluster_domain)
+
+    def grpc(track: str) -> str | None:
+        return track_grpc_target(owner, track, grpc_port, cluster_domain)
+
     canary = shadow = ab = None
     if spec.canary is not None:
-        canary = Canary(url=canary_url(owner, port, cluster_domain), weight_percent=weight)
+        canary = Canary(url=url(CANARY), weight_percent=weight, grpc_target=grpc(CANARY))
     if spec.shadow is not None:
         shadow = routing.Shadow(
-            url=track_url(owner, SHADOW, port, cluster_domain),
+            url=url(SHADOW),
             percent=spec.shadow.percent if SHADOW in ready else 0,
             queue_size=spec.shadow.queue_size,
+            grpc_target=grpc(SHADOW),
         )
     if spec.ab_test is not None:
         weights = ab_weights(spec.ab_test, ready)
         variants = [
             routing.Variant(
                 name=v.name,
-                url=None if v.model is None else track_url(owner, v.name, port, cluster_domain),
+                url=None if v.model is None else url(v.name),
                 weight_percent=weights[v.name],
+                grpc_target=None if v.model is None else grpc(v.name),
             )
             for v in spec.ab_test.variants
         ]
@@ -122,13 +136,13 @@ def render_routes(
     owner: Owner,
     spec: ModelDeploymentSpec,
     weight: int,
-    port: int,
+    ports: tuple[int, int],
     cluster_domain: str,
     ready: frozenset[str] = frozenset(),
 ) -> Manifest:
     """Always rendered (and always mounted), so adding or reweighting a canary, a shadow or an A/B
     test never restarts stable."""
-    table = routes(owner, spec, weight, port, cluster_domain, ready)
+    table = routes(owner, spec, weight, ports, cluster_domain, ready)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -215,13 +215,14 @@ def render_track(
     with a fixed replica count, and a Service over its pods only, which the stable servers call."""
     return [
         render_server(owner, spec, settings, track, replicas, source, resolved),
-        render_track_service(owner, track, track_name(owner, track), SERVICE_PORT),
+        render_service(owner, spec, track),
     ]
 
 
-def render_service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
-    """The Service clients call: the stable pods only (they forward the canary's share over REST)."""
-    service = render_track_service(owner, "stable", owner.name, SERVICE_PORT)
+def render_service(owner: Owner, spec: ModelDeploymentSpec, track: str = "stable") -> Manifest:
+    """A track's Service: for stable, the one clients call (stable pods only: they forward the
+    canary's share, over REST or gRPC); for another track, the one the stable servers call."""
+    service = render_track_service(owner, track, track_name(owner, track), SERVICE_PORT)
     if spec.grpc.enabled:
         service["spec"]["ports"].append(grpc_service_port())
     return service
@@ -304,11 +305,11 @@ def render_serving(
     `replicas.min` replicas each (no autoscaler); a separate explainer, `explain.replicas`."""
     delivery, side = delivery or Delivery(), side or SideTracks()
     stable = delivery.stable or Track(spec.model, resolved)
-    port, domain = SERVICE_PORT, settings.cluster_domain
+    ports, domain = (SERVICE_PORT, GRPC_PORT if spec.grpc.enabled else 0), settings.cluster_domain
     children = [
         render_server(owner, spec, settings, "stable", 0, stable.source, stable.resolved),
         render_service(owner, spec),
-        render_routes(owner, spec, delivery.weight, port, domain, side.ready),
+        render_routes(owner, spec, delivery.weight, ports, domain, side.ready),
         render_disruption_budget(owner),
         render_autoscaler(owner, spec, spec.replicas.min),
     ]

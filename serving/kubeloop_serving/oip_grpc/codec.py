@@ -1,4 +1,4 @@
-"""ModelInferRequest -> InferenceRequest and outputs -> ModelInferResponse.
+"""ModelInferRequest -> InferenceRequest, outputs -> ModelInferResponse, and back (a shadow's answer).
 
 Inputs go through the REST decoder's checks (kubeloop_serving.request): a declared shape is checked
 against the bytes (raw) or values (typed contents) that carry it, and its decoded size charged to the
@@ -72,27 +72,46 @@ def decode_infer_request(message: pb.ModelInferRequest, max_decoded_bytes: int |
 
 def decode_inputs(message: pb.ModelInferRequest, budget: DecodeBudget) -> Tensors:
     """Every input, from ``raw_input_contents`` (one entry per input, in order) or typed contents."""
-    if not message.inputs:
-        raise InvalidRequestError("inputs must be a non-empty list")
-    raw = message.raw_input_contents
-    if raw and len(raw) != len(message.inputs):
-        raise InvalidRequestError(
-            f"raw_input_contents has {len(raw)} entries for {len(message.inputs)} inputs; "
-            "raw contents need one entry per input"
+    return _decode_tensors(message.inputs, message.raw_input_contents, budget, "input")
+
+
+def decode_infer_response(body: bytes, max_decoded_bytes: int | None) -> tuple[str | None, Tensors]:
+    """(model_version, outputs) of a ModelInferResponse's bytes, checked as requests are (ValueError or
+    InvalidRequestError when they are not one)."""
+    try:
+        message = pb.ModelInferResponse.FromString(body)
+    except DecodeError as error:
+        raise ValueError(f"the answer is not a valid ModelInferResponse: {error}") from None
+    with refusing_what_numpy_refuses():
+        outputs = _decode_tensors(
+            message.outputs, message.raw_output_contents, DecodeBudget(max_decoded_bytes), "output"
         )
-    inputs: Tensors = {}
-    for index, tensor in enumerate(message.inputs):
+    return message.model_version or None, outputs
+
+
+def _decode_tensors(tensors: Sequence[Any], raw: Sequence[bytes], budget: DecodeBudget, kind: str) -> Tensors:
+    if not tensors:
+        raise InvalidRequestError(f"{kind}s must be a non-empty list")
+    if raw and len(raw) != len(tensors):
+        raise InvalidRequestError(
+            f"raw_{kind}_contents has {len(raw)} entries for {len(tensors)} {kind}s; "
+            f"raw contents need one entry per {kind}"
+        )
+    decoded: Tensors = {}
+    for index, tensor in enumerate(tensors):
         name = tensor.name
-        if name in inputs:
-            raise InvalidRequestError(f"input {name!r} appears twice")
+        if name in decoded:
+            raise InvalidRequestError(f"{kind} {name!r} appears twice")
         datatype, shape = datatype_and_shape({"datatype": tensor.datatype, "shape": list(tensor.shape)}, name)
         if raw:
             if tensor.HasField("contents"):
-                raise InvalidRequestError(f"input {name!r} has contents although raw_input_contents is used")
-            inputs[name] = decode_raw_input(memoryview(raw[index]), datatype, shape, name, budget)
+                raise InvalidRequestError(
+                    f"{kind} {name!r} has contents although raw_{kind}_contents is used"
+                )
+            decoded[name] = decode_raw_input(memoryview(raw[index]), datatype, shape, name, budget)
         else:
-            inputs[name] = _decode_typed(tensor.contents, datatype, shape, name, budget)
-    return inputs
+            decoded[name] = _decode_typed(tensor.contents, datatype, shape, name, budget)
+    return decoded
 
 
 def _decode_typed(

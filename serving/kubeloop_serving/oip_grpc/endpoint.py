@@ -9,6 +9,7 @@ from grpc import aio
 
 from kubeloop_serving.dataplane import DataPlane
 from kubeloop_serving.oip_grpc.service import InferenceService, generic_handler
+from kubeloop_serving.routing.router import Router
 from kubeloop_serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -19,9 +20,10 @@ UNBOUNDED: Final = -1
 class GrpcEndpoint:
     """inference.GRPCInferenceService on ``settings.grpc_port`` over ``dataplane``."""
 
-    def __init__(self, settings: ServingSettings, dataplane: DataPlane) -> None:
+    def __init__(self, settings: ServingSettings, dataplane: DataPlane, router: Router | None = None) -> None:
         self.settings = settings
         self.dataplane = dataplane
+        self.router = router
         self.port: int | None = None
         self._server: aio.Server | None = None
 
@@ -39,7 +41,7 @@ class GrpcEndpoint:
             age_ms = round(self.settings.max_connection_age_seconds * 1000)
             options.append(("grpc.max_connection_age_ms", age_ms))
         server = aio.server(options=options)
-        server.add_generic_rpc_handlers((generic_handler(InferenceService(self.dataplane)),))
+        server.add_generic_rpc_handlers((generic_handler(InferenceService(self.dataplane, self.router)),))
         self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
         await server.start()
         self._server = server

@@ -1,9 +1,11 @@
 """inference.GRPCInferenceService over the data plane REST uses: same model, batcher, metrics, payload log.
 
 Thin handlers: each RPC calls what its REST route calls, and errors keep REST's message with the
-gRPC status code matching REST's HTTP status. ModelInfer always runs here: the routes file (canary,
-A/B, shadow) applies to REST only. ModelInfer's request bytes are parsed by the handler, not by grpc,
-so that a large request is parsed and decoded off the event loop, as a large REST body is.
+gRPC status code matching REST's HTTP status. On a stable server the routes file (canary, A/B,
+shadow) routes ModelInfer calls as it routes REST requests (kubeloop_serving.routing.router); every
+ModelInfer answer names the track that computed it in the ``TRACK_HEADER`` trailing metadata.
+ModelInfer's request bytes are parsed by the handler, not by grpc, so that a large request is parsed
+and decoded off the event loop, as a large REST body is, and a forwarded call goes on as those bytes.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import grpc
 from grpc import aio
 
 from kubeloop.contracts.payload_log import REQUEST_ID_HEADER
+from kubeloop.contracts.routing import TRACK_HEADER
 from kubeloop_serving.dataplane import Computed, DataPlane
 from kubeloop_serving.errors import ServingError
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
 from kubeloop_serving.oip_grpc.codec import decode_infer_request, encode_infer_response, parse_infer_request
 from kubeloop_serving.request import InferenceRequest
+from kubeloop_serving.routing.router import Router
+from kubeloop_serving.routing.shadow import now_ms
 
 log = logging.getLogger(__name__)
 SERVICE: Final = "inference.GRPCInferenceService"
@@ -56,8 +61,9 @@ def metadata_value(context: aio.ServicerContext[Any, Any], key: str) -> str | No
 class InferenceService:
     """The RPCs of inference.GRPCInferenceService."""
 
-    def __init__(self, dataplane: DataPlane) -> None:
+    def __init__(self, dataplane: DataPlane, router: Router | None = None) -> None:
         self.dataplane = dataplane
+        self.router = router
 
     async def server_live(self, _: pb.ServerLiveRequest, __: Any) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
@@ -88,9 +94,39 @@ class InferenceService:
             outputs=[pb.ModelMetadataResponse.TensorMetadata(**spec) for spec in document["outputs"]],
         )
 
-    async def model_infer(self, body: bytes, context: aio.ServicerContext[Any, Any]) -> pb.ModelInferResponse:
-        """One inference; the answer is raw when the request was (as Triton answers)."""
+    async def model_infer(
+        self, body: bytes, context: aio.ServicerContext[Any, Any]
+    ) -> pb.ModelInferResponse | bytes:
+        """One inference, here (raw when the request was, as Triton answers) or by the route the
+        routes file picks (its answer or its error, as it gave them)."""
         message = parse_infer_request(body)
+        router = self.router
+        if router is None:
+            context.set_trailing_metadata(((TRACK_HEADER, self.dataplane.settings.track),))
+            return (await self._infer(message, body, context, None))[0]
+        metadata = tuple(context.invocation_metadata() or ())
+        table, pick = router.pick_grpc(metadata, message.model_version or None)
+        if pick.route is not None and pick.grpc_target is not None:
+            forwarded = await router.forward_grpc(pick.route, pick.grpc_target, body, metadata)
+            if forwarded is not None:
+                track = ((TRACK_HEADER, pick.route),)
+                if forwarded.code != grpc.StatusCode.OK:
+                    await context.abort(forwarded.code, forwarded.body.decode("utf-8", "replace"), track)
+                context.set_trailing_metadata(track)
+                return forwarded.body
+        received_ms = now_ms()
+        context.set_trailing_metadata(((TRACK_HEADER, pick.track),))
+        response, done = await self._infer(message, body, context, pick.track)
+        router.mirror_grpc(table, body, metadata, done, received_ms)
+        return response
+
+    async def _infer(
+        self,
+        message: pb.ModelInferRequest,
+        body: bytes,
+        context: aio.ServicerContext[Any, Any],
+        track: str | None,
+    ) -> tuple[pb.ModelInferResponse, Computed]:
         limit = self.dataplane.settings.max_decoded_bytes
         raw = len(message.raw_input_contents) > 0
 
@@ -99,15 +135,16 @@ class InferenceService:
                 lambda: decode_infer_request(message, limit), len(body)
             )
 
-        def encode(done: Computed) -> pb.ModelInferResponse:
+        def encode(done: Computed) -> tuple[pb.ModelInferResponse, Computed]:
             names = [choice.name for choice in done.choices]
-            return encode_infer_response(
+            response = encode_infer_response(
                 self.dataplane.name, done.version, done.request_id, done.outputs, names, raw
             )
+            return response, done
 
         request_id = metadata_value(context, REQUEST_ID_HEADER)
         return await self.dataplane.compute(
-            message.model_name, message.model_version or None, decode, encode, request_id=request_id
+            message.model_name, message.model_version or None, decode, encode, track, request_id
         )
 
 
@@ -117,6 +154,8 @@ def answering_errors(handler: Handler[Request, Response]) -> Handler[Request, Re
     async def call(request: Request, context: aio.ServicerContext[Any, Any]) -> Response:
         try:
             return await handler(request, context)
+        except aio.AbortError:  # the handler ended the call itself (a route's error, as it gave it)
+            raise
         except Exception as error:
             code, message = status_of(error)
             await context.abort(code, message)
@@ -147,6 +186,13 @@ def generic_handler(service: InferenceService) -> grpc.GenericRpcHandler:
                 service.server_metadata, pb.ServerMetadataRequest, pb.ServerMetadataResponse
             ),
             "ModelMetadata": unary(service.model_metadata, pb.ModelMetadataRequest, pb.ModelMetadataResponse),
-            "ModelInfer": unary(service.model_infer, None, pb.ModelInferResponse),
+            "ModelInfer": grpc.unary_unary_rpc_method_handler(
+                answering_errors(service.model_infer), response_serializer=_serialized_answer
+            ),
         },
     )
+
+
+def _serialized_answer(answer: pb.ModelInferResponse | bytes) -> bytes:
+    """A ModelInfer answer computed here, or a route's answer as the bytes it came in."""
+    return answer if isinstance(answer, bytes) else answer.SerializeToString()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -64,7 +65,7 @@ class Forwarder:
             skip_auto_headers=("User-Agent",),
         )
 
-    async def post(self, url: str, body: bytes, headers: list[tuple[str, str]]) -> Forwarded:
+    async def post(self, url: str, body: bytes, headers: Sequence[tuple[str, str]]) -> Forwarded:
         """POST and read the whole answer; UnreachableError when there is none."""
         session = self._session
         if session is None:

@@ -1,11 +1,13 @@
 """The stable server's request routing: canary split, A/B variants and shadow, in front of the data plane.
 
-Per request (OIP infer only): a request that was already forwarded (``FORWARDED_HEADER``) or that
-names a model version is served here, untouched. Otherwise the canary counter (or the A/B variant:
-sticky by the hash of its header, else by the counter) picks where it goes. A route that cannot be
-reached, or that answers 503 (not ready, draining), is skipped and the request served here (a
+Per request (OIP infer, REST or gRPC ModelInfer): a request that was already forwarded
+(``FORWARDED_HEADER``) or that names a model version is served here, untouched. Otherwise the
+canary counter (or the A/B variant: sticky by the hash of its header, else by the counter) picks
+where it goes, the same counters for both protocols; a gRPC call goes to the route's
+``grpc_target`` (served here when the route has none). A route that cannot be reached, or that
+answers 503 / UNAVAILABLE (not ready, draining), is skipped and the request served here (a
 fallback); any other answer, 5xx included, is returned as it is: that is the route's behaviour.
-Requests answered here are copied to the shadow by its counter.
+Requests answered here are copied to the shadow by its counter, over the protocol they came in.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from kubeloop.contracts.routing import FORWARDED_HEADER
 from kubeloop_serving.answer import Answer, failure, success, track_header
@@ -22,7 +25,8 @@ from kubeloop_serving.dataplane import DataPlane
 from kubeloop_serving.infer_route import Scope, header_value, request_id_header
 from kubeloop_serving.metrics import ServingMetrics
 from kubeloop_serving.routing.forward import Forwarder, UnreachableError, forwarded_headers
-from kubeloop_serving.routing.shadow import ShadowCopy, ShadowMirror, now_ms
+from kubeloop_serving.routing.grpc_forward import GrpcForwarded, GrpcForwarder, Metadata, forwarded_metadata
+from kubeloop_serving.routing.shadow import Answered, ShadowCopy, ShadowMirror, now_ms
 from kubeloop_serving.routing.split import bucket_of
 from kubeloop_serving.routing.table import RoutesFile, RouteTable
 from kubeloop_serving.settings import ServingSettings
@@ -31,6 +35,23 @@ log = logging.getLogger(__name__)
 CANARY = "canary"
 _FORWARDED = FORWARDED_HEADER.encode()
 _NOT_READY = 503
+
+
+class _Answer(Protocol):
+    @property
+    def status(self) -> int: ...
+
+
+A = TypeVar("A", bound=_Answer)
+
+
+class Pick(NamedTuple):
+    """Where one request goes: ``route`` (its name, REST url and gRPC target), or here as ``track``."""
+
+    track: str
+    route: str | None = None
+    url: str | None = None
+    grpc_target: str | None = None
 
 
 class Router:
@@ -47,6 +68,9 @@ class Router:
             settings.routes_poll_seconds,
         )  # fmt: skip
         self.forwarder = Forwarder(settings.forward_connect_timeout_seconds, settings.forward_timeout_seconds)
+        self.grpc_forwarder = GrpcForwarder(
+            settings.forward_connect_timeout_seconds, settings.forward_timeout_seconds
+        )
         self.shadow = ShadowMirror(
             metrics,
             self.model,
@@ -73,6 +97,7 @@ class Router:
                 await self._watch
         await self.shadow.close()
         await self.forwarder.close()
+        await self.grpc_forwarder.close()
 
     def _publish(self, table: RouteTable) -> None:
         routes, weight = table.routes, self.metrics.route_weight
@@ -92,20 +117,50 @@ class Router:
         table = self.routes.table
         if version is not None or header_value(scope, _FORWARDED) is not None:
             return await self._local(model, version, body, header_length, self.track, table, scope)
-        local_track = self.track
-        if table.canary is not None and table.canary.pick() and table.routes.canary is not None:
-            answer = await self._forward(CANARY, table.routes.canary.url, scope, body)
+        pick = self._pick(table, header_value(scope, table.ab_header) if table.ab_buckets else None)
+        if pick.route is not None and pick.url is not None:
+            answer = await self._forward(pick.route, pick.url, scope, body)
             if answer is not None:
                 return answer
-        elif table.ab_counter is not None and table.ab_buckets is not None:
-            key = header_value(scope, table.ab_header)
+        return await self._local(model, version, body, header_length, pick.track, table, scope)
+
+    def pick_grpc(self, metadata: Metadata, version: str | None) -> tuple[RouteTable, Pick]:
+        """The table in effect and where a gRPC ModelInfer call with ``metadata`` goes."""
+        table = self.routes.table
+        if version is not None or _value(metadata, FORWARDED_HEADER) is not None:
+            return table, Pick(self.track)
+        key = _value(metadata, table.ab_header.decode()) if table.ab_buckets else None
+        return table, self._pick(table, key)
+
+    def _pick(self, table: RouteTable, key: bytes | None) -> Pick:
+        if table.canary is not None and table.canary.pick() and table.routes.canary is not None:
+            canary = table.routes.canary
+            return Pick(self.track, CANARY, canary.url, canary.grpc_target)
+        if table.ab_counter is not None and table.ab_buckets is not None:
             variant = table.ab_buckets[bucket_of(key)] if key is not None else table.ab_counter.pick()
-            local_track = table.ab_local
-            if variant.url is not None:
-                answer = await self._forward(variant.name, variant.url, scope, body)
-                if answer is not None:
-                    return answer
-        return await self._local(model, version, body, header_length, local_track, table, scope)
+            if variant.url is None:
+                return Pick(table.ab_local)
+            return Pick(table.ab_local, variant.name, variant.url, variant.grpc_target)
+        return Pick(self.track)
+
+    async def forward_grpc(
+        self, route: str, target: str, body: bytes, metadata: Metadata
+    ) -> GrpcForwarded | None:
+        """The route's answer to a gRPC ModelInfer, or None (a counted fallback: serve it here)."""
+        forwarded = forwarded_metadata(metadata, self.track)
+        return await self._routed(route, lambda: self.grpc_forwarder.call(target, body, forwarded))
+
+    def mirror_grpc(
+        self, table: RouteTable, body: bytes, metadata: Metadata, stable: Answered, received_ms: int
+    ) -> None:
+        """Copy a gRPC call answered here to the shadow's gRPC port, by the shadow's counter."""
+        shadow = table.routes.shadow
+        if table.shadow is None or shadow is None or shadow.grpc_target is None or not table.shadow.pick():
+            return
+        copy = ShadowCopy(
+            shadow.grpc_target, body, forwarded_metadata(metadata, self.track), stable, received_ms, grpc=True
+        )
+        self.shadow.submit(copy, shadow.queue_size)
 
     async def _local(
         self,
@@ -133,11 +188,17 @@ class Router:
 
     async def _forward(self, route: str, base_url: str, scope: Scope, body: bytes) -> Answer | None:
         """The route's answer, or None (a counted fallback) when it gave none or was not ready."""
+        url, headers = _infer_url(base_url, scope), forwarded_headers(scope["headers"], self.track)
+        forwarded = await self._routed(route, lambda: self.forwarder.post(url, body, headers))
+        if forwarded is None:
+            return None
+        return Answer(forwarded.status, [*forwarded.headers, track_header(route)], forwarded.body)
+
+    async def _routed(self, route: str, send: Callable[[], Awaitable[A]]) -> A | None:
+        """``send``'s answer, counted and timed, or None when the route gave none or was not ready."""
         started = time.perf_counter()
         try:
-            forwarded = await self.forwarder.post(
-                _infer_url(base_url, scope), body, forwarded_headers(scope["headers"], self.track)
-            )
+            forwarded = await send()
         except UnreachableError as error:
             log.debug("route %s: serving here: %s", route, error)
             self._counter("routed", route, "error").inc()
@@ -148,7 +209,7 @@ class Router:
         if forwarded.status == _NOT_READY:
             self._counter("fallback", route, "unavailable").inc()
             return None
-        return Answer(forwarded.status, [*forwarded.headers, track_header(route)], forwarded.body)
+        return forwarded
 
     def _counter(self, kind: str, *labels: str) -> Any:
         key = (kind, *labels)
@@ -161,6 +222,14 @@ class Router:
             }[kind]
             child = self._labels[key] = metric.labels(self.model, *labels)
         return child
+
+
+def _value(metadata: Metadata, key: str) -> bytes | None:
+    """One gRPC metadata entry as bytes, as an HTTP header value is (keys are lower case in gRPC)."""
+    for entry_key, value in metadata:
+        if entry_key == key:
+            return value if isinstance(value, bytes) else value.encode("latin-1")
+    return None
 
 
 def _infer_url(base_url: str, scope: Scope) -> str:

@@ -1,8 +1,9 @@
 """Mirror requests to a shadow: fire-and-forget through a bounded queue, answers compared, never returned.
 
 The caller's path only appends to a queue (``submit`` never waits); a fixed number of workers
-send the copies. A full queue drops the copy (counted). Each answer is compared row by row with
-the answer stable gave the caller, counted, and written to the payload log as ``shadow`` rows.
+send the copies, over the protocol the request came in (REST, or gRPC ModelInfer). A full queue
+drops the copy (counted). Each answer is compared row by row with the answer stable gave the
+caller, counted, and written to the payload log as ``shadow`` rows.
 """
 
 from __future__ import annotations
@@ -11,28 +12,51 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
-from kubeloop_serving.dataplane import Inference
+from kubeloop_serving.attributes import Attributes
+from kubeloop_serving.datatypes import Tensors
 from kubeloop_serving.metrics import ServingMetrics
+from kubeloop_serving.oip_grpc.codec import decode_infer_response
 from kubeloop_serving.payload_table import PayloadRecord, row_count
 from kubeloop_serving.routing.compare import BoolArray, decode_answer, rows_agree
 from kubeloop_serving.routing.forward import Forwarder, UnreachableError
+from kubeloop_serving.routing.grpc_forward import GrpcForwarder
 
 log = logging.getLogger(__name__)
 SHADOW_TRACK = "shadow"
 
 
+class Answered(Protocol):
+    """What stable answered (a REST Inference, a gRPC call's Computed)."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def inputs(self) -> Tensors: ...
+    @property
+    def outputs(self) -> Tensors: ...
+    @property
+    def attributes(self) -> Attributes: ...
+
+
+Decoded = tuple[str | None, Tensors]
+
+
 @dataclass(frozen=True)
 class ShadowCopy:
+    """A request to send to the shadow: ``url`` is a REST URL, or a gRPC target when ``grpc``."""
+
     url: str
     body: bytes
-    headers: list[tuple[str, str]]
-    stable: Inference
+    headers: Sequence[tuple[str, Any]]
+    stable: Answered
     received_ms: int
+    grpc: bool = False
 
 
 class ShadowMirror:
@@ -54,6 +78,7 @@ class ShadowMirror:
         self._concurrency = concurrency
         self._max_decoded_bytes = max_decoded_bytes
         self._forwarder = Forwarder(connect_timeout_s, timeout_s, max_connections=concurrency)
+        self._grpc = GrpcForwarder(connect_timeout_s, timeout_s)
         self._queue: asyncio.Queue[ShadowCopy] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._metrics = metrics
@@ -87,6 +112,7 @@ class ShadowMirror:
                 await worker
         self._workers = []
         await self._forwarder.close()
+        await self._grpc.close()
 
     async def _work(self) -> None:
         while True:
@@ -96,22 +122,30 @@ class ShadowMirror:
             except Exception:  # a worker must outlive any one copy
                 log.exception("shadow: unexpected error")
 
+    async def _send(self, copy: ShadowCopy) -> tuple[int, Callable[[], Decoded]]:
+        """The shadow's status (REST's, for gRPC too) and how to decode its answer."""
+        limit = self._max_decoded_bytes
+        if copy.grpc:
+            called = await self._grpc.call(copy.url, copy.body, copy.headers)
+            return called.status, lambda: decode_infer_response(called.body, limit)
+        answer = await self._forwarder.post(copy.url, copy.body, copy.headers)
+        raw_length = dict(answer.headers).get(b"inference-header-content-length")
+        return answer.status, lambda: decode_answer(
+            answer.body, int(raw_length) if raw_length else None, limit
+        )
+
     async def _mirror(self, copy: ShadowCopy) -> None:
         try:
-            answer = await self._forwarder.post(copy.url, copy.body, copy.headers)
+            status, decode = await self._send(copy)
         except UnreachableError as error:
             log.debug("shadow %s gave no answer: %s", copy.url, error)
             self._metrics.shadow_requests.labels(self._model, "error").inc()
             return
-        self._metrics.shadow_requests.labels(self._model, str(answer.status)).inc()
-        if answer.status != 200:
+        self._metrics.shadow_requests.labels(self._model, str(status)).inc()
+        if status != 200:
             return
-        headers = dict(answer.headers)
-        raw_length = headers.get(b"inference-header-content-length")
         try:
-            version, outputs = decode_answer(
-                answer.body, int(raw_length) if raw_length else None, self._max_decoded_bytes
-            )
+            version, outputs = decode()
             agrees = rows_agree(copy.stable.outputs, outputs)
         except Exception as error:
             log.warning("shadow answer cannot be compared with stable's: %s", error)

@@ -49,6 +49,11 @@ def test_the_server_compiles_the_shadow_and_the_ab_test(tmp_path: Path) -> None:
     assert table.routes.generation == 3
     assert table.shadow is not None and table.routes.shadow is not None
     assert table.routes.shadow.url == "http://churn-shadow.team-a.svc.cluster.local:8080"
+    assert table.routes.shadow.grpc_target == "churn-shadow.team-a.svc.cluster.local:8081"
+    assert [(v.name, v.grpc_target) for v in table.routes.ab.variants] == [  # type: ignore[union-attr]
+        ("control", None),
+        ("b", "churn-b.team-a.svc.cluster.local:8081"),
+    ]
     assert table.ab_local == "control" and table.ab_header == b"x-user-id"
     assert table.ab_buckets is not None
     assert sum(v.name == "b" for v in table.ab_buckets) == 30

@@ -62,12 +62,17 @@ def test_grpc_off_renders_no_port_and_no_headless_service(settings: OperatorSett
     assert [m["metadata"]["name"] for m in manifests if m["kind"] == "Service"] == ["churn"]
 
 
-def test_track_services_stay_rest_only(settings: OperatorSettings) -> None:
+def test_track_services_have_the_grpc_port_stable_forwards_calls_to(settings: OperatorSettings) -> None:
     manifests = children(
         settings, canary={"model": {"uri": "s3://models/churn-2.onnx"}, "trafficPercent": 10}
     )
     canary = named(manifests, "Service", "churn-canary")
-    assert [port["name"] for port in canary["spec"]["ports"]] == ["http"]
+    assert canary["spec"]["ports"][1] == {
+        "name": "grpc",
+        "port": 8081,
+        "targetPort": "grpc",
+        "appProtocol": "grpc",
+    }
     assert [port["name"] for port in server(manifests, "churn-canary")["ports"]] == ["http", "grpc"]
 
 

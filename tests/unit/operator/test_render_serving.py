@@ -130,8 +130,20 @@ def test_canary_track_its_service_and_the_routes(settings: OperatorSettings) -> 
     routes = routes_of(children)
     assert routes.canary is not None and routes.canary.weight_percent == 10
     assert routes.canary.url == "http://churn-canary.team-a.svc.cluster.local:8080"
+    assert routes.canary.grpc_target == "churn-canary.team-a.svc.cluster.local:8081"
     assert kinds["ConfigMap"][0]["metadata"]["name"] == "churn-routes"
     assert expected_replicas(md, Delivery(weight=10, canary_replicas=1)) == 5
+
+
+def test_without_grpc_the_routes_name_no_grpc_target(settings: OperatorSettings) -> None:
+    md = spec(canary=CANARY, grpc={"enabled": False})
+    children = render_serving(
+        owner_of("ModelDeployment", "churn"), md, settings, delivery=Delivery(weight=10)
+    )
+    canary = routes_of(children).canary
+    assert canary is not None and canary.grpc_target is None
+    services = {s["metadata"]["name"]: s["spec"]["ports"] for s in by_kind(children)["Service"]}
+    assert [p["name"] for p in services["churn-canary"]] == ["http"]
 
 
 def test_the_weight_changes_only_the_routes_never_the_stable_pods(settings: OperatorSettings) -> None:
