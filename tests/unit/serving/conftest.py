@@ -242,6 +242,21 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         process.kill()
 
 
+@pytest.fixture(scope="module")
+def module_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServerProcess]]:
+    """As ``server_process``, for servers a whole module shares."""
+    started: list[ServerProcess] = []
+    logs = tmp_path_factory.mktemp("server-logs")
+
+    def start(**settings: str) -> ServerProcess:
+        started.append(ServerProcess(logs / f"server-{len(started)}.log", **settings))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")

@@ -36,20 +36,6 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.fixture(scope="module")
-def module_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServerProcess]]:
-    started: list[ServerProcess] = []
-    logs = tmp_path_factory.mktemp("grpc-logs")
-
-    def start(**settings: str) -> ServerProcess:
-        started.append(ServerProcess(logs / f"server-{len(started)}.log", **settings))
-        return started[-1]
-
-    yield start
-    for process in started:
-        process.kill()
-
-
-@pytest.fixture(scope="module")
 def tabular(module_process: Callable[..., ServerProcess], tabular_path: Path) -> Iterator[GrpcServer]:
     with grpc_server(
         module_process,

@@ -28,23 +28,9 @@ X = np.arange(8, dtype=np.float32).reshape(2, 4)
 
 
 @pytest.fixture(scope="module")
-def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServerProcess]]:
-    started: list[ServerProcess] = []
-    logs = tmp_path_factory.mktemp("grpc-routing-logs")
-
-    def start(**settings: str) -> ServerProcess:
-        started.append(ServerProcess(logs / f"server-{len(started)}.log", **settings))
-        return started[-1]
-
-    yield start
-    for process in started:
-        process.kill()
-
-
-@pytest.fixture(scope="module")
-def other(processes: Callable[..., ServerProcess], tabular_path: Path) -> Iterator[GrpcServer]:
+def other(module_process: Callable[..., ServerProcess], tabular_path: Path) -> Iterator[GrpcServer]:
     """The server the routes point at (the canary, an A/B arm, the shadow): the same model."""
-    with grpc_server(processes, model_uri=str(tabular_path), model_name="tab", track="canary") as server:
+    with grpc_server(module_process, model_uri=str(tabular_path), model_name="tab", track="canary") as server:
         yield server
 
 
@@ -69,12 +55,12 @@ class Stable:
 
 @pytest.fixture(scope="module")
 def stable(
-    processes: Callable[..., ServerProcess], tabular_path: Path, tmp_path_factory: pytest.TempPathFactory
+    module_process: Callable[..., ServerProcess], tabular_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stable]:
     routes_dir = tmp_path_factory.mktemp("grpc-routes")
     link = publish_routes(routes_dir, Routes())
     with grpc_server(
-        processes,
+        module_process,
         model_uri=str(tabular_path),
         model_name="tab",
         routes_file=str(link),
