@@ -127,7 +127,6 @@ def main() -> None:
                         publish(routes_file, routes)
                         while metric(urls["stable"], "kubeloop_serving_routes_generation") != generation:
                             time.sleep(0.05)
-                        url = f"{targets.get(path, urls['stable'])}/v2/models/{model.name}/infer"
                         if path in grpc_targets:
                             timing = ["--warmup", str(args.warmup), "--duration", str(args.duration)]
                             command = [
@@ -136,6 +135,7 @@ def main() -> None:
                             ]  # fmt: skip
                             run = serving_grpc.load(command, args.loadgen_cpus)
                         else:
+                            url = f"{targets.get(path, urls['stable'])}/v2/models/{model.name}/infer"
                             run = load(
                                 url,
                                 body_file,

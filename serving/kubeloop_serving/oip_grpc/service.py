@@ -23,20 +23,13 @@ from kubeloop_serving.dataplane import Computed, DataPlane
 from kubeloop_serving.errors import ServingError
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
 from kubeloop_serving.oip_grpc.codec import decode_infer_request, encode_infer_response, parse_infer_request
+from kubeloop_serving.oip_grpc.status import STATUS_CODES
 from kubeloop_serving.request import InferenceRequest
 from kubeloop_serving.routing.router import Router
 from kubeloop_serving.routing.shadow import now_ms
 
 log = logging.getLogger(__name__)
 SERVICE: Final = "inference.GRPCInferenceService"
-#: REST's HTTP status -> the gRPC status code of the same error.
-STATUS_CODES: Final[dict[int, grpc.StatusCode]] = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    500: grpc.StatusCode.INTERNAL,
-    503: grpc.StatusCode.UNAVAILABLE,
-}
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 Handler = Callable[[Request, aio.ServicerContext[Any, Any]], Awaitable[Response]]

@@ -17,18 +17,10 @@ import grpc
 from grpc import aio
 
 from kubeloop.contracts.routing import FORWARDED_HEADER
+from kubeloop_serving.oip_grpc.status import HTTP_STATUS
 from kubeloop_serving.routing.forward import UnreachableError
 
 MODEL_INFER: Final = "/inference.GRPCInferenceService/ModelInfer"
-#: gRPC code -> the HTTP status REST answers the same error with (kubeloop_serving.oip_grpc.service).
-HTTP_STATUS: Final[dict[grpc.StatusCode, int]] = {
-    grpc.StatusCode.OK: 200,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.UNAVAILABLE: 503,
-}
 #: Metadata that belongs to one call or connection, which grpc sets itself.
 _NOT_FORWARDED: Final = ("user-agent", "te", "content-type", "grpc-", ":", FORWARDED_HEADER)
 Metadata = Sequence[tuple[str, str | bytes]]
