@@ -126,7 +126,7 @@ bench-serving: venv  ## kubeloop serve vs KServe and MLServer (own venvs), with 
 	$(PY) -m bench.serving
 
 .PHONY: bench-grpc
-bench-grpc: venv  ## OIP v2 gRPC vs REST on kubeloop serve (MLP, CNN), and KServe's gRPC, same cores and load
+bench-grpc: venv  ## OIP v2 gRPC vs REST on kubeloop serve (MLP, CNN), KServe's gRPC and the bare HTTP and gRPC floors, same cores and load
 	$(PY) -m bench.serving_grpc
 
 .PHONY: bench-http-stack

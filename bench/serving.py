@@ -31,7 +31,7 @@ from bench import serving_args
 from bench.serving_models import BenchModel, request_body, small_cnn, tabular_mlp
 from bench.serving_peers import PeerPythons, peer_python, peer_version
 from bench.serving_report import goals, ratios
-from bench.serving_servers import ServerSpec, cpu_seconds, running_servers
+from bench.serving_servers import ServerSpec, cpu_per_call, cpu_seconds, running_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("kubeloop", "kubeloop_batching", "kserve", "mlserver", "mlserver_batching", "http_floor")
@@ -136,7 +136,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "rps": round(statistics.median(run["rps"] for run in runs), 1),
         "p50_ms": round(statistics.median(run["p50_ms"] for run in runs), 3),
         "p99_ms": round(statistics.median(run["p99_ms"] for run in runs), 3),
-        "cpu_us_per_request": _median_measured([run["cpu_us_per_request"] for run in runs]),
+        "cpu_us_per_request": median_measured([run["cpu_us_per_request"] for run in runs]),
         "rounds": len(runs),
         "requests": sum(run["requests"] for run in runs),
         "non_200": non_200,
@@ -144,7 +144,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _median_measured(values: list[float]) -> float:
+def median_measured(values: list[float]) -> float:
     measured = [value for value in values if not math.isnan(value)]
     return round(statistics.median(measured), 1) if measured else math.nan
 
@@ -199,9 +199,7 @@ def measure_model(
                         duration=args.duration,
                     )
                     cpu = cpu_seconds(pids[spec.label]) - cpu_before
-                    # the server also worked through the warm-up; assume it ran at the same rate
-                    served = run["requests"] * (args.warmup + args.duration) / args.duration
-                    run["cpu_us_per_request"] = round(cpu / served * 1e6, 1) if served else math.nan
+                    run["cpu_us_per_request"] = cpu_per_call(cpu, run["requests"], args.warmup, args.duration)
                     runs.setdefault((spec.label, concurrency), []).append(run)
                     print(f"{model.name} {spec.label} c={concurrency}: {run}", file=sys.stderr)
     points = [

@@ -6,11 +6,13 @@ own processes on the other CPUs. REST requests are OIP JSON (bench.serving_loadg
 connection per caller); gRPC requests are ModelInferRequest with raw contents (bench.serving_grpc_loadgen,
 one channel). kubeloop runs with its default batching (MAX_BATCH_SIZE 32, MAX_BATCH_RUN_MS 10) and
 serves both protocols from one process; KServe 0.21.0 (its .venv-kserve) serves both from one
-ModelServer. Prints JSON:
-rps, p50_ms, p99_ms per model x server x protocol x concurrency, and ratios in the same run.
+ModelServer. The floor (bench.serving_floors grpc) answers both protocols at once with a fixed body
+from one process: what uvicorn + httptools and grpcio cost before any server does its own work.
+Prints JSON: rps, p50_ms, p99_ms and the server's CPU per answered call (cpu_us_per_request, all
+its threads) per model x server x protocol x concurrency, and ratios in the same run.
 
-    python -m bench.serving_grpc            # full run (about 8 minutes)
-    python -m bench.serving_grpc --quick    # smoke run (about a minute)
+    python -m bench.serving_grpc            # full run (about 12 minutes)
+    python -m bench.serving_grpc --quick    # smoke run (about 3 minutes)
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ from typing import Any
 import numpy as np
 
 from bench import serving_args
-from bench.serving import ROOT, environment
+from bench.serving import ROOT, environment, median_measured
 from bench.serving_models import BenchModel, request_body, small_cnn, tabular_mlp
 from bench.serving_peers import PeerPythons, peer_python
-from bench.serving_servers import ServerSpec, running_servers
+from bench.serving_servers import ServerSpec, cpu_per_call, cpu_seconds, running_servers
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
 from tests.fixtures.ports import free_port
 
-SERVERS = ("kubeloop", "kserve")
+SERVERS = ("kubeloop", "kserve", "floor")
 PROTOCOLS = ("rest", "grpc")
 
 
@@ -57,7 +59,7 @@ def grpc_request(model: BenchModel, seed: int = 0) -> bytes:
 
 
 def servers(model: BenchModel, threads: int, peer_python: Path, wanted: list[str]) -> list[GrpcServer]:
-    kubeloop_port, kserve_port = free_port(), free_port()
+    kubeloop_port, kserve_port, floor_port = free_port(), free_port(), free_port()
     kubeloop_env = {
         "KUBELOOP_SERVING_MODEL_URI": str(model.path),
         "KUBELOOP_SERVING_MODEL_NAME": model.name,
@@ -76,6 +78,15 @@ def servers(model: BenchModel, threads: int, peer_python: Path, wanted: list[str
         GrpcServer(
             ServerSpec("kserve", [*kserve, str(threads), str(kserve_port)], kserve_env, "PORT_ARG"),
             kserve_port,
+        ),
+        GrpcServer(
+            ServerSpec(
+                "floor",
+                [sys.executable, "-m", "bench.serving_floors", "grpc", "PORT", str(floor_port)],
+                {},
+                "PORT_ARG",
+            ),
+            floor_port,
         ),
     ]
     return [server for server in every if server.spec.label in wanted]
@@ -99,7 +110,8 @@ def measure_model(
     started = servers(model, args.threads, peer_python, args.servers)
     runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     timing = ["--warmup", str(args.warmup), "--duration", str(args.duration)]
-    with running_servers([s.spec for s in started], args.server_cpus, ROOT, scratch) as urls:
+    pids: dict[str, int] = {}
+    with running_servers([s.spec for s in started], args.server_cpus, ROOT, scratch, pids) as urls:
         points = [(server, protocol) for server in started for protocol in args.protocols]
         for round_number in range(args.rounds):
             rotation = round_number % len(points)
@@ -112,7 +124,10 @@ def measure_model(
                     else:
                         target = f"127.0.0.1:{server.grpc_port}"
                         command = [sys.executable, "-m", "bench.serving_grpc_loadgen", target, str(grpc_body)]
+                    cpu_before = cpu_seconds(pids[server.spec.label])
                     run = load([*command, *per_point], args.loadgen_cpus)
+                    cpu = cpu_seconds(pids[server.spec.label]) - cpu_before
+                    run["cpu_us_per_request"] = cpu_per_call(cpu, run["requests"], args.warmup, args.duration)
                     runs.setdefault((server.spec.label, protocol, concurrency), []).append(run)
                     print(
                         f"{model.name} {server.spec.label} {protocol} c={concurrency}: {run}", file=sys.stderr
@@ -124,6 +139,7 @@ def measure_model(
             "protocol": protocol,
             "concurrency": concurrency,
             **summarise(measured),
+            "cpu_us_per_request": median_measured([run["cpu_us_per_request"] for run in measured]),
         }
         for (label, protocol, concurrency), measured in runs.items()
     ]
@@ -144,21 +160,26 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+#: ratio name -> (subject server, subject protocol, peer server, peer protocol)
+COMPARISONS: dict[str, tuple[str, str, str, str]] = {
+    "kubeloop_grpc_over_kubeloop_rest": ("kubeloop", "grpc", "kubeloop", "rest"),
+    "kubeloop_grpc_over_kserve_grpc": ("kubeloop", "grpc", "kserve", "grpc"),
+    "kserve_grpc_over_kserve_rest": ("kserve", "grpc", "kserve", "rest"),
+    "kubeloop_grpc_over_floor_grpc": ("kubeloop", "grpc", "floor", "grpc"),
+    "floor_grpc_over_floor_rest": ("floor", "grpc", "floor", "rest"),
+}
+
+
 def ratios(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """kubeloop gRPC over kubeloop REST, and over KServe gRPC: rps (higher is better), p50/p99 (lower)."""
+    """Each of COMPARISONS per model x concurrency: rps (higher is better), p50/p99 and CPU per call
+    (lower is better), subject over peer; a comparison whose points were not measured is empty."""
     by_key = {(r["model"], r["server"], r["protocol"], r["concurrency"]): r for r in results}
-    comparisons = {
-        "kubeloop_grpc_over_kubeloop_rest": ("kubeloop", "rest"),
-        "kubeloop_grpc_over_kserve_grpc": ("kserve", "grpc"),
-        "kserve_grpc_over_kserve_rest": ("kserve", "rest"),
-    }
     out: dict[str, list[dict[str, Any]]] = {}
-    for label, (peer_server, peer_protocol) in comparisons.items():
-        subject_server = "kserve" if label.startswith("kserve") else "kubeloop"
+    for label, (server, protocol, peer_server, peer_protocol) in COMPARISONS.items():
         rows = []
-        for (model, server, protocol, concurrency), subject in by_key.items():
+        for (model, subject_server, subject_protocol, concurrency), subject in by_key.items():
             peer = by_key.get((model, peer_server, peer_protocol, concurrency))
-            if (server, protocol) != (subject_server, "grpc") or peer is None or not peer["rps"]:
+            if (subject_server, subject_protocol) != (server, protocol) or peer is None or not peer["rps"]:
                 continue
             rows.append(
                 {
@@ -167,6 +188,9 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
                     "rps_ratio": round(subject["rps"] / peer["rps"], 2),
                     "p50_ratio": round(subject["p50_ms"] / peer["p50_ms"], 2),
                     "p99_ratio": round(subject["p99_ms"] / peer["p99_ms"], 2),
+                    "cpu_per_request_ratio": round(
+                        subject["cpu_us_per_request"] / peer["cpu_us_per_request"], 2
+                    ),
                 }
             )
         out[label] = rows
