@@ -30,7 +30,9 @@ from tests.e2e.loop import (  # noqa: E402
     MONITOR,
     SERVER,
     Loop,
+    checks_line,
     infer_body,
+    metrics_line,
     post,
     ready_with_version,
     serving_versions,
@@ -188,7 +190,7 @@ def main() -> None:
         platform.apply(loop.gradient_boosting("churn-gbm"), NAMESPACE)
         trained = wait(platform, "trainingjob", "churn-gbm", succeeded, 900, "churn-gbm Succeeded")
         v1 = trained["registeredModel"]["version"]
-        say(f"registered {loop.model} version {v1} as champion; metrics {trained['metrics']}")
+        say(f"registered {loop.model} version {v1} as champion; metrics: {metrics_line(trained['metrics'])}")
 
         step(f"ModelDeployment {SERVER}: models:/{loop.model}@champion, its canary following @challenger")
         canary = {"model": {"uri": f"models:/{loop.model}@challenger"}, "analysis": ANALYSIS}
@@ -218,7 +220,7 @@ def main() -> None:
         v2, gated = retrained["registeredModel"]["version"], retrained["challenge"]
         say(
             f"version {v2}: {gated['outcome']} ({gated['metric']} {gated['challengerScore']:.4f} vs the "
-            f"champion's {gated['championScore']:.4f}); metrics {retrained['metrics']}"
+            f"champion's {gated['championScore']:.4f}); metrics: {metrics_line(retrained['metrics'])}"
         )
         if gated["outcome"] != "Passed":
             raise RuntimeError(f"the retrained model did not beat the champion: {gated}")
@@ -241,10 +243,10 @@ def main() -> None:
                 "challenger gate",
                 f"{gated['metric']} {gated['challengerScore']:.4f} vs {gated['championScore']:.4f}",
             ),
-            ("canary", f"promoted; last checks {rollout.get('checks')}"),
+            ("canary", f"promoted; last checks: {checks_line(rollout.get('checks', []))}"),
             ("traffic", f"{traffic['sent']} requests during the rollout, {traffic['failed']} failed"),
-            ("first metrics", str(trained["metrics"])),
-            ("retrained metrics", str(retrained["metrics"])),
+            ("first metrics", metrics_line(trained["metrics"])),
+            ("retrained metrics", metrics_line(retrained["metrics"])),
             ("drift", f"share {drift['driftShare']:.2f}, dataset drift {drift['datasetDrift']}"),
             *(
                 (f"  {f['name']}", f"{f['test']} {f['score']:.4f} (threshold {f['threshold']})")

@@ -131,3 +131,18 @@ def succeeded(status: dict[str, Any]) -> bool:
     """A status check for TrainingJobs; a Failed phase fails at once with its conditions."""
     assert status.get("phase") != "Failed", f"training failed: {status.get('conditions')}"
     return status.get("phase") == "Succeeded"
+
+
+def checks_line(checks: list[dict[str, Any]]) -> str:
+    """A rollout's last checks (status ``CheckResult``s) as one line: name, value, bound, verdict."""
+    verdicts = {True: "passed", False: "FAILED", None: "not measured"}
+    return ", ".join(
+        f"{c['name']} {'-' if c.get('value') is None else format(c['value'], '.4g')} "
+        f"(max {c['threshold']:g}) {verdicts[c.get('passed')]}"
+        for c in checks
+    )
+
+
+def metrics_line(metrics: dict[str, float]) -> str:
+    """A TrainingJob's metrics (its status ``metrics``) by name, four significant digits."""
+    return ", ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
