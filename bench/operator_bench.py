@@ -99,6 +99,12 @@ def delete_namespace(kube: Kube, name: str, timeout: float = 600) -> None:
         time.sleep(0.5)
 
 
+def children_per_resource() -> int:
+    """How many children the operator renders for SPEC: what the direct peer applies per resource."""
+    owner = Owner("ModelDeployment", "kubeloop.io/v1alpha1", "m", "bench", "uid")
+    return len(render_serving(owner, ModelDeploymentSpec.model_validate(SPEC), OperatorSettings()))
+
+
 def direct(kube: Kube, n: int, threads: int, timeout: float) -> float:
     namespace = create_namespace(kube, "bench-direct")
     settings, spec = OperatorSettings(), ModelDeploymentSpec.model_validate(SPEC)
@@ -206,6 +212,7 @@ def main() -> None:
         help="run the operator from this source tree (a worktree of another revision) to compare",
     )
     args = parser.parse_args()
+    children = children_per_resource()
     kubeconfig = os.environ.get("KUBECONFIG", str(ROOT / ".run/kubeconfig"))
     os.environ["KUBECONFIG"] = kubeconfig
     kube = Kube("bench-direct")
@@ -219,7 +226,7 @@ def main() -> None:
                 "benchmark": "operator",
                 "operator_tree": str(args.operator_tree or ROOT),
                 "n_model_deployments": args.n,
-                "children_per_resource": 4,
+                "children_per_resource": children,
                 "threads": args.threads,
                 "direct_api_seconds": round(direct_seconds, 2),
                 "operator_seconds": round(operator_seconds, 2),
@@ -227,7 +234,7 @@ def main() -> None:
                 "operator_ready_per_second": round(args.n / operator_seconds, 1),
                 "operator_peak_rss_mib": round(rss, 1),
                 "operator_api_requests_per_resource": {k: round(v / args.n, 2) for k, v in requests.items()},
-                "direct_api_requests_per_resource": 1 + 4,
+                "direct_api_requests_per_resource": 1 + children,  # the parent, then each child
                 "peer": "same rendered children applied directly (server-side apply), same thread count",
             },
             indent=2,
