@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,6 +62,19 @@ def test_drift_is_a_finding_exit_zero_with_outputs(data: Path, capsys: pytest.Ca
     assert (summary.dataset_drift, summary.rows_reference, summary.rows_current) == (True, 3000, 2000)
     assert summary.report_uri == str((data / "out" / "report.html").resolve())
     assert (data / ("ref.parquet" + PROFILE_SUFFIX)).exists()
+
+
+def test_a_check_that_needs_no_scipy_stats_does_not_import_it(data: Path) -> None:
+    # scipy.stats costs ~1 s of every check pod's start; only large-sample KS p-values (prefetched)
+    # and ROC AUC (performance) use it. A fresh interpreter, as in the pod.
+    script = (
+        "import sys; from kubeloop_drift.cli import main; "
+        f"code = main(['check', '--reference', {str(data / 'ref.parquet')!r}, "
+        f"'--current', {str(data / 'shifted.parquet')!r}, '--quiet']); "
+        "print(code, 'scipy.stats' in sys.modules)"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert ran.stdout.split()[-2:] == ["0", "False"], ran.stdout
 
 
 def test_no_drift_and_cached_profile(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
