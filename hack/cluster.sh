@@ -12,6 +12,21 @@ bin=$("$root/hack/build-k8s.sh")
 kwokctl="$bin/kwokctl"
 kubectl() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
+# The kubeconfig names its certificates and key by path: with them embedded, every Python client
+# (kubernetes, kopf) writes them to /tmp files that it removes only at a clean exit, so each killed
+# test process left a private key behind.
+unembed_credentials() {
+  local pki="$run/pki" user cluster
+  (umask 077 && mkdir -p "$pki")
+  user=$(kubectl config view --raw -o jsonpath='{.users[0].name}')
+  cluster=$(kubectl config view --raw -o jsonpath='{.clusters[0].name}')
+  kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$pki/ca.crt"
+  kubectl config view --raw -o jsonpath='{.users[0].user.client-certificate-data}' | base64 -d >"$pki/client.crt"
+  (umask 077 && kubectl config view --raw -o jsonpath='{.users[0].user.client-key-data}' | base64 -d >"$pki/client.key")
+  kubectl config set-cluster "$cluster" --certificate-authority "$pki/ca.crt" >/dev/null
+  kubectl config set-credentials "$user" --client-certificate "$pki/client.crt" --client-key "$pki/client.key" >/dev/null
+}
+
 up() {
   mkdir -p "$run"
   if "$kwokctl" get clusters 2>/dev/null | grep -qx "$name"; then
@@ -30,6 +45,7 @@ up() {
       --kubeconfig "$kubeconfig" --wait 2m >&2
   fi
   "$kwokctl" --name "$name" get kubeconfig > "$kubeconfig"
+  unembed_credentials
   until kubectl get --raw /readyz >/dev/null 2>&1; do sleep 0.5; done
   kubectl apply -f "$root/hack/nodes.yaml" >&2
   echo "export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH"
@@ -37,7 +53,7 @@ up() {
 
 down() {
   "$kwokctl" --name "$name" delete cluster >&2 || true
-  rm -f "$kubeconfig"
+  rm -rf "$kubeconfig" "$run/pki"
 }
 
 case "${1:-}" in

@@ -151,8 +151,9 @@ class ServiceAccountClient:
         token = cluster.kubectl.run(
             "create", "token", account, "-n", namespace, "--duration=1h"
         ).stdout.strip()
-        admin = yaml.safe_load(cluster.kubeconfig.read_text())
-        server = admin["clusters"][0]["cluster"]
+        # flattened: the cluster's kubeconfig names its CA by path, a portable one embeds it
+        flat = cluster.kubectl.run("config", "view", "--raw", "--flatten", "-o", "json").stdout
+        server = json.loads(flat)["clusters"][0]["cluster"]
         self.server = server["server"]
         self.token = token
         self.ca = directory / "ca.crt"

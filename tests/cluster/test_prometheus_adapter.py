@@ -9,7 +9,6 @@ the chart's Prometheus labels a real server pod's series.
 
 from __future__ import annotations
 
-import base64
 import shutil
 import signal
 import ssl
@@ -93,17 +92,18 @@ class Adapter:
             self.process.wait(timeout=30)
 
 
-def client_tls(kubeconfig: Path, directory: Path) -> ssl.SSLContext:
+def client_tls(kubeconfig: Path) -> ssl.SSLContext:
     """TLS with the kubeconfig user's client certificate (the adapter authenticates it against the API
     server's client CA, and asks the API server whether it may read the metric); the adapter's own
-    certificate is self-signed, as in the chart (the APIService skips verifying it)."""
+    certificate is self-signed, as in the chart (the APIService skips verifying it). hack/cluster.sh
+    writes the kubeconfig with the certificate and key as files."""
     user = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]
-    cert, key = directory / "client.crt", directory / "client.key"
-    cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
-    key.write_bytes(base64.b64decode(user["client-key-data"]))
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    context.load_cert_chain(cert, key)
+    # relative paths are relative to the kubeconfig, as every Kubernetes client reads them
+    context.load_cert_chain(
+        kubeconfig.parent / user["client-certificate"], kubeconfig.parent / user["client-key"]
+    )
     return context
 
 
@@ -138,7 +138,7 @@ def test_the_adapter_serves_the_in_flight_metric_per_pod(
         prometheus.start()
         adapter.prometheus_url = prometheus.url
         adapter.start()
-        tls = client_tls(crds.kubeconfig, tmp_path)
+        tls = client_tls(crds.kubeconfig)
         url = f"https://127.0.0.1:{adapter.port}{pods_metric_path(ns)}"
 
         def values() -> dict[str, float] | None:
