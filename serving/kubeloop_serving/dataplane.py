@@ -47,6 +47,9 @@ PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data",)
 FatalHandler = Callable[[BaseException], None]
 MAX_REQUEST_ID_LENGTH = 256
+#: nginx's code for a request whose client went away before its answer (a gRPC deadline or cancel):
+#: counted as a 500 it read as a server error, to the canary analysis and the error-rate alert alike.
+CLIENT_CLOSED_REQUEST = 499
 #: Reads the request (whatever its protocol) into arrays; InvalidRequestError when it cannot.
 Decoder = Callable[[], Awaitable[InferenceRequest]]
 #: What a protocol encodes an inference into.
@@ -197,12 +200,14 @@ class DataPlane:
         return payload_log
 
     async def close(self) -> None:
-        """Finish queued inferences, then write the payload log (called after HTTP has drained)."""
+        """Finish queued inferences, write the payload log, remove a downloaded model (after HTTP drained)."""
         self._stopping = True
         if self._runner is not None:
             await self._runner.close()
         if self._payload_log is not None:
             await asyncio.to_thread(self._payload_log.close, max(self.settings.drain_seconds, 5.0))
+        if self._loaded is not None:
+            self._loaded.discard_download()
 
     def arriving(self) -> contextlib.AbstractContextManager[None]:
         """Wrap the decoding of a fully read body: a forming batch may wait briefly for it."""
@@ -300,6 +305,9 @@ class DataPlane:
             return answer
         except ServingError as error:
             code = error.status_code
+            raise
+        except asyncio.CancelledError:
+            code = CLIENT_CLOSED_REQUEST
             raise
         finally:
             self._inflight -= 1

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubeloop_serving.model import OnnxModel
@@ -28,12 +29,31 @@ class LoadedModel:
     threads: int
     load_seconds: float
     path: str = ""  # the local ONNX file (explanations read the graph itself)
+    download_dir: str = ""  # where a remote model was downloaded to, removed by discard_download()
+
+    def discard_download(self) -> None:
+        """Remove the downloaded copy (on shutdown; a local model's file is left alone)."""
+        if self.download_dir:
+            shutil.rmtree(self.download_dir, ignore_errors=True)
 
 
 def load_model(settings: ServingSettings) -> LoadedModel:
-    """Blocking: fetch MODEL_URI, check MODEL_SHA256, create the session, run one warm-up inference."""
-    started = time.perf_counter()
+    """Blocking: fetch MODEL_URI, check MODEL_SHA256, create the session, run one warm-up inference.
+    A download is kept while the model serves; a failed load or a local model leaves no directory."""
     workdir = Path(tempfile.mkdtemp(prefix="kubeloop-model-"))
+    try:
+        loaded = _load(settings, workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    if Path(loaded.path).is_relative_to(workdir):
+        return replace(loaded, download_dir=str(workdir))
+    shutil.rmtree(workdir, ignore_errors=True)
+    return loaded
+
+
+def _load(settings: ServingSettings, workdir: Path) -> LoadedModel:
+    started = time.perf_counter()
     fetched = fetch_model(settings.model_uri, workdir, settings.mlflow_tracking_uri)
     sha256 = verify_sha256(fetched.path, settings.model_sha256)
     threads = intra_op_threads(settings.intra_op_threads, container_cpu_limit())
