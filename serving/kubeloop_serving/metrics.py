@@ -30,7 +30,8 @@ class ServingMetrics:
     def __post_init__(self) -> None:
         self.requests = Counter(
             PREFIX + "requests",
-            "Inference requests this server computed an answer for, by track and HTTP status code.",
+            "Inference requests this server took to compute (not those routed elsewhere), by track and "
+            "HTTP status code (499: the client went away before the answer, a gRPC deadline or cancel).",
             ["model", "version", "track", "code"],
             registry=self.registry,
         )
