@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kubeloop_trainer.sources import environment_restored
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "test",
     "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -89,9 +91,10 @@ entity_key_serialization_version: 3
 def feast_repo(root: Path) -> Path:
     """A feature repository with one feature view (``spend``, by ``customer_id``) and a feature service
     ``churn_v1``. Customer 1's spend is 1.0 from day 0 and 100.0 from day 10; customer 2's 5.0."""
-    from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
-    from feast.types import Float32
-    from feast.value_type import ValueType
+    with environment_restored():
+        from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
+        from feast.types import Float32
+        from feast.value_type import ValueType
 
     root.mkdir(parents=True)
     (root / "feature_store.yaml").write_text(FEATURE_STORE_YAML.format(root=root))

@@ -274,3 +274,21 @@ def test_the_trainer_imports_no_data_tool_until_a_dataset_asks(tmp_path: Path) -
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("kind", ["feast", "dvc"])
+def test_importing_a_data_tool_leaves_the_environment_as_it_was(kind: str) -> None:
+    """Feast's import sets PROMETHEUS_MULTIPROC_DIR: every process started after it would keep its
+    Prometheus metrics in files (a server under test, a trial worker)."""
+    probe = (
+        "import os\n"
+        "from kubeloop_trainer.sources import require\n"
+        "before = dict(os.environ)\n"
+        f"require({kind!r}, {kind!r})\n"
+        "print(sorted(set(os.environ.items()) ^ set(before.items())), flush=True)\n"
+        "os._exit(0)\n"
+    )
+    env = {"PYTHONPATH": f"{REPO}:{REPO / 'trainer'}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

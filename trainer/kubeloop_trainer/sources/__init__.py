@@ -8,7 +8,10 @@ Feast packages (the ``data`` extra) are heavy: each is imported only when a data
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -47,10 +50,25 @@ class Source:
         return cls(loaded, reference)
 
 
+@contextlib.contextmanager
+def environment_restored() -> Iterator[None]:
+    """The process environment as it was on entry, whatever the block set in it. Feast's import sets
+    PROMETHEUS_MULTIPROC_DIR (for its own feature server's workers): every process started from
+    here on (trial workers, a test's servers) would keep its Prometheus metrics in files there."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        if dict(os.environ) != saved:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
 def require(module: str, kind: str) -> ModuleType:
     """``module`` of the ``data`` extra, or an InvalidSpec naming what to install."""
     try:
-        return importlib.import_module(module)
+        with environment_restored():
+            return importlib.import_module(module)
     except ImportError as error:
         raise InvalidSpecError(
             f"dataset.{kind} needs the data extra (pip install 'kubeloop[data]'): {error}"
