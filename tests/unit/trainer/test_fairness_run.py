@@ -91,7 +91,7 @@ def input_width(model: bytes) -> tuple[int, list[str]]:
     return width, json.loads(metadata[FEATURE_NAMES_KEY])
 
 
-def assert_recorded(client: MlflowClient, summary: TrainingSummary) -> None:
+def assert_recorded(client: MlflowClient, summary: TrainingSummary, scratch: Path) -> None:
     """The differences as metrics, the per-group table as an artifact, the verdict as a tag."""
     assert summary.fairness is not None
     run = client.get_run(summary.mlflow_run_id or "")
@@ -103,7 +103,8 @@ def assert_recorded(client: MlflowClient, summary: TrainingSummary) -> None:
         summary.fairness.equalized_odds_difference
     )
     assert run.data.tags[FAIRNESS_TAG] == summary.fairness.outcome
-    table = json.loads(Path(client.download_artifacts(run.info.run_id, "fairness/groups.json")).read_text())
+    local = client.download_artifacts(run.info.run_id, "fairness/groups.json", str(scratch))
+    table = json.loads(Path(local).read_text())
     assert table["outcome"] == summary.fairness.outcome
     assert [g["group"] for g in table["perClass"][0]["groups"]] == [g.group for g in summary.fairness.groups]
     first = summary.fairness.groups[0]
@@ -111,14 +112,15 @@ def assert_recorded(client: MlflowClient, summary: TrainingSummary) -> None:
     assert metrics[f"fairness.group.{name}.selection_rate"] == pytest.approx(first.selection_rate)
 
 
-def assert_importance(client: MlflowClient, asked: str, not_asked: str) -> None:
+def assert_importance(client: MlflowClient, asked: str, not_asked: str, scratch: Path) -> None:
     """Global importance where the spec asked for it: the two informative features lead."""
-    importance = json.loads(Path(client.download_artifacts(asked, "importance/importance.json")).read_text())
+    local = client.download_artifacts(asked, "importance/importance.json", str(scratch))
+    importance = json.loads(Path(local).read_text())
     assert importance["method"] == "permutation" and set(importance["meanAbsShap"]) == {"approved", "denied"}
     ranked = sorted(importance["meanAbsShap"]["approved"].items(), key=lambda item: -item[1])
     assert {name for name, _ in ranked[:2]} == {"f0", "f1"}
     assert (
-        Path(client.download_artifacts(asked, "importance/importance.png"))
+        Path(client.download_artifacts(asked, "importance/importance.png", str(scratch)))
         .read_bytes()
         .startswith(b"\x89PNG")
     )
@@ -186,8 +188,8 @@ def test_a_biased_model_is_refused_registration_an_unbiased_one_is_registered(
     assert input_width(accepted_model) == (5, ["f0", "f1", "f2", "f3", "age_band"])
 
     for summary in (refused, accepted):
-        assert_recorded(mlflow_client, summary)
-    assert_importance(mlflow_client, accepted.mlflow_run_id or "", refused.mlflow_run_id or "")
+        assert_recorded(mlflow_client, summary, tmp_path)
+    assert_importance(mlflow_client, accepted.mlflow_run_id or "", refused.mlflow_run_id or "", tmp_path)
     assert_operator_view(refused, refused_message, accepted, accepted_message)
 
 
