@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import httpx
 import numpy as np
 
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
 from kubeloop_serving.oip_grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from tests.fixtures.ports import free_port
 from tests.fixtures.serve import ServerProcess
-from tests.unit.serving.conftest import wait_for
+from tests.unit.serving.conftest import metric_value, wait_for
 
 #: OIP datatype -> the InferTensorContents field that carries it (FP16: as KServe's clients send it).
 TYPED_FIELD = {
@@ -127,6 +128,10 @@ class GrpcServer:
         except grpc.RpcError as error:
             return error.code(), error.details()
         return grpc.StatusCode.OK, ""
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the server's /metrics (served over REST, shared with gRPC)."""
+        return metric_value(httpx.get(self.process.url + "/metrics").text, name, **labels)
 
 
 def is_live(stub: Any) -> bool:

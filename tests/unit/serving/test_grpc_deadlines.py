@@ -6,11 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 
 from tests.fixtures.serve import ServerProcess
-from tests.unit.serving.conftest import metric_value
 from tests.unit.serving.grpc_helpers import grpc_server, infer_request
 from tests.unit.serving.test_grpc_shared import gather_inputs
 
@@ -26,13 +24,9 @@ def test_expired_calls_are_skipped_and_counted_as_the_client_closing(
     with grpc_server(
         server_process, model_uri=str(slow_gather_path), model_name="gather", max_batch_size="1"
     ) as server:
-
-        def metric(name: str, **labels: str) -> float:
-            return metric_value(httpx.get(server.process.url + "/metrics").text, name, **labels)
-
         server.stub.ModelInfer(infer_request("gather", gather_inputs(0), raw=True), timeout=60)
         batch = {"model": "gather", "version": "1"}
-        rows_before = metric("kubeloop_serving_batch_size_sum", **batch)
+        rows_before = server.metric("kubeloop_serving_batch_size_sum", **batch)
         calls = [
             server.stub.ModelInfer.future(
                 infer_request("gather", gather_inputs(row), raw=True), timeout=DEADLINE_S
@@ -48,12 +42,12 @@ def test_expired_calls_are_skipped_and_counted_as_the_client_closing(
                 codes.append(error.code())
         # a run under way when its deadline passed finishes; then the batcher is idle again
         server.stub.ModelInfer(infer_request("gather", gather_inputs(1), raw=True), timeout=60)
-        rows = metric("kubeloop_serving_batch_size_sum", **batch) - rows_before
+        rows = server.metric("kubeloop_serving_batch_size_sum", **batch) - rows_before
         counted = {
-            code: metric("kubeloop_serving_requests_total", model="gather", code=code)
+            code: server.metric("kubeloop_serving_requests_total", model="gather", code=code)
             for code in ("200", "499", "500")
         }
-        inflight = metric("kubeloop_serving_inflight_requests", model="gather")
+        inflight = server.metric("kubeloop_serving_inflight_requests", model="gather")
     expired = codes.count(grpc.StatusCode.DEADLINE_EXCEEDED)
     assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED}
     assert expired > 0, "every call finished within its deadline: nothing was tested"

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
-import httpx
 import numpy as np
 import onnx
 import pytest
@@ -17,7 +16,6 @@ from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
 from tests.fixtures.serve import ServerProcess
 from tests.unit.serving.conftest import (
     OPSET,
-    metric_value,
     tabular_reference,
 )
 from tests.unit.serving.grpc_helpers import (
@@ -199,8 +197,7 @@ def test_oversized_messages_and_decoded_sizes_are_resource_exhausted(
     code, message = identity.call_code(identity.stub.ModelInfer, request)
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert message.startswith("decoding input 'in_BYTES' would take 244000 bytes of memory")
-    exposition = httpx.get(identity.process.url + "/metrics").text
-    assert metric_value(exposition, "kubeloop_serving_requests_total", model="id", code="413") == 1
+    assert identity.metric("kubeloop_serving_requests_total", model="id", code="413") == 1
 
 
 def reshape_model(path: Path) -> Path:

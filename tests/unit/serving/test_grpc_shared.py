@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
@@ -19,7 +18,6 @@ from tests.unit.serving.conftest import (
     GATHER_TABLE,
     TABULAR_FEATURES,
     logged_rows,
-    metric_value,
     post_all_at_once,
     tabular_reference,
 )
@@ -80,12 +78,8 @@ def test_grpc_and_rest_share_the_batcher_and_the_metrics(
     with grpc_server(
         server_process, model_uri=str(slow_gather_path), model_name="gather", max_batch_size="32"
     ) as server:
-
-        def metric(name: str, **labels: str) -> float:
-            return metric_value(httpx.get(server.process.url + "/metrics").text, name, **labels)
-
         batch = {"model": "gather", "version": "1"}
-        before_count = metric("kubeloop_serving_batch_size_count", **batch)
+        before_count = server.metric("kubeloop_serving_batch_size_count", **batch)
         calls = [
             server.stub.ModelInfer.future(
                 infer_request("gather", gather_inputs(row), raw=True, id=f"grpc-{row}")
@@ -96,10 +90,10 @@ def test_grpc_and_rest_share_the_batcher_and_the_metrics(
             server.process.url, "/v2/models/gather/infer", [rest_gather(row) for row in range(CONCURRENT)]
         )
         answers = [call.result(timeout=120) for call in calls]
-        count = metric("kubeloop_serving_batch_size_count", **batch) - before_count
-        rows = metric("kubeloop_serving_batch_size_sum", **batch)
-        served = metric("kubeloop_serving_requests_total", model="gather", code="200")
-        inflight = metric("kubeloop_serving_inflight_requests", model="gather")
+        count = server.metric("kubeloop_serving_batch_size_count", **batch) - before_count
+        rows = server.metric("kubeloop_serving_batch_size_sum", **batch)
+        served = server.metric("kubeloop_serving_requests_total", model="gather", code="200")
+        inflight = server.metric("kubeloop_serving_inflight_requests", model="gather")
     for row, answer in enumerate(answers):
         assert answer.id == f"grpc-{row}"
         np.testing.assert_array_equal(outputs_of(answer)["y"], GATHER_TABLE[[row % 10]] + row)
