@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubeloop.contracts.registry_uri import RegistryReference, parse_registry_uri
+from kubeloop.mlflow_client import connect
 
 __all__ = ["RegisteredModelVersion", "RegistryReference", "parse_registry_uri", "resolve_registered_model"]
 
@@ -30,10 +31,8 @@ def resolve_registered_model(uri: str, tracking_uri: str | None) -> RegisteredMo
     Raises ImportError without mlflow, ValueError for a URI that is not a registry URI, and
     mlflow's exceptions for unknown models, versions and aliases.
     """
-    from mlflow import MlflowClient
-
     reference = parse_registry_uri(uri)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = connect(tracking_uri)
     version = reference.version
     if reference.alias is not None:
         version = str(client.get_model_version_by_alias(reference.name, reference.alias).version)

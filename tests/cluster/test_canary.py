@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+from kubeloop.mlflow_client import connect
 from tests.cluster.manifests import model_deployment, with_change
 from tests.fixtures.cluster import Cluster, Kubectl, OperatorProcess, wait_for
 from tests.fixtures.mlflow_server import MlflowServer
@@ -318,8 +319,6 @@ def test_promotion_moves_the_alias_stable_follows(
     servers: Servers,
     tmp_path: Path,
 ) -> None:
-    from mlflow import MlflowClient
-
     from tests.cluster.test_registry import register_version
 
     tracking = mlflow_server.tracking_uri
@@ -336,7 +335,7 @@ def test_promotion_moves_the_alias_stable_follows(
         md["spec"]["canary"]["model"] = {"uri": "models:/canary-churn@challenger"}
         kubectl.apply(md, ns)
         status = Watch(kubectl, ns, "alias").until("Promoted")["status"]
-        client = MlflowClient(tracking_uri=tracking)
+        client = connect(tracking)
         assert client.get_model_version_by_alias("canary-churn", "champion").version == challenger != champion
         assert status["rollout"]["aliasMoved"] is True and "promotedModel" not in status
         assert status["model"]["version"] == challenger

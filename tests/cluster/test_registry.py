@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from kubeloop.mlflow_client import connect
 from tests.cluster.manifests import model_deployment
 from tests.fixtures.cluster import Cluster, OperatorProcess, wait_for
 from tests.fixtures.mlflow_server import MlflowServer
@@ -19,9 +20,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.mlflow]
 def register_version(tracking_uri: str, name: str, tmp: Path, alias: str) -> str:
     """Log a model artifact in a run, register it as a new version, point `alias` at it. Uses its own
     client only: the process-wide MLflow tracking URI and active run stay untouched for other tests."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = connect(tracking_uri)
     experiment = client.get_experiment_by_name("kubeloop-registry-test")
     experiment_id = (
         experiment.experiment_id if experiment else client.create_experiment("kubeloop-registry-test")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import mlflow.artifacts
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from kubeloop.contracts.registry_uri import parse_registry_uri
+from kubeloop.mlflow_client import connect
 from kubeloop.registry import RegisteredModelVersion, resolve_registered_model
 from kubeloop_trainer.evaluation import NotComparableError
 from kubeloop_trainer.tracking import ONNX_FILE
@@ -25,7 +25,7 @@ NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
 def champion_exists(uri: str, tracking_uri: str) -> bool:
     """Whether ``uri`` names an existing registered model and alias (or version)."""
     reference = parse_registry_uri(uri)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = connect(tracking_uri)
     try:
         model = client.get_registered_model(reference.name)
         if reference.alias is not None:

@@ -17,6 +17,7 @@ import mlflow.artifacts
 import torch
 
 from kubeloop.api.training import FineTune
+from kubeloop.mlflow_client import load_header_providers
 from kubeloop.registry import resolve_registered_model
 from kubeloop_trainer.errors import BadDataError, BaseModelError
 from kubeloop_trainer.hyperparameters import network_hyperparameters
@@ -53,6 +54,7 @@ def fetch_checkpoint(uri: str, tracking_uri: str | None) -> bytes:
     """The bytes of the base checkpoint at ``uri``."""
     try:
         if uri.startswith(MLFLOW_SCHEMES):
+            load_header_providers()
             location = (
                 resolve_registered_model(uri, tracking_uri).location if uri.startswith("models:/") else uri
             )

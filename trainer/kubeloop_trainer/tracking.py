@@ -14,8 +14,8 @@ import mlflow.onnx
 import onnx
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
+from kubeloop.mlflow_client import connect
 from kubeloop_trainer.tags import FAILURE_REASON_TAG
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
@@ -49,7 +49,7 @@ class Tracker:
 
     def __init__(self, tracking_uri: str, experiment_name: str) -> None:
         self.tracking_uri = tracking_uri.rstrip("/")
-        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        self.client = connect(self.tracking_uri)
         self.experiment_id = self._experiment_id(experiment_name)
 
     def _experiment_id(self, name: str) -> str:

@@ -10,6 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from kubeloop.api.summaries import TrainingSummary, decode
+from kubeloop.mlflow_client import connect
 from kubeloop_trainer.cli import main
 from tests.unit.trainer.builders import spec_json
 
@@ -61,4 +62,4 @@ def pod(monkeypatch: pytest.MonkeyPatch, mlflow_server: Any, tmp_path: Path) -> 
 
 @pytest.fixture
 def mlflow_client(mlflow_server: Any) -> MlflowClient:
-    return MlflowClient(tracking_uri=mlflow_server.tracking_uri, registry_uri=mlflow_server.tracking_uri)
+    return connect(mlflow_server.tracking_uri)
