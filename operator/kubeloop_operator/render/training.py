@@ -50,7 +50,11 @@ def job_name(owner: Owner) -> str:
 
 
 def training_env(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings) -> dict[str, str]:
-    """What every training pod is told: who it trains for, where MLflow is, the spec itself."""
+    """What every training pod is told: who it trains for, where MLflow is, the spec itself.
+
+    MLflow 3 sends usage telemetry to its vendor by default; a pod of the user's own image is told to
+    keep it in the cluster too (as ours are by their image), unless the user's env says otherwise.
+    """
     return {
         "KUBELOOP_TRAINING_SPEC": json.dumps(spec.wire(), separators=(",", ":"), sort_keys=True),
         "KUBELOOP_TRAININGJOB_NAME": owner.name,
@@ -59,6 +63,7 @@ def training_env(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings
         "MLFLOW_TRACKING_URI": spec.mlflow.tracking_uri or settings.mlflow_tracking_uri,
         "MLFLOW_EXPERIMENT_NAME": spec.mlflow.experiment or owner.namespace,
         "MLFLOW_RUN_NAME": owner.name,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
     }
 
 

@@ -57,6 +57,7 @@ def test_mlflow_and_spec_are_injected(settings: OperatorSettings) -> None:
     assert env["MLFLOW_TRACKING_URI"] == settings.mlflow_tracking_uri
     assert env["MLFLOW_EXPERIMENT_NAME"] == "exp"
     assert env["MLFLOW_RUN_NAME"] == "churn"
+    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert env["KUBELOOP_TRAININGJOB_UID"] == "uid-123"
     assert (
         TrainingJobSpec.model_validate(json.loads(env["KUBELOOP_TRAINING_SPEC"])).mlflow.experiment == "exp"
@@ -66,6 +67,7 @@ def test_mlflow_and_spec_are_injected(settings: OperatorSettings) -> None:
 def test_user_env_overrides_ours_and_secrets_stay_references(settings: OperatorSettings) -> None:
     user_env = [
         {"name": "MLFLOW_TRACKING_URI", "value": "http://other:5000"},
+        {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "false"},
         {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "s3", "key": "secret"}}},
     ]
     job = render_training(owner_of("TrainingJob"), spec(env=user_env), settings)[0]
@@ -73,6 +75,8 @@ def test_user_env_overrides_ours_and_secrets_stay_references(settings: OperatorS
     names = [e["name"] for e in container["env"]]
     assert names.count("MLFLOW_TRACKING_URI") == 1
     assert env_of(container)["MLFLOW_TRACKING_URI"] == "http://other:5000"
+    assert names.count("MLFLOW_DISABLE_TELEMETRY") == 1
+    assert env_of(container)["MLFLOW_DISABLE_TELEMETRY"] == "false"
     assert env_of(container)["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "s3", "key": "secret"}}
 
 
