@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -97,16 +99,25 @@ def serving_versions(platform: Platform, namespace: str) -> set[str]:
 
 
 def get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        answer: dict[str, Any] = json.load(response)
-        return answer
+    return answer_of(urllib.request.Request(url))
 
 
 def post(url: str, body: bytes) -> dict[str, Any]:
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer: dict[str, Any] = json.load(response)
-        return answer
+    return answer_of(urllib.request.Request(url, body, {"Content-Type": "application/json"}))
+
+
+def answer_of(request: urllib.request.Request) -> dict[str, Any]:
+    """The JSON answer; an error status raises `HTTPError` whose message carries the answer's body (which
+    names what refused, e.g. the model a server serves) and whose `read()` still gives that body."""
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer: dict[str, Any] = json.load(response)
+            return answer
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        text = body[:600].decode(errors="replace")
+        reason = f"{error.reason}; {request.get_method()} {request.full_url} answered: {text}"
+        raise urllib.error.HTTPError(error.url, error.code, reason, error.headers, io.BytesIO(body)) from None
 
 
 def infer_body(base: str, rows: int, shift: float, seed: int) -> bytes:
