@@ -8,19 +8,15 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib import metadata
 from typing import Any, TypeVar
 
-from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
-
-from kubeloop_serving.attributes import Attributes, parse_attributes
+from kubeloop_serving.attributes import parse_attributes
 from kubeloop_serving.batcher import AdaptiveBatcher, SerialRunner
-from kubeloop_serving.datatypes import Tensors
+from kubeloop_serving.computed import Computed, Inference
 from kubeloop_serving.errors import (
     FeedbackDisabledError,
-    InferenceFailedError,
-    InvalidRequestError,
     LabelSinkError,
     ModelLoadError,
     ModelNotFoundError,
@@ -28,16 +24,16 @@ from kubeloop_serving.errors import (
     ServingError,
 )
 from kubeloop_serving.feedback import LabelSink
-from kubeloop_serving.ids import new_request_id
+from kubeloop_serving.ids import new_request_id, resolve_request_id
 from kubeloop_serving.loading import LoadedModel, load_model
 from kubeloop_serving.metrics import ServingMetrics
-from kubeloop_serving.model import OnnxModel
+from kubeloop_serving.model import onnxruntime_runner
 from kubeloop_serving.payload import PayloadLogger
 from kubeloop_serving.payload_table import FeatureNaming, PayloadRecord, row_count
 from kubeloop_serving.predictions import OutputDistribution
 from kubeloop_serving.request import InferenceRequest, decode_request, validate_against
 from kubeloop_serving.request_bounds import OFFLOAD_DECODE_BYTES
-from kubeloop_serving.response import EncodedResponse, OutputChoice, choose_outputs, encode_response
+from kubeloop_serving.response import OutputChoice, choose_outputs, encode_response
 from kubeloop_serving.runtime import CPU_PROVIDER
 from kubeloop_serving.settings import ServingSettings
 
@@ -46,7 +42,6 @@ SERVER_NAME = "kubeloop"
 PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data",)
 FatalHandler = Callable[[BaseException], None]
-MAX_REQUEST_ID_LENGTH = 256
 #: nginx's code for a request whose client went away before its answer (a gRPC deadline or cancel):
 #: counted as a 500 it read as a server error, to the canary analysis and the error-rate alert alike.
 CLIENT_CLOSED_REQUEST = 499
@@ -62,58 +57,6 @@ def server_version() -> str:
         return metadata.version("kubeloop")
     except metadata.PackageNotFoundError:
         return "0.0.0"
-
-
-def onnxruntime_runner(model: OnnxModel) -> Callable[[Tensors], Tensors]:
-    """``model.run`` with onnxruntime's errors mapped: rejected input is 400, anything else 500."""
-
-    def run(inputs: Tensors) -> Tensors:
-        try:
-            return model.run(inputs)
-        except InvalidArgument as error:
-            raise InvalidRequestError(f"onnxruntime rejected the input: {error}") from None
-        except Exception as error:
-            raise InferenceFailedError(f"inference failed: {error}") from None
-
-    return run
-
-
-def resolve_request_id(body_id: str | None, header_id: str | None) -> str:
-    """The OIP request ``id``, else the ``x-request-id`` header, else a new one (32 hex)."""
-    for given, where in ((body_id, "id"), (header_id, "x-request-id")):
-        if given:
-            if len(given) > MAX_REQUEST_ID_LENGTH:
-                raise InvalidRequestError(f"{where} is longer than {MAX_REQUEST_ID_LENGTH} characters")
-            return given
-    return new_request_id()
-
-
-@dataclass(frozen=True)
-class Computed:
-    """One inference before encoding: what any protocol's answer is made of."""
-
-    request: InferenceRequest
-    request_id: str
-    version: str
-    outputs: Tensors
-    choices: Sequence[OutputChoice]
-    attributes: Attributes
-
-    @property
-    def inputs(self) -> Tensors:
-        return self.request.inputs
-
-
-@dataclass(frozen=True)
-class Inference:
-    """One answer computed here: the encoded response and the tensors it came from."""
-
-    response: EncodedResponse
-    request_id: str
-    version: str
-    inputs: Tensors
-    outputs: Tensors
-    attributes: Attributes
 
 
 class DataPlane:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 from typing import Final
 
+from kubeloop_serving.errors import InvalidRequestError
+
 ID_BYTES: Final = 16
 _REFILL_BYTES: Final = 256 * ID_BYTES
+MAX_REQUEST_ID_LENGTH: Final = 256
 
 
 class RequestIds:
@@ -33,3 +36,13 @@ class RequestIds:
 
 _IDS = RequestIds()
 new_request_id = _IDS.new
+
+
+def resolve_request_id(body_id: str | None, header_id: str | None) -> str:
+    """The OIP request ``id``, else the ``x-request-id`` header, else a new one (32 hex)."""
+    for given, where in ((body_id, "id"), (header_id, "x-request-id")):
+        if given:
+            if len(given) > MAX_REQUEST_ID_LENGTH:
+                raise InvalidRequestError(f"{where} is longer than {MAX_REQUEST_ID_LENGTH} characters")
+            return given
+    return new_request_id()

@@ -5,15 +5,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 from kubeloop_serving.datatypes import BYTES, NUMPY_DTYPES, Tensors, oip_datatype_of_ort_type
-from kubeloop_serving.errors import ModelLoadError
+from kubeloop_serving.errors import InferenceFailedError, InvalidRequestError, ModelLoadError
 from kubeloop_serving.runtime import create_session
 
 log = logging.getLogger(__name__)
@@ -158,3 +159,17 @@ class OnnxModel:
             self.run(warmup_inputs(self.signature.inputs))
         except Exception as error:
             raise ModelLoadError(f"warm-up inference failed: {error}") from error
+
+
+def onnxruntime_runner(model: OnnxModel) -> Callable[[Tensors], Tensors]:
+    """``model.run`` with onnxruntime's errors mapped: rejected input is 400, anything else 500."""
+
+    def run(inputs: Tensors) -> Tensors:
+        try:
+            return model.run(inputs)
+        except InvalidArgument as error:
+            raise InvalidRequestError(f"onnxruntime rejected the input: {error}") from None
+        except Exception as error:
+            raise InferenceFailedError(f"inference failed: {error}") from None
+
+    return run

@@ -19,7 +19,8 @@ from grpc import aio
 
 from kubeloop.contracts.payload_log import REQUEST_ID_HEADER
 from kubeloop.contracts.routing import TRACK_HEADER
-from kubeloop_serving.dataplane import Computed, DataPlane
+from kubeloop_serving.computed import Computed
+from kubeloop_serving.dataplane import DataPlane
 from kubeloop_serving.errors import ServingError
 from kubeloop_serving.oip_grpc import grpc_predict_v2_pb2 as pb
 from kubeloop_serving.oip_grpc.codec import decode_infer_request, encode_infer_response, parse_infer_request

@@ -8,10 +8,9 @@ import pytest
 
 from kubeloop_serving.batch_size import RUNS_TO_FIT
 from kubeloop_serving.batcher import AdaptiveBatcher, merge_inputs, merge_key, run_batch, split_outputs
-from kubeloop_serving.dataplane import onnxruntime_runner
 from kubeloop_serving.datatypes import Tensors
 from kubeloop_serving.errors import InvalidRequestError, ModelNotReadyError
-from kubeloop_serving.model import OnnxModel
+from kubeloop_serving.model import OnnxModel, onnxruntime_runner
 from tests.unit.serving.conftest import GATHER_TABLE
 
 pytestmark = pytest.mark.unit
