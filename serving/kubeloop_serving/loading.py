@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubeloop_serving.model import OnnxModel
 from kubeloop_serving.runtime import container_cpu_limit, intra_op_threads
+from kubeloop_serving.scratch import Scratch, claim
 from kubeloop_serving.settings import ServingSettings
 from kubeloop_serving.storage import fetch_model, uri_scheme, verify_sha256
 
@@ -29,26 +28,27 @@ class LoadedModel:
     threads: int
     load_seconds: float
     path: str = ""  # the local ONNX file (explanations read the graph itself)
-    download_dir: str = ""  # where a remote model was downloaded to, removed by discard_download()
+    download: Scratch | None = None  # where a remote model was downloaded to, removed by discard_download()
 
     def discard_download(self) -> None:
         """Remove the downloaded copy (on shutdown; a local model's file is left alone)."""
-        if self.download_dir:
-            shutil.rmtree(self.download_dir, ignore_errors=True)
+        if self.download is not None:
+            self.download.remove()
 
 
 def load_model(settings: ServingSettings) -> LoadedModel:
     """Blocking: fetch MODEL_URI, check MODEL_SHA256, create the session, run one warm-up inference.
-    A download is kept while the model serves; a failed load or a local model leaves no directory."""
-    workdir = Path(tempfile.mkdtemp(prefix="kubeloop-model-"))
+    A download is kept while the model serves; a failed load or a local model leaves no directory, and
+    one left by a killed server is removed here (kubeloop_serving.scratch)."""
+    scratch = claim()
     try:
-        loaded = _load(settings, workdir)
+        loaded = _load(settings, scratch.path)
     except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
+        scratch.remove()
         raise
-    if Path(loaded.path).is_relative_to(workdir):
-        return replace(loaded, download_dir=str(workdir))
-    shutil.rmtree(workdir, ignore_errors=True)
+    if Path(loaded.path).is_relative_to(scratch.path):
+        return replace(loaded, download=scratch)
+    scratch.remove()
     return loaded
 
 

@@ -1,11 +1,14 @@
 """OIP v2 gRPC on real pods: tritonclient.grpc, unchanged, infers through the ModelDeployment's Service
 (its `grpc` port), and every pod behind the headless `<name>-grpc` Service answers on its own address,
 which is what a `dns:///` client with round_robin balances over. A large JSON request (parsed by
-simdjson in the pod) gets the same answer over REST.
+simdjson in the pod) gets the same answer over REST. A server killed outright restarts in its pod and
+removes the model copy the killed one left in the pod's /tmp.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import tritonclient.grpc as triton
 
 from tests.e2e.loop import API, S3_ENV
 from tests.e2e.platform import Platform
+from tests.fixtures.cluster import wait_for
 from tests.unit.serving.conftest import tabular_model, tabular_reference
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -109,3 +113,55 @@ def test_the_headless_service_lists_every_pod_and_each_answers(platform: Platfor
         client = triton.InferenceServerClient(f"{address}:8081")
         check_infer(client, 3)
         client.close()
+
+
+def test_a_server_killed_outright_restarts_and_removes_the_model_copy_it_left(
+    platform: Platform, deployed: str
+) -> None:
+    """An OOM kill is SIGKILL: the server cannot remove its downloaded model, and the pod's /tmp (an
+    emptyDir) outlives the container. The restarted server removes that copy before making its own."""
+    if platform.target.mode != "local":
+        pytest.skip("the server's process is killed from the node's host")
+    pod = platform.kubectl.items("pods", deployed, f"kubeloop.io/modeldeployment={NAME}")[0]
+    name, container = pod["metadata"]["name"], pod["status"]["containerStatuses"][0]
+    assert container["name"] == "server" and container["restartCount"] == 0
+    (left,) = model_copies(platform, deployed, name)
+    pids = container_pids(container["containerID"].partition("://")[2])
+    assert pids, f"no process of {name}'s server on this host"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+
+    def restarted_and_ready() -> dict[str, Any] | None:
+        now = platform.kubectl.get("pod", name, deployed)
+        status = (now or {}).get("status", {}).get("containerStatuses", [{}])[0]
+        return status if status.get("restartCount") == 1 and status.get("ready") else None
+
+    status = wait_for(restarted_and_ready, 300, interval=2, what=f"{name}'s server restarted and ready")
+    assert status["lastState"]["terminated"]["exitCode"] == 137  # 128 + SIGKILL
+    (now,) = model_copies(platform, deployed, name)
+    assert now != left
+    log = platform.kubectl.run("logs", "-n", deployed, name, "-c", "server").stdout
+    assert f"removing /tmp/{left}: its server stopped without removing it" in log
+    client = triton.InferenceServerClient(f"{pod['status']['podIP']}:8081")  # kept across the restart
+    check_infer(client, 3)
+    client.close()
+
+
+def model_copies(platform: Platform, namespace: str, pod: str) -> list[str]:
+    """The model directories in the server's /tmp (the image's Python lists them; it has no shell tools
+    we rely on)."""
+    listing = "import os; print(*sorted(n for n in os.listdir('/tmp') if n.startswith('kubeloop-model-')))"
+    out = platform.kubectl.run("exec", "-n", namespace, pod, "-c", "server", "--", "python", "-c", listing)
+    return out.stdout.split()
+
+
+def container_pids(container_id: str) -> list[int]:
+    """This host's processes in the container (cgroup v1, cgroupfs driver: its id ends each cgroup path)."""
+    pids = []
+    for cgroup in Path("/proc").glob("[0-9]*/cgroup"):
+        try:
+            if container_id in cgroup.read_text():
+                pids.append(int(cgroup.parent.name))
+        except OSError:  # the process ended
+            continue
+    return pids

@@ -1,9 +1,12 @@
-"""Loading leaves no scratch directory behind: not for a local model, a failed load, or a stopped server."""
+"""Loading leaves no scratch directory behind: not for a local model, a failed load, a stopped server, or
+(at the next load) a killed one."""
 
 from __future__ import annotations
 
 import functools
 import http.server
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ import pytest
 
 from kubeloop_serving.errors import ModelLoadError
 from kubeloop_serving.loading import load_model
+from kubeloop_serving.scratch import PREFIX
 from kubeloop_serving.settings import ServingSettings
 from tests.unit.serving.conftest import serve_in_thread
 
@@ -65,3 +69,40 @@ def test_a_download_lives_as_long_as_the_server(scratch: Path, model_url: str) -
         (download,) = scratch.iterdir()
         assert (download / "model.onnx").is_file()
     assert list(scratch.iterdir()) == []
+
+
+KILLED_SERVER = """
+import sys, tempfile, time
+tempfile.tempdir = sys.argv[1]
+from kubeloop_serving.loading import load_model
+from kubeloop_serving.scratch import PREFIX
+from kubeloop_serving.settings import ServingSettings
+load_model(ServingSettings(model_uri=sys.argv[2]))
+print("loaded", flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_download_of_a_killed_server_is_removed_by_the_next_load_and_a_live_ones_kept(
+    scratch: Path, model_url: str
+) -> None:
+    """An OOM kill is SIGKILL, and a pod's /tmp (an emptyDir) outlives the container: without the
+    sweep, every restart would leave one more copy of the model."""
+    live = load_model(ServingSettings(model_uri=model_url))
+    killed = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SERVER, str(scratch), model_url], stdout=subprocess.PIPE
+    )
+    assert killed.stdout is not None and killed.stdout.readline() == b"loaded\n"
+    killed.kill()
+    killed.wait()
+    unlocked = scratch / f"{PREFIX}without-a-lock"  # its maker died before locking it
+    unlocked.mkdir()
+    (scratch / "someone-elses").mkdir()
+    assert len(list(scratch.glob(f"{PREFIX}*"))) == 3
+    newer = load_model(ServingSettings(model_uri=model_url))
+    assert live.download is not None and newer.download is not None
+    assert set(scratch.iterdir()) == {live.download.path, newer.download.path, scratch / "someone-elses"}
+    assert (live.download.path / "model.onnx").is_file()
+    live.discard_download()
+    newer.discard_download()
+    assert list(scratch.iterdir()) == [scratch / "someone-elses"]
