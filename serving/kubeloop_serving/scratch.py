@@ -5,8 +5,9 @@ A server killed outright cannot: an OOM kill is SIGKILL. In a pod ``/tmp`` is an
 outlives the container, so each restart would leave one more copy of the model on the node's disk.
 So each server holds an exclusive ``flock`` on its directory's lock file for as long as it lives
 (the kernel releases it however the process ends). Before making its own directory, a server
-removes every directory whose lock it can take. It sweeps and makes its directory while holding a
-lock on the temporary directory itself, so no sweep sees a directory made but not yet locked.
+removes every directory whose lock it can take. Sweeping, making a directory and removing one each
+hold a lock on the temporary directory itself, so no sweep sees a directory made but not yet locked,
+or one half removed.
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ class Scratch:
         self._lock_fd = lock_fd
 
     def remove(self) -> None:
-        """Delete the directory, then let go of its lock (idempotent)."""
-        shutil.rmtree(self.path, ignore_errors=True)
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        """Delete the directory, then let go of its lock (idempotent). A sweep waits for the removal,
+        so it never takes a half-removed directory (its lock file gone) for an abandoned one."""
+        if self._lock_fd < 0:
+            return
+        with _holding(self.path.parent):
+            shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._lock_fd)
+        self._lock_fd = -1
 
 
 def claim() -> Scratch:
@@ -78,7 +82,7 @@ def _abandoned(directory: Path) -> bool:
 
 @contextlib.contextmanager
 def _holding(directory: Path) -> Iterator[None]:
-    """An exclusive flock on ``directory`` itself for the block (the sweep's and mkdtemp's)."""
+    """An exclusive flock on ``directory`` itself for the block."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

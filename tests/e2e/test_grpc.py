@@ -156,7 +156,8 @@ def model_copies(platform: Platform, namespace: str, pod: str) -> list[str]:
 
 
 def container_pids(container_id: str) -> list[int]:
-    """This host's processes in the container (cgroup v1, cgroupfs driver: its id ends each cgroup path)."""
+    """This host's processes in the container: its id is in each of their cgroup paths (cgroup v1 or v2,
+    either cgroup driver)."""
     pids = []
     for cgroup in Path("/proc").glob("[0-9]*/cgroup"):
         try:

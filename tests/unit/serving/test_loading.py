@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import http.server
+import os
 import subprocess
 import sys
 import tempfile
@@ -16,7 +18,7 @@ import pytest
 
 from kubeloop_serving.errors import ModelLoadError
 from kubeloop_serving.loading import load_model
-from kubeloop_serving.scratch import PREFIX
+from kubeloop_serving.scratch import LOCK_FILE, PREFIX
 from kubeloop_serving.settings import ServingSettings
 from tests.unit.serving.conftest import serve_in_thread
 
@@ -75,7 +77,7 @@ KILLED_SERVER = """
 import sys, tempfile, time
 tempfile.tempdir = sys.argv[1]
 from kubeloop_serving.loading import load_model
-from kubeloop_serving.scratch import PREFIX
+from kubeloop_serving.scratch import LOCK_FILE, PREFIX
 from kubeloop_serving.settings import ServingSettings
 load_model(ServingSettings(model_uri=sys.argv[2]))
 print("loaded", flush=True)
@@ -106,3 +108,20 @@ def test_the_download_of_a_killed_server_is_removed_by_the_next_load_and_a_live_
     live.discard_download()
     newer.discard_download()
     assert list(scratch.iterdir()) == [scratch / "someone-elses"]
+
+
+def test_removing_a_download_waits_for_a_sweep_in_progress(scratch: Path, model_url: str) -> None:
+    """A sweep that met a half-removed directory (its lock file already gone) would take it for a killed
+    server's and say so: the removal waits for the lock a sweep holds on the temporary directory."""
+    loaded = load_model(ServingSettings(model_uri=model_url))
+    assert loaded.download is not None
+    path = loaded.download.path
+    sweep = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(sweep, fcntl.LOCK_EX)
+    remover = threading.Thread(target=loaded.discard_download)
+    remover.start()
+    remover.join(0.5)
+    assert remover.is_alive() and (path / LOCK_FILE).is_file()
+    os.close(sweep)
+    remover.join(30)
+    assert not remover.is_alive() and not path.exists()
