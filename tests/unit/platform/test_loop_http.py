@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from tests.e2e.loop import get, post
+from tests.fixtures.http_server import http_server
 
 pytestmark = pytest.mark.unit
 
@@ -42,12 +42,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def base() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with http_server(Handler) as url:
+        yield url
 
 
 def test_a_success_is_the_json_answer(base: str) -> None:

@@ -20,6 +20,7 @@ from kubeloop_serving.errors import ModelLoadError
 from kubeloop_serving.loading import load_model
 from kubeloop_serving.scratch import LOCK_FILE, PREFIX
 from kubeloop_serving.settings import ServingSettings
+from tests.fixtures.http_server import http_server
 from tests.unit.serving.conftest import serve_in_thread
 
 pytestmark = pytest.mark.unit
@@ -40,13 +41,8 @@ def model_url(tmp_path: Path, tabular_path: Path) -> Iterator[str]:
     root = tmp_path / "www"
     root.mkdir()
     (root / "model.onnx").write_bytes(tabular_path.read_bytes())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/model.onnx"
-    server.shutdown()
-    server.server_close()
+    with http_server(functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))) as url:
+        yield f"{url}/model.onnx"
 
 
 def test_a_local_model_is_read_in_place(scratch: Path, tabular_path: Path) -> None:
@@ -77,7 +73,6 @@ KILLED_SERVER = """
 import sys, tempfile, time
 tempfile.tempdir = sys.argv[1]
 from kubeloop_serving.loading import load_model
-from kubeloop_serving.scratch import LOCK_FILE, PREFIX
 from kubeloop_serving.settings import ServingSettings
 load_model(ServingSettings(model_uri=sys.argv[2]))
 print("loaded", flush=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import functools
 import http.server
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from kubeloop_serving.storage import (
     uri_scheme,
     verify_sha256,
 )
+from tests.fixtures.http_server import http_server
 
 pytestmark = pytest.mark.unit
 
@@ -61,13 +61,8 @@ def test_local_paths_files_and_directories(tmp_path: Path, tabular_path: Path) -
 def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     root = tmp_path / "www"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with http_server(functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))) as url:
+        yield root, url
 
 
 def test_http_download(tmp_path: Path, tabular_path: Path, http_root: tuple[Path, str]) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+
+from tests.fixtures.http_server import http_server
 
 API = "/api/v1"
 
@@ -168,13 +169,5 @@ def byte_range(data: bytes, header: str | None) -> bytes:
 @contextmanager
 def lakefs_standin(state: LakeFsState) -> Iterator[str]:
     """The stand-in serving ``state`` on 127.0.0.1; yields its endpoint URL."""
-    handler = type("BoundHandler", (Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with http_server(type("BoundHandler", (Handler,), {"state": state})) as url:
+        yield url

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from kubeloop_trainer.dataset import load_dataset
 from kubeloop_trainer.errors import BadDataError, InvalidSpecError
 from kubeloop_trainer.features import build_features
 from kubeloop_trainer.splits import shard, split_rows
+from tests.fixtures.http_server import http_server
 from tests.unit.trainer.builders import blobs, images, write_csv, write_parquet
 
 pytestmark = pytest.mark.unit
@@ -26,15 +26,8 @@ pytestmark = pytest.mark.unit
 @pytest.fixture
 def http_folder(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real HTTP server on 127.0.0.1 serving ``tmp_path``."""
-    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(partial(SimpleHTTPRequestHandler, directory=str(tmp_path))) as url:
+        yield url, tmp_path
 
 
 def test_csv_and_parquet_read_alike_with_fingerprint(tmp_path: Path) -> None:
