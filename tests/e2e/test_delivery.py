@@ -168,14 +168,23 @@ def in_effect(platform: Platform, loop: Loop, weight: int) -> bool:
     return len(weights) == 3 and set(weights) == {float(weight)}
 
 
+STABLE_PODS = 3
+ANSWERS = 2_500  # per weight
+
+
 def test_the_split_is_exact_per_request_with_several_stable_pods_and_keepalive_clients(
     platform: Platform, loop: Loop
 ) -> None:
-    """One canary pod, three stable pods; every weight gets 10,000 requests from 8 keep-alive clients,
-    then 400 gRPC calls on one connection (one stable pod, whose counter picks for both protocols)."""
+    """One canary pod, three stable pods; every weight gets 2,500 requests from 8 keep-alive clients,
+    then 400 gRPC calls on one connection (one stable pod, whose counter picks for both protocols).
+
+    Each stable pod's counter (kubeloop_serving.routing.split) gives the canary its exact share of
+    any run of its picks, within one request; so the canary's count over all three pods is within
+    three of ``weight %`` of the answers. The bound allows twice that: a pod that re-reads its routes
+    starts a new counter, which adds one more run."""
     fixed = {"model": {"uri": f"models:/{loop.model}/3"}, "trafficPercent": 0}
     small = {"cpu": "200m", "memory": "1Gi"}
-    three = {"min": 3, "max": 3}
+    three = {"min": STABLE_PODS, "max": STABLE_PODS}
     platform.apply(
         loop.model_deployment(f"models:/{loop.model}/1", canary=fixed, replicas=three, resources=small),
         loop.namespace,
@@ -198,7 +207,7 @@ def test_the_split_is_exact_per_request_with_several_stable_pods_and_keepalive_c
             what=f"weight {weight} in effect on the three stable servers",
         )
         with SteadyLoad(f"{base}/v2/models/{SERVER}/infer", body, rate=400, connections=8) as load:
-            wait_for(lambda: load.result.answered >= 10_000, 300, interval=1, what="10,000 answers")
+            wait_for(lambda: load.result.answered >= ANSWERS, 300, interval=1, what=f"{ANSWERS} answers")
         result = load.result
         shares[weight] = {
             "answered": result.answered,
@@ -207,10 +216,11 @@ def test_the_split_is_exact_per_request_with_several_stable_pods_and_keepalive_c
             "canary_share_percent": round(100 * result.tracks["canary"] / result.answered, 3),
             "grpc_calls_by_track": dict(grpc_tracks(grpc_target, body, 400)),
         }
-    record("canary_split", {"stable_pods": 3, "canary_pods": 1, "by_weight": shares})
+    record("canary_split", {"stable_pods": STABLE_PODS, "canary_pods": 1, "by_weight": shares})
     for weight, seen in shares.items():
         assert seen["failed"] == 0, shares
-        assert abs(seen["canary_share_percent"] - weight) <= 1, f"weight {weight}: {seen}"
+        expected = weight * seen["answered"] / 100
+        assert abs(seen["canary"] - expected) <= 2 * STABLE_PODS, f"weight {weight}: {expected=} {seen}"
         expected_grpc = {"canary": 4 * weight, "stable": 400 - 4 * weight}
         assert seen["grpc_calls_by_track"] == expected_grpc, f"weight {weight}: {seen}"
 
