@@ -163,13 +163,13 @@ def route_weights(platform: Platform, loop: Loop) -> list[float]:
     return [float(r["value"][1]) for r in answer["data"]["result"]]
 
 
-def in_effect(platform: Platform, loop: Loop, weight: int) -> bool:
-    weights = route_weights(platform, loop)
-    return len(weights) == 3 and set(weights) == {float(weight)}
-
-
 STABLE_PODS = 3
 ANSWERS = 2_500  # per weight
+
+
+def in_effect(platform: Platform, loop: Loop, weight: int) -> bool:
+    weights = route_weights(platform, loop)
+    return len(weights) == STABLE_PODS and set(weights) == {float(weight)}
 
 
 def test_the_split_is_exact_per_request_with_several_stable_pods_and_keepalive_clients(
