@@ -53,6 +53,11 @@ def test_expired_calls_are_skipped_and_counted_as_the_client_closing(
     assert expired > 0, "every call finished within its deadline: nothing was tested"
     assert rows < CALLS + 1, "the expired calls were run all the same"
     assert counted["500"] == 0, "a client's deadline was counted as a server error"
-    assert counted["200"] == 2 + codes.count(grpc.StatusCode.OK)
-    assert 0 < counted["499"] <= expired
+    # an answer can cross its deadline on the way back: the server counted it 200, the client saw it expire
+    answered = 2 + codes.count(grpc.StatusCode.OK)
+    assert counted["200"] >= answered, "an answer the client received was not counted 200"
+    assert counted["499"] > 0, "no call was counted as the client closing"
+    assert counted["499"] + counted["200"] - answered <= expired, (
+        "the server counted more calls unanswered than the client saw expire"
+    )
     assert inflight == 0
