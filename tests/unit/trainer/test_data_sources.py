@@ -14,6 +14,7 @@ import io
 import json
 import subprocess
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,19 @@ def test_dvc_failures_are_bad_data(dvc_repo: tuple[DvcRepo, str, str]) -> None:
         load_source(Dataset.model_validate({"dvc": {"repo": repo.url, "path": "data/missing.parquet"}}))
     with pytest.raises(BadDataError, match="not the pinned"):
         load_source(dvc_dataset(repo, "a", sha256="0" * 64))
+
+
+def test_a_dvc_read_leaves_no_clone_or_cache_behind(
+    dvc_repo: tuple[DvcRepo, str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DVC clones a repository URL and fetches its data into temporary directories that it keeps for
+    the process's life; once read, the data is in memory, and a pod's /tmp is the node's disk."""
+    repo, _, _ = dvc_repo
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert load_source(dvc_dataset(repo, "a")).reference.rows == 240
+    with pytest.raises(BadDataError, match="no-such-rev"):
+        load_source(dvc_dataset(repo, "no-such-rev"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
 @pytest.mark.mlflow

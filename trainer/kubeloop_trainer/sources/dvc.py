@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dvc.api import DVCFileSystem
+from dvc.repo.open_repo import clean_repos
 
 from kubeloop.api.data_sources import DvcSource
 from kubeloop.contracts.datasets import DataFormat
@@ -31,5 +32,8 @@ def load_dvc(source: DvcSource, declared: DataFormat | None) -> Source:
     finally:
         if fs is not None:
             fs.close()
+        # DVC keeps the clones and data caches of repository URLs for the process's life; the data
+        # is in memory now, and a pod's /tmp is the node's disk
+        clean_repos()
     details = {"files": str(loaded.fingerprint.files)}
     return Source.of_files(loaded, "dvc", requested(source), commit, details)
