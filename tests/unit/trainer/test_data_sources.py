@@ -291,9 +291,10 @@ def test_the_trainer_imports_no_data_tool_until_a_dataset_asks(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("kind", ["feast", "dvc"])
-def test_importing_a_data_tool_leaves_the_environment_as_it_was(kind: str) -> None:
+def test_importing_a_data_tool_leaves_the_environment_as_it_was(kind: str, tmp_path: Path) -> None:
     """Feast's import sets PROMETHEUS_MULTIPROC_DIR: every process started after it would keep its
-    Prometheus metrics in files (a server under test, a trial worker)."""
+    Prometheus metrics in files (a server under test, a trial worker). The directory it makes there
+    goes in ``tmp_path``: the probe's ``os._exit`` skips Feast's removal of it at exit."""
     probe = (
         "import os\n"
         "from kubeloop_trainer.sources import require\n"
@@ -302,7 +303,7 @@ def test_importing_a_data_tool_leaves_the_environment_as_it_was(kind: str) -> No
         "print(sorted(set(os.environ.items()) ^ set(before.items())), flush=True)\n"
         "os._exit(0)\n"
     )
-    env = {"PYTHONPATH": f"{REPO}:{REPO / 'trainer'}", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": f"{REPO}:{REPO / 'trainer'}", "PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -45,10 +45,11 @@ def rendered_container(out: Path) -> dict[str, Any]:
     return container
 
 
-def pod_process(container: dict[str, Any], index: int, port: int) -> subprocess.Popen[str]:
+def pod_process(container: dict[str, Any], index: int, port: int, tmp: Path) -> subprocess.Popen[str]:
     """What the kubelet would start for pod ``index``: the command, fieldRefs and rank 0's DNS name
-    resolved locally, ``python`` as this interpreter."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    resolved locally, ``python`` as this interpreter, ``tmp`` as its temporary directory (torchrun
+    leaves its log directories there, as it does in a pod's /tmp)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(tmp))
     for item in container["env"]:
         if not item["name"].startswith(("PET_", "MASTER_", "WORLD_", "RANK", "LOCAL_")):
             continue
@@ -62,7 +63,7 @@ def pod_process(container: dict[str, Any], index: int, port: int) -> subprocess.
 
 def run_pods(out: Path) -> list[tuple[int, str]]:
     container, port = rendered_container(out), free_port()
-    pods = [pod_process(container, index, port) for index in range(PODS)]
+    pods = [pod_process(container, index, port, out) for index in range(PODS)]
     results = []
     try:
         for pod in pods:
