@@ -163,18 +163,25 @@ class Platform:
     def wait_status(
         self, kind: str, name: str, namespace: str, check: Any, timeout: float, what: str
     ) -> dict[str, Any]:
-        """Poll until check(status) is truthy; on timeout the failure shows the status and recent events."""
+        """Poll until check(status) is truthy; an AssertionError from check (e.g. a Failed phase) fails at
+        once; on either failure the message shows the status and recent events."""
+        final: list[AssertionError] = []
+
+        def done() -> dict[str, Any] | None:
+            obj = self.kubectl.get(kind, name, namespace)
+            if not obj:
+                return None
+            try:
+                return obj if check(obj.get("status") or {}) else None
+            except AssertionError as error:  # wait_for would retry it until the timeout
+                final.append(error)
+                return obj
+
         try:
-            return wait_for(
-                lambda: (
-                    (obj := self.kubectl.get(kind, name, namespace))
-                    and check(obj.get("status") or {})
-                    and obj
-                ),
-                timeout,
-                interval=2,
-                what=what,
-            )
+            obj = wait_for(done, timeout, interval=2, what=what)
+            if final:
+                raise final[0]
+            return obj
         except AssertionError as error:
             events = self.kubectl.run(
                 "get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False
