@@ -77,7 +77,7 @@ def timed(code: str, repeats: int) -> dict[str, float]:
 
 
 def make_repo(root: Path, rows: int) -> tuple[str, Path]:
-    from tests.unit.trainer.data_repos import DvcRepo
+    from tests.fixtures.data_repos import DvcRepo
 
     rng = np.random.default_rng(0)
     columns = {f"f{i}": rng.normal(size=rows).astype(np.float32) for i in range(10)}

@@ -111,8 +111,18 @@ class PodLoad:
 
 def operator_image(platform: Platform) -> str:
     """The kubeloop image the chart installed (local or pushed to a registry), with its pull policy's tag."""
+    return str(operator_container(platform)["image"])
+
+
+def trainer_image(platform: Platform) -> str:
+    """The trainer image the chart set as the operator's default for TrainingJobs."""
+    env = {var["name"]: var.get("value") for var in operator_container(platform).get("env", [])}
+    return str(env["KUBELOOP_OPERATOR_TRAINER_IMAGE"])
+
+
+def operator_container(platform: Platform) -> dict[str, Any]:
     for deployment in platform.kubectl.items("deployments", SYSTEM_NAMESPACE):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             if container["name"] == "operator":
-                return str(container["image"])
+                return dict(container)
     raise AssertionError(f"no operator Deployment in {SYSTEM_NAMESPACE}")

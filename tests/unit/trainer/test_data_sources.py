@@ -33,9 +33,9 @@ from kubeloop_trainer.cli import main
 from kubeloop_trainer.context import SPEC_ENV
 from kubeloop_trainer.errors import BadDataError
 from kubeloop_trainer.sources import load_source
+from tests.fixtures.data_repos import BASE, DvcRepo, feast_repo
 from tests.unit.trainer.builders import blobs
 from tests.unit.trainer.conftest import PodEnvironment
-from tests.unit.trainer.data_repos import BASE, DvcRepo, feast_repo
 from tests.unit.trainer.lakefs_standin import LakeFsState, lakefs_standin
 
 pytestmark = pytest.mark.unit

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 from dvc.api import DVCFileSystem
 from dvc.repo.open_repo import clean_repos
 
@@ -20,20 +22,25 @@ def load_dvc(source: DvcSource, declared: DataFormat | None) -> Source:
     """Opens the repository at ``rev`` (a clone for a URL; DVC fetches from its remote what the
     cache lacks); the file system is bound to one commit's tree, so what is read is that commit's."""
     fs = None
-    try:
-        # never the working tree of a local checkout (it may hold uncommitted changes): a commit's tree
-        fs = DVCFileSystem(source.repo, rev=source.rev or "HEAD")
-        commit = str(fs.repo.get_rev())  # the tree's commit (scm.get_rev() is the clone's HEAD)
-        loaded = read_dataset(fs, source.path, f"{source.repo} {source.path}@{commit}", declared)
-    except BadDataError:
-        raise
-    except Exception as error:  # not a git/DVC repository, an unknown revision, no access
-        raise BadDataError(f"cannot open DVC repository {requested(source)}: {error}") from error
-    finally:
-        if fs is not None:
-            fs.close()
-        # DVC keeps the clones and data caches of repository URLs for the process's life; the data
-        # is in memory now, and a pod's /tmp is the node's disk
-        clean_repos()
+    # DVC's site cache (its index and state databases) defaults to /var/tmp/dvc: in a pod, a read-only
+    # root file system
+    with tempfile.TemporaryDirectory(prefix="dvc-site-") as site_cache:
+        try:
+            # never the working tree of a local checkout (it may hold uncommitted changes): a commit's tree
+            fs = DVCFileSystem(
+                source.repo, rev=source.rev or "HEAD", config={"core": {"site_cache_dir": site_cache}}
+            )
+            commit = str(fs.repo.get_rev())  # the tree's commit (scm.get_rev() is the clone's HEAD)
+            loaded = read_dataset(fs, source.path, f"{source.repo} {source.path}@{commit}", declared)
+        except BadDataError:
+            raise
+        except Exception as error:  # not a git/DVC repository, an unknown revision, no access
+            raise BadDataError(f"cannot open DVC repository {requested(source)}: {error}") from error
+        finally:
+            if fs is not None:
+                fs.close()
+            # DVC keeps the clones and data caches of repository URLs for the process's life; the data
+            # is in memory now, and a pod's /tmp is the node's disk
+            clean_repos()
     details = {"files": str(loaded.fingerprint.files)}
     return Source.of_files(loaded, "dvc", requested(source), commit, details)
