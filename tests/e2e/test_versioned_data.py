@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from kubeloop.api.reproduce import pinned_manifest
+from kubeloop_operator.render.common import restricted_container_security, restricted_pod_security
 from tests.e2e.load import trainer_image
 from tests.e2e.loop import Loop, succeeded
 from tests.e2e.platform import SYSTEM_NAMESPACE, Platform
@@ -39,7 +40,8 @@ web.run_app(app, port={GIT_PORT})
 
 
 def git_server(image: str) -> list[dict[str, Any]]:
-    """A git server Deployment (restricted Pod Security Standard) and its Service `git`."""
+    """A git server Deployment (restricted Pod Security Standard, as the operator renders it) and its
+    Service `git`."""
     labels = {"app": "git"}
     container = {
         "name": "git",
@@ -48,16 +50,12 @@ def git_server(image: str) -> list[dict[str, Any]]:
         "ports": [{"containerPort": GIT_PORT, "name": "http"}],
         "readinessProbe": {"tcpSocket": {"port": GIT_PORT}, "periodSeconds": 1},
         "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": restricted_container_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     pod = {
         "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": restricted_pod_security(),
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
