@@ -6,9 +6,10 @@ node).
 
 The model is the serving benchmark's small CNN (~1 ms of CPU a row here, the same per row alone or
 merged). 32 clients sending back to back would fill batches of 32 rows (~30 ms of run) without the
-budget; a 4 ms budget leaves a few rows. The call's fixed cost is far too small to raise that, but the
-limit's floor is nine times the fit's fixed cost, and that intercept is noisy under load: one CI run
-fitted 0.29 ms, then 1.03 ms as slower mid-size runs came in, and ended at a limit of 9 rows.
+budget; a 4 ms budget leaves a few rows. The call's fixed cost is far too small to raise that. (The
+limit's floor is nine times the fixed cost; before that cost was bounded by the smallest size's runs,
+the fit's intercept was noisy under load: one CI run fitted 0.29 ms, then 1.03 ms as slower mid-size
+runs came in, and ended at a limit of 9 rows. The bound below is the one the batches are held to.)
 """
 
 from __future__ import annotations

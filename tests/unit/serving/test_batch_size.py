@@ -147,3 +147,19 @@ def test_heavy_tailed_runs_keep_the_limit_near_the_budget(seed: int) -> None:
     settled = limits[300:]
     assert min(settled) >= 2 and max(settled) <= 8, (min(settled), max(settled))
     assert sum(limit > 4 for limit in settled) < 0.05 * len(settled), "mostly at 3-4 rows"
+
+
+def test_mid_sizes_above_the_line_do_not_lift_the_fixed_cost() -> None:
+    # The medians of a CI run of tests/e2e/test_batch_budget.py (a 500m pod, a 4 ms budget): sizes 1
+    # and 16 fit 0.29 ms + 1.05 ms a row; slow 8-row runs then lifted the line's intercept to ~1.05 ms,
+    # and the throughput floor (nine times it) to 9 rows. Size 1 shows a call's fixed cost: ~0.3 ms.
+    sizer = BatchSizer(max_rows=32, budget_s=4 * MS)
+    medians = {1: 1.34, 16: 17.07, 8: 10.82}
+    for rows, median in medians.items():
+        for _ in range(RUNS_TO_FIT):
+            sizer.observe(rows, median * MS)
+        if rows == 16:
+            assert sizer.limit == 3
+    fixed, per_row = sizer.fit() or (0.0, 0.0)
+    assert fixed > 1.0 * MS and 9 * fixed / per_row > 9  # the line alone would hold 9 rows
+    assert sizer.limit == 3  # (4 - (1.34 - 1.04)) / 1.04 = 3.5; the floor 9 x 0.30 / 1.04 = 2.6
