@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+from kubeloop_operator.render.common import restricted_container_security, restricted_pod_security
 from tests.e2e.platform import SYSTEM_NAMESPACE, Platform, service_port
 from tests.fixtures.cluster import wait_for
 
@@ -77,7 +78,7 @@ class PodLoad:
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
-                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "securityContext": restricted_pod_security(),
                 "containers": [
                     {
                         "name": "load",
@@ -90,11 +91,7 @@ class PodLoad:
                             f"--stop-file={STOP_FILE}",
                         ],
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
+                        "securityContext": restricted_container_security(),
                         "volumeMounts": [
                             {"name": "body", "mountPath": "/body", "readOnly": True},
                             {"name": "tmp", "mountPath": "/tmp"},

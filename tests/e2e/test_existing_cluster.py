@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from kubeloop_operator.render.common import restricted_container_security, restricted_pod_security
 from tests.e2e.platform import Platform
 from tests.e2e.target import Target
 from tests.fixtures.cluster import wait_for
@@ -17,22 +18,13 @@ from tests.fixtures.cluster import wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 SERVE = "mkdir -p /tmp/www && hostname >/tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-}
 
 
 def web(namespace: str) -> list[dict[str, Any]]:
     """busybox httpd answering with its pod's name (the node's local image), and its Service."""
     labels = {"app": "forwarded-web"}
     pod = {
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 65532,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_pod_security(),
         "containers": [
             {
                 "name": "web",
@@ -42,7 +34,7 @@ def web(namespace: str) -> list[dict[str, Any]]:
                 "ports": [{"containerPort": 8080, "name": "http"}],
                 "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1},
                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
-                "securityContext": RESTRICTED,
+                "securityContext": restricted_container_security(),
                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
             }
         ],
