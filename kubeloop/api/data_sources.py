@@ -25,6 +25,13 @@ LAKEFS_SECRET_ACCESS_KEY = "secret_access_key"
 LAKEFS_ACCESS_KEY_ID_ENV = "LAKECTL_CREDENTIALS_ACCESS_KEY_ID"
 LAKEFS_SECRET_ACCESS_KEY_ENV = "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY"
 
+#: The keys of a git credentials Secret: an https:// repository's user, and its password or token.
+GIT_USERNAME = "username"
+GIT_PASSWORD = "password"
+#: The variables the operator fills from that Secret; the trainer gives them to DVC's git clients.
+GIT_USERNAME_ENV = "KUBELOOP_GIT_USERNAME"
+GIT_PASSWORD_ENV = "KUBELOOP_GIT_PASSWORD"
+
 #: CEL for the API server; `source_problem` says the same in Python.
 DATASET_RULES: list[dict[str, str]] = [
     {
@@ -38,11 +45,16 @@ class DvcSource(ApiModel):
     """A DVC-tracked file or folder of a git repository at a revision (read with ``dvc.api``)."""
 
     repo: str = Field(
-        min_length=1, max_length=2048, description="Git URL (https://, ssh://, git@) or a checkout's path."
+        min_length=1, max_length=2048, description="Git URL (https://, http://) or a checkout's path."
     )
     path: str = Field(min_length=1, max_length=1024, description="The DVC-tracked path in the repository.")
     rev: str | None = Field(
         None, min_length=1, max_length=256, description="Branch, tag or commit; default: the default branch."
+    )
+    secret_ref: LocalRef | None = Field(
+        None,
+        description=f"Secret with keys {GIT_USERNAME} and {GIT_PASSWORD} (e.g. a deploy token) for an "
+        "http(s):// repository; sent to the repository's host only.",
     )
 
 
@@ -66,6 +78,11 @@ class FeastSource(ApiModel):
 
     repo: str = Field(
         pattern=r"^/.+$", description="The feature repository (feature_store.yaml) as a path in the pod."
+    )
+    config_map_ref: LocalRef | None = Field(
+        None,
+        description="A ConfigMap of the repository's files (feature_store.yaml at least), mounted "
+        "read-only at repo; without it, repo must be in the image.",
     )
     feature_service: str = Field(min_length=1, max_length=253)
     entities: str = Field(

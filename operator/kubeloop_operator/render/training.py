@@ -19,7 +19,7 @@ from kubeloop_operator.render.common import (
     scheduling,
     writable_tmp,
 )
-from kubeloop_operator.render.data_sources import data_source_env
+from kubeloop_operator.render.data_sources import data_source_env, data_source_volumes
 from kubeloop_operator.render.names import child_name
 from kubeloop_operator.render.processes import launched, launcher_env
 from kubeloop_operator.render.trial_workers import has_trial_workers, with_trial_workers
@@ -91,6 +91,8 @@ def pod_spec(
     owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings, attempt: int = 0
 ) -> dict[str, Any]:
     volumes, mounts = writable_tmp()
+    data_volumes, data_mounts = data_source_volumes(spec.dataset)
+    volumes, mounts = volumes + data_volumes, mounts + data_mounts
     env = container_env(training_env(owner, spec, settings), spec)
     processes = processes_per_worker(spec)
     # ours first: a user variable of the same name comes later and wins

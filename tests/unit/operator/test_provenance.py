@@ -190,6 +190,39 @@ def test_lakefs_credentials_reach_the_pod_by_secret_reference() -> None:
     ]
 
 
+def test_git_credentials_reach_the_pod_by_secret_reference() -> None:
+    owner = Owner("TrainingJob", "kubeloop.io/v1alpha1", "churn", "team-a", "u1")
+    dvc = {"repo": "https://git.example.com/data.git", "path": "churn.parquet", "secretRef": {"name": "git"}}
+    (job,) = render_training(
+        owner, TrainingJobSpec.model_validate({"dataset": {"dvc": dvc}}), OperatorSettings()
+    )
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [(e["name"], e["valueFrom"]["secretKeyRef"]) for e in env if "GIT" in e["name"]] == [
+        ("KUBELOOP_GIT_USERNAME", {"name": "git", "key": "username"}),
+        ("KUBELOOP_GIT_PASSWORD", {"name": "git", "key": "password"}),
+    ]
+    public = TrainingJobSpec.model_validate({"dataset": {"dvc": {**dvc, "secretRef": None}}})
+    assert "KUBELOOP_GIT" not in str(render_training(owner, public, OperatorSettings()))
+
+
+def test_a_feast_repository_config_map_is_mounted_read_only_at_its_repo() -> None:
+    owner = Owner("TrainingJob", "kubeloop.io/v1alpha1", "churn", "team-a", "u1")
+    feast = {"repo": "/feast/churn", "featureService": "churn_v1", "entities": "s3://b/entities.parquet"}
+    spec = TrainingJobSpec.model_validate(
+        {"dataset": {"feast": {**feast, "configMapRef": {"name": "features"}}}}
+    )
+    (job,) = render_training(owner, spec, OperatorSettings())
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "feast-repo", "configMap": {"name": "features"}} in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "feast-repo", "mountPath": "/feast/churn", "readOnly": True} in mounts
+    assert {"name": "tmp", "mountPath": "/tmp"} in mounts
+    (plain,) = render_training(
+        owner, TrainingJobSpec.model_validate({"dataset": {"feast": feast}}), OperatorSettings()
+    )
+    assert "feast-repo" not in str(plain)  # a repo in the image: nothing mounted over it
+
+
 def test_the_provenance_survives_a_summary_cut_to_fit_the_termination_message() -> None:
     long = REFERENCES["dvc"].model_copy(update={"requested": "https://git.example.com/" + "x" * 3900})
     summary = summary_with(long).model_copy(update={"metrics": {f"m{i}": 0.5 for i in range(200)}})

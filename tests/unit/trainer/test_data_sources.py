@@ -25,7 +25,12 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
-from kubeloop.api.data_sources import LAKEFS_ACCESS_KEY_ID_ENV, LAKEFS_SECRET_ACCESS_KEY_ENV
+from kubeloop.api.data_sources import (
+    GIT_PASSWORD_ENV,
+    GIT_USERNAME_ENV,
+    LAKEFS_ACCESS_KEY_ID_ENV,
+    LAKEFS_SECRET_ACCESS_KEY_ENV,
+)
 from kubeloop.api.reproduce import pinned_spec
 from kubeloop.api.summaries import TrainingSummary, decode
 from kubeloop.api.training import Dataset, TrainingJobSpec
@@ -34,6 +39,7 @@ from kubeloop_trainer.context import SPEC_ENV
 from kubeloop_trainer.errors import BadDataError
 from kubeloop_trainer.sources import load_source
 from tests.fixtures.data_repos import BASE, DvcRepo, feast_repo
+from tests.fixtures.git_server import git_server
 from tests.unit.trainer.builders import blobs
 from tests.unit.trainer.conftest import PodEnvironment
 from tests.unit.trainer.lakefs_standin import LakeFsState, lakefs_standin
@@ -116,6 +122,31 @@ def test_a_dvc_read_leaves_no_clone_or_cache_behind(
     with pytest.raises(BadDataError, match="no-such-rev"):
         load_source(dvc_dataset(repo, "no-such-rev"))
     assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_a_private_repository_is_read_with_the_secrets_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An https repository behind basic auth (a deploy token): the variables the operator fills from
+    ``dvc.secretRef`` reach both of DVC's git clients (dulwich clones a branch, libgit2 fetches a
+    commit); without them, or with a wrong token, BadData names the repository and nothing prompts."""
+    with git_server(tmp_path / "server", "reader", "t0ken") as url:
+        authenticated = url.replace("http://", "http://reader:t0ken@")
+        repo = DvcRepo.create(tmp_path / "dvc", origin=authenticated)
+        commit = repo.commit(blobs(n_rows=120, seed=2), "data")
+        dataset = {"dvc": {"repo": url, "path": repo.path, "rev": "main"}}
+        with pytest.raises(BadDataError, match=f"cannot open DVC repository {url} .*HTTPUnauthorized"):
+            load_source(Dataset.model_validate(dataset))
+        monkeypatch.setenv(GIT_USERNAME_ENV, "reader")
+        monkeypatch.setenv(GIT_PASSWORD_ENV, "wrong")
+        with pytest.raises(BadDataError, match=f"cannot open DVC repository {url} .*HTTPUnauthorized"):
+            load_source(Dataset.model_validate(dataset))
+        monkeypatch.setenv(GIT_PASSWORD_ENV, "t0ken")
+        read = load_source(Dataset.model_validate(dataset))
+        assert (read.reference.revision, read.reference.rows) == (commit, 120)
+        pinned = load_source(Dataset.model_validate({"dvc": {**dataset["dvc"], "rev": commit}}))
+        assert (pinned.reference.revision, pinned.reference.sha256) == (commit, read.reference.sha256)
+        assert "t0ken" not in read.reference.model_dump_json() + pinned.reference.model_dump_json()
 
 
 @pytest.mark.mlflow
