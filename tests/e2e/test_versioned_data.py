@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import s3fs
 
 from kubeloop.api.reproduce import pinned_manifest
 from kubeloop.api.training import Dataset
@@ -87,6 +88,9 @@ def host_s3(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in platform.secret("kubeloop-s3", SYSTEM_NAMESPACE).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", platform.service_url("s3", SYSTEM_NAMESPACE))
+    # s3fs caches its instances by their arguments, not by the environment they read: `make test` is one
+    # process, and earlier tests' instances point at their own S3 servers
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_a_dvc_dataset_from_a_private_git_server_and_s3_trains_in_a_pod_and_its_pinned_rerun_reads_it(
