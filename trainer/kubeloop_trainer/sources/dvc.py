@@ -23,9 +23,10 @@ def requested(source: DvcSource) -> str:
 
 def why(error: BaseException) -> str:
     """The error, and the first one in its chain if another (DVC's is often just 'SCM error')."""
-    root = error
-    while (cause := root.__cause__ or root.__context__) is not None:
+    root, seen = error, {id(error)}
+    while (cause := root.__cause__ or root.__context__) is not None and id(cause) not in seen:
         root = cause
+        seen.add(id(cause))
     return str(error) if root is error else f"{error} ({type(root).__name__}: {root})"
 
 
