@@ -22,7 +22,7 @@ def requested(source: DvcSource) -> str:
 
 
 def why(error: BaseException) -> str:
-    """The error, and the first one in its chain if another (DVC's is often just 'SCM error')."""
+    """The error, and the innermost one of its chain if another (DVC's is often just 'SCM error')."""
     root, seen = error, {id(error)}
     while (cause := root.__cause__ or root.__context__) is not None and id(cause) not in seen:
         root = cause
