@@ -300,6 +300,14 @@ prune_superseded() {  # ARCHIVE...: remove other tags of the archives' repositor
       case " $keep " in *" $tag "*) ;; *) log "removing superseded $tag"; ctr -n k8s.io images rm "$tag" >/dev/null || log "could not remove $tag" ;; esac
     done
   done
+  # The CRI plugin also names every image by its id (sha256:...). That name outlives the tag, and would
+  # keep every superseded image's layers and snapshots, so drop the ids that no other name points to.
+  local listing named id digest
+  listing=$(ctr -n k8s.io images ls 2>/dev/null | awk 'NR > 1 {print $1, $3}')
+  named=" $(echo "$listing" | awk '$1 !~ /^sha256:/ {print $2}' | tr '\n' ' ') "
+  echo "$listing" | awk '$1 ~ /^sha256:/' | while read -r id digest; do
+    case "$named" in *" $digest "*) ;; *) log "removing untagged $id"; ctr -n k8s.io images rm --sync "$id" >/dev/null || log "could not remove $id" ;; esac
+  done
 }
 
 trust_registry() {  # KUBELOOP_TRUST_REGISTRY=HOST:PORT: containerd pulls from that registry over plain HTTP
