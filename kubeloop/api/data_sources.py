@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from kubeloop.api.common import DATA_URI_PATTERN, ApiModel, LocalRef
+from kubeloop.api.labels import validations
 
 DataKind = Literal["uri", "dvc", "lakefs", "feast"]
 SOURCE_FIELDS: tuple[DataKind, ...] = ("uri", "dvc", "lakefs", "feast")
@@ -37,6 +38,20 @@ DATASET_RULES: list[dict[str, str]] = [
     {
         "rule": " + ".join(f"(has(self.{name}) ? 1 : 0)" for name in SOURCE_FIELDS) + " == 1",
         "message": ONE_SOURCE,
+    }
+]
+
+#: What every training pod mounts over its image: a scratch /tmp (the root filesystem is read-only),
+#: and /dev/shm (the runtime's, or a larger one for several processes). The rule is the API server's
+#: only: it is about the path in the pod, and a trainer run on a host may read a repository in /tmp.
+POD_SCRATCH_DIRS: tuple[str, ...] = ("/tmp", "/dev/shm")
+FEAST_REPO_HIDDEN = (
+    "dataset.feast.repo must not be in /tmp or /dev/shm: the pod mounts its own there, over the image"
+)
+FEAST_REPO_RULES: list[dict[str, str]] = [
+    {
+        "rule": "!(self in ['/tmp', '/dev/shm'] || self.startsWith('/tmp/') || self.startsWith('/dev/shm/'))",
+        "message": FEAST_REPO_HIDDEN,
     }
 ]
 
@@ -77,7 +92,9 @@ class FeastSource(ApiModel):
     row gets the feature values valid at its timestamp. Labels live in the entity file."""
 
     repo: str = Field(
-        pattern=r"^/.+$", description="The feature repository (feature_store.yaml) as a path in the pod."
+        pattern=r"^/.+$",
+        description="The feature repository (feature_store.yaml) as a path in the pod.",
+        json_schema_extra=validations(FEAST_REPO_RULES),
     )
     config_map_ref: LocalRef | None = Field(
         None,

@@ -131,6 +131,15 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("dataset URI scheme", with_change(training_job(), "dataset.uri", "ftp://x/y.csv"), "spec.dataset.uri"),
     (
+        "feast repository under the pod's scratch /tmp",
+        with_change(
+            training_job(),
+            "dataset",
+            {"feast": {"repo": "/tmp/features", "featureService": "churn", "entities": "s3://d/e.parquet"}},
+        ),
+        "spec.dataset.feast.repo: Invalid value",
+    ),
+    (
         "unknown algorithm",
         with_change(training_job(), "builtin.algorithm", "xgboost9000"),
         "spec.builtin.algorithm",

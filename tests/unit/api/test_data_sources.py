@@ -12,7 +12,13 @@ import yaml
 from pydantic import ValidationError
 
 from kubeloop.api.crd import crd
-from kubeloop.api.data_sources import DATASET_RULES, ONE_SOURCE, DataReference, Provenance
+from kubeloop.api.data_sources import (
+    DATASET_RULES,
+    FEAST_REPO_RULES,
+    ONE_SOURCE,
+    DataReference,
+    Provenance,
+)
 from kubeloop.api.reproduce import NotReproducibleError, pinned_manifest, pinned_spec
 from kubeloop.api.training import TrainingJobSpec
 from kubeloop.cli import main
@@ -68,11 +74,21 @@ def test_refused_datasets_name_the_field(dataset: dict[str, Any], message: str) 
     assert message in str(refused.value)
 
 
+def test_a_feast_repository_in_tmp_is_refused_by_the_api_server_only() -> None:
+    # The rule is about the path in the pod; a trainer run on a host reads a repository wherever it is.
+    spec = TrainingJobSpec.model_validate(training(feast={**FEAST, "repo": "/tmp/features"}))
+    assert spec.dataset is not None and spec.dataset.feast is not None
+    assert spec.dataset.feast.repo == "/tmp/features"  # the CRD's rule is checked in the next test
+
+
 def test_the_crd_carries_the_one_source_rule_and_the_provenance_status() -> None:
     schema = crd("TrainingJob")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     dataset = schema["properties"]["spec"]["properties"]["dataset"]
     assert dataset["x-kubernetes-validations"] == DATASET_RULES
     assert "required" not in dataset or "uri" not in dataset["required"]
+    assert (
+        dataset["properties"]["feast"]["properties"]["repo"]["x-kubernetes-validations"] == FEAST_REPO_RULES
+    )
     assert dataset["properties"]["lakefs"]["required"] == [
         "repository",
         "ref",
