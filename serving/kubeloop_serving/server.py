@@ -94,6 +94,8 @@ class ServingServer:
         """Serve until SIGTERM/SIGINT (or ``request_stop``); 0 after a clean drain, 1 on failure."""
         with drained_signals_end_cleanly():
             self.uvicorn.run()
+        if self.fatal is not None:  # the last line: a pod's termination message is its log's tail
+            log.error("exiting: %s", self.fatal)
         if self.fatal is not None or not self.uvicorn.started:
             return EXIT_FAILED
         return EXIT_OK

@@ -32,6 +32,8 @@ def test_sha256_mismatch_exits_non_zero_and_never_becomes_ready(
     assert server.wait_exit() == 1
     assert "refusing to become ready: sha256 mismatch" in server.output
     assert sha256_of(tabular_path) in server.output
+    last = server.output.strip().splitlines()[-1]  # what a pod's termination message ends with
+    assert "exiting: sha256 mismatch" in last, server.output
 
 
 def test_matching_sha256_becomes_ready(tabular_path: Path) -> None:
