@@ -109,11 +109,11 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return result
 
 
-def _condition_column(name: str, condition: str) -> dict[str, Any]:
+def _condition_column(name: str, condition: str, field: str = "status") -> dict[str, Any]:
     return {
         "name": name,
         "type": "string",
-        "jsonPath": f'.status.conditions[?(@.type=="{condition}")].status',
+        "jsonPath": f'.status.conditions[?(@.type=="{condition}")].{field}',
     }
 
 
@@ -125,6 +125,8 @@ KINDS: dict[str, dict[str, Any]] = {
         "status": TrainingJobStatus,
         "columns": [
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            # as a pod's STATUS: why it is where it is (Unschedulable, ImagePullBackOff, OOMKilled, ...)
+            _condition_column("Reason", "Succeeded", "reason"),
             {"name": "Progress", "type": "number", "jsonPath": ".status.progress.percent"},
             {"name": "Epoch", "type": "integer", "jsonPath": ".status.progress.epoch"},
             {"name": "ETA-Seconds", "type": "number", "jsonPath": ".status.progress.etaSeconds"},
@@ -178,6 +180,7 @@ KINDS: dict[str, dict[str, Any]] = {
         "status": ModelDeploymentStatus,
         "columns": [
             _condition_column("Ready", "Ready"),
+            _condition_column("Reason", "Ready", "reason"),
             {"name": "Model", "type": "string", "jsonPath": ".spec.model.uri"},
             {"name": "Version", "type": "string", "jsonPath": ".status.model.version"},
             {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"},
@@ -195,6 +198,7 @@ KINDS: dict[str, dict[str, Any]] = {
         "status": DriftMonitorStatus,
         "columns": [
             _condition_column("Ready", "Ready"),
+            _condition_column("Reason", "Ready", "reason"),
             _condition_column("Drift", "DriftDetected"),
             {"name": "Target", "type": "string", "jsonPath": ".spec.target.modelDeployment"},
             {"name": "Share", "type": "number", "jsonPath": ".status.driftShare"},

@@ -42,7 +42,7 @@ class OperatorSettings(BaseSettings):
         5.0, gt=0, description="How often ModelDeployments with a canary are reconciled (steps, analyses)."
     )
     progress_poll_seconds: float = Field(
-        12.0, gt=0, description="How often running TrainingJobs' progress is read from MLflow."
+        12.0, gt=0, description="How often Pending and Running TrainingJobs are reconciled (pods, progress)."
     )
     routes_propagation_seconds: float = Field(
         90.0,

@@ -189,8 +189,8 @@ def test_challenger_gate_verdict_in_status_and_kubectl_get(operator: OperatorPro
         verdict.message,
     )
     wide = kubectl.run("get", "tj", "gated", "-n", namespace, "-o", "wide", "--no-headers").stdout.split()
-    assert wide[:7] == ["gated", "Succeeded", "1", "0", "churn", "4", "NotBeaten"]
-    assert wide[7:9] == ["0.74", "0.82"]
+    assert wide[:8] == ["gated", "Succeeded", "Completed", "1", "0", "churn", "4", "NotBeaten"]
+    assert wide[8:10] == ["0.74", "0.82"]
     events = kubectl.run(
         "get",
         "events",

@@ -72,8 +72,8 @@ def test_progress_column_while_a_job_runs(platform: Platform, loop: Loop) -> Non
     assert progress["totalEpochs"] == 500 and progress["epoch"] >= 1 and progress["etaSeconds"] >= 0
     table = platform.kubectl.run("get", "tj", "churn-long", "-n", loop.namespace).stdout
     header, row = table.splitlines()[:2]
-    assert header.split()[:5] == ["NAME", "PHASE", "PROGRESS", "EPOCH", "ETA-SECONDS"]
-    assert row.split()[2] not in ("", "<none>")
+    assert header.split()[:6] == ["NAME", "PHASE", "REASON", "PROGRESS", "EPOCH", "ETA-SECONDS"]
+    assert row.split()[2] == "Running" and row.split()[3] not in ("", "<none>")
     done = platform.wait_status(
         "trainingjob", "churn-long", loop.namespace, succeeded, 1200, "churn-long done"
     )

@@ -1,4 +1,5 @@
-"""DriftMonitor triggers: its own changes, its check Jobs' changes, its deletion."""
+"""DriftMonitor triggers: its own changes, its check Jobs' changes, a timer (why a running check's pod
+does not run), its deletion."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ kopf.on.resume(GROUP, VERSION, PLURAL, **RETRY)(drift_monitor_changed)
 kopf.on.create(GROUP, VERSION, PLURAL, **RETRY)(drift_monitor_changed)
 kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)(drift_monitor_changed)
 kopf.on.event(GROUP, VERSION, PLURAL, when=deleted)(drift_monitor)
+
+
+def scheduled(spec: kopf.Spec, **_: Any) -> bool:
+    """A check's pod that cannot run (an image pull backing off) changes without an event of its Job's."""
+    return not spec.get("suspend", False)
+
+
+kopf.timer(GROUP, VERSION, PLURAL, id="checks", interval=30, initial_delay=30, when=scheduled, **RETRY)(
+    drift_monitor
+)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})

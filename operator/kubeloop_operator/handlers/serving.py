@@ -1,6 +1,6 @@
 """ModelDeployment triggers: its own changes, its servers' rollout progress, its autoscaler's state, a
-timer for the ones that follow a registry alias, one for those with a canary (steps and analyses),
-its deletion."""
+timer for the ones that follow a registry alias, one for those not Ready (why their pods do not run),
+one for those with a canary (steps and analyses), its deletion."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def has_canary(spec: kopf.Spec, **_: Any) -> bool:
     return bool(spec.get("canary"))
 
 
+def not_ready(status: kopf.Status, **_: Any) -> bool:
+    """Why a server pod does not run (a crash loop, an image pull backing off) changes without an
+    event of the Deployment's: asked every poll until Ready."""
+    return any(c.get("type") == "Ready" and c.get("status") != "True" for c in status.get("conditions") or [])
+
+
 def model_deployment(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     reconcile_model_deployment(context_of(memo), str(namespace), name)
 
@@ -46,6 +52,9 @@ kopf.on.event(GROUP, VERSION, PLURAL, when=deleted)(model_deployment)
 kopf.timer(
     GROUP, VERSION, PLURAL, id="registry", interval=15, initial_delay=15, idle=10, when=follows_alias, **RETRY
 )(model_deployment)
+kopf.timer(GROUP, VERSION, PLURAL, id="pods", interval=15, initial_delay=15, when=not_ready, **RETRY)(
+    model_deployment
+)
 # read when the handlers are registered (kopf's timers are fixed then), from the same environment
 ROLLOUT_POLL_SECONDS = OperatorSettings().rollout_poll_seconds
 kopf.timer(GROUP, VERSION, PLURAL, id="rollout", interval=ROLLOUT_POLL_SECONDS, when=has_canary, **RETRY)(

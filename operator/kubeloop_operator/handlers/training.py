@@ -30,14 +30,15 @@ kopf.on.update(GROUP, VERSION, PLURAL, field="spec", **RETRY)(training_job_chang
 kopf.on.event(GROUP, VERSION, PLURAL, when=deleted)(training_job)
 
 
-def running(status: kopf.Status, **_: Any) -> bool:
-    """Only a running job's progress changes without an event of its own: it is asked every poll."""
-    return bool(status.get("phase") == "Running")
+def under_way(status: kopf.Status, **_: Any) -> bool:
+    """Asked every poll: a running job's progress changes without an event of its own, and so does
+    why a pending one's pods do not run (an image pull backing off, no node with a free GPU)."""
+    return status.get("phase") in ("Pending", "Running")
 
 
 # a timer, not a TemporaryError's retry: those end after RETRY's retries, a training run may not
 PROGRESS_POLL_SECONDS = OperatorSettings().progress_poll_seconds
-kopf.timer(GROUP, VERSION, PLURAL, id="progress", interval=PROGRESS_POLL_SECONDS, when=running, **RETRY)(
+kopf.timer(GROUP, VERSION, PLURAL, id="progress", interval=PROGRESS_POLL_SECONDS, when=under_way, **RETRY)(
     training_job
 )
 

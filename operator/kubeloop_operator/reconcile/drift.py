@@ -33,6 +33,7 @@ from kubeloop_operator.status.drift import (
     should_retrain,
     termination_messages,
 )
+from kubeloop_operator.status.pods import pod_problem
 
 KIND = "DriftMonitor"
 
@@ -71,7 +72,8 @@ def step(ctx: Context, obj: Obj) -> Outcome[DriftMonitorStatus]:
         spec = parse_spec(DriftMonitorSpec, obj)
     except SpecError as bad:
         return invalid(previous, previous.conditions, reasons.READY, owner.generation, bad)
-    status, effects = fold_checks(ctx, owner, spec, previous)
+    jobs = ctx.kube.list_labeled("Job", owner.namespace, {f"kubeloop.io/{KIND.lower()}": owner.name})
+    status, effects = fold_checks(ctx, owner, spec, previous, jobs)
     error: Exception | None = None
     try:
         payload = target_payload_log(ctx, owner, spec)
@@ -86,17 +88,26 @@ def step(ctx: Context, obj: Obj) -> Outcome[DriftMonitorStatus]:
         status.observed_generation = owner.generation
         ready, reason = True, reasons.SCHEDULED
         message = f"checks run on schedule {spec.schedule!r} as CronJob {cronjob_name(owner)}"
+        stuck = stuck_check(ctx, owner, jobs)
+        if stuck is not None:  # no other check starts while it waits (concurrencyPolicy: Forbid)
+            ready, reason, message = False, stuck[0], f"{message}; a check cannot run: {stuck[1]}"
     status.conditions = set_condition(
         status.conditions, reasons.READY, ready, reason, message, owner.generation
     )
     return Outcome(status, effects, error)
 
 
+def stuck_check(ctx: Context, owner: Owner, jobs: list[Obj]) -> tuple[str, str] | None:
+    """Why the pod of a check still running cannot run (`status.pods.pod_problem`), if it cannot."""
+    running = [job["metadata"]["name"] for job in jobs if finished(job) is None]
+    pods = [p for name in running for p in ctx.kube.list_labeled("Pod", owner.namespace, {"job-name": name})]
+    return pod_problem(pods)
+
+
 def fold_checks(
-    ctx: Context, owner: Owner, spec: DriftMonitorSpec, previous: DriftMonitorStatus
+    ctx: Context, owner: Owner, spec: DriftMonitorSpec, previous: DriftMonitorStatus, jobs: list[Obj]
 ) -> tuple[DriftMonitorStatus, list[Callable[[], None]]]:
     """Apply each finished check not applied yet, oldest first; maybe trigger a retrain."""
-    jobs = ctx.kube.list_labeled("Job", owner.namespace, {f"kubeloop.io/{KIND.lower()}": owner.name})
     status, effects = previous.model_copy(), []
     for job in sorted((j for j in jobs if is_new(previous, j)), key=check_time):
         pods = ctx.kube.list_labeled("Pod", owner.namespace, {"job-name": job["metadata"]["name"]})

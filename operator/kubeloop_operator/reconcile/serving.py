@@ -27,8 +27,14 @@ from kubeloop_operator.render.common import Owner
 from kubeloop_operator.render.delivery import Delivery, SideTracks, side_tracks
 from kubeloop_operator.render.serving import expected_replicas, render_serving, service_url
 from kubeloop_operator.status.autoscaling import autoscaling_condition
+from kubeloop_operator.status.pods import pod_problem
 from kubeloop_operator.status.rollout import rollout_condition
-from kubeloop_operator.status.serving import derive_serving_status, ready_side_tracks, side_status
+from kubeloop_operator.status.serving import (
+    derive_serving_status,
+    ready_side_tracks,
+    servers_ready,
+    side_status,
+)
 
 KIND = "ModelDeployment"
 HPA = "HorizontalPodAutoscaler"
@@ -112,7 +118,10 @@ def step(ctx: Context, obj: Obj) -> Outcome[ModelDeploymentStatus]:
         canary or (ResolvedModel(uri=spec.canary.model.uri) if spec.canary else None),
     )
     tracks = side_status(owner, spec, observed, side, resolved[0])
-    status = derive(previous, deployments, owner, spec, url, *resolved, plan, None, tracks)
+    stuck = None
+    if deployments and not servers_ready(deployments, expected_replicas(spec, plan.delivery)):
+        stuck = pod_problem(ctx.kube.list_labeled("Pod", owner.namespace, owner.labels()))
+    status = derive(previous, deployments, owner, spec, url, *resolved, plan, None, tracks, stuck)
     conditions = autoscaling_condition(
         status.conditions, autoscaler(ctx, owner), spec.autoscaling, owner.generation
     )
@@ -171,6 +180,7 @@ def derive(
     plan: Plan,
     problem: tuple[str, str] | None,
     tracks: tuple[TrackStatus | None, list[TrackStatus] | None] = (None, None),
+    stuck: tuple[str, str] | None = None,
 ) -> ModelDeploymentStatus:
     status = derive_serving_status(
         previous,
@@ -181,6 +191,7 @@ def derive(
         model,
         canary,
         problem,
+        stuck,
     )
     fixed = spec.canary is not None and spec.canary.analysis is None
     conditions = rollout_condition(status.conditions, plan.rollout, fixed, plan.problem, owner.generation)

@@ -146,6 +146,7 @@ def server_container(
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "securityContext": restricted_container_security(),
         "volumeMounts": volumes_mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",  # a server that cannot load says why
     }
     requirements = resource_requirements(spec.resources)
     if requirements:

@@ -23,6 +23,12 @@ def rolled_out(deployment: dict[str, Any]) -> bool:
     )
 
 
+def servers_ready(deployments: list[dict[str, Any]], expected: int) -> bool:
+    """Each track has rolled out, and at least ``expected`` replicas are ready."""
+    ready = sum(ready_replicas(d) for d in deployments)
+    return bool(deployments) and all(rolled_out(d) for d in deployments) and ready >= expected
+
+
 def derive_serving_status(
     previous: ModelDeploymentStatus,
     deployments: list[dict[str, Any]],
@@ -32,20 +38,24 @@ def derive_serving_status(
     model: ResolvedModel | None,
     canary_model: ResolvedModel | None,
     problem: tuple[str, str] | None = None,
+    stuck: tuple[str, str] | None = None,
 ) -> ModelDeploymentStatus:
     """Ready when each track has rolled out and at least `expected` replicas are ready. Without a
-    `problem` the children of `generation` were applied, so observedGeneration becomes it."""
+    `problem` the children of `generation` were applied, so observedGeneration becomes it. ``stuck``:
+    why a server pod does not run (`status.pods.pod_problem`), said while rolling out."""
     replicas = sum(d.get("status", {}).get("replicas", 0) for d in deployments)
-    ready = sum(d.get("status", {}).get("readyReplicas", 0) for d in deployments)
+    ready = sum(ready_replicas(d) for d in deployments)
     if problem is not None:
         verdict, reason, message = False, problem[0], problem[1]
     elif not deployments:
         verdict, reason, message = False, reasons.PENDING, "no inference server exists yet"
-    elif all(rolled_out(d) for d in deployments) and ready >= expected:
+    elif servers_ready(deployments, expected):
         verdict, reason, message = True, reasons.AVAILABLE, f"{ready} replicas ready"
     else:
         verdict, reason = False, reasons.ROLLING_OUT
         message = f"{ready}/{max(expected, replicas)} replicas ready"
+        if stuck is not None:
+            reason, message = stuck[0], f"{message}; {stuck[1]}"
     return ModelDeploymentStatus(
         observed_generation=previous.observed_generation if problem else generation,
         replicas=replicas,

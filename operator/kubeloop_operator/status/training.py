@@ -13,6 +13,7 @@ from kubeloop_operator import reasons
 from kubeloop_operator.conditions import safe_reason, set_condition
 from kubeloop_operator.status.challenge import gate_condition, registered_message
 from kubeloop_operator.status.fairness import fairness_condition, unregistered_message
+from kubeloop_operator.status.pods import pod_problem
 from kubeloop_operator.status.provenance import derive_provenance
 
 parse_time = TypeAdapter(datetime).validate_python
@@ -126,6 +127,9 @@ def derive_training_status(
         verdict, reason = False, safe_reason(reason, reasons.FAILED)
     else:
         verdict, reason, message = None, phase, f"training is {phase.lower()}"
+        stuck = pod_problem(pods) if phase in ("Pending", "Running") else None
+        if stuck is not None:  # Running too: one worker of a gang may run while another cannot
+            reason, message = stuck[0], f"training is {phase.lower()}; {stuck[1]}"
     conditions = set_condition(previous.conditions, reasons.SUCCEEDED, verdict, reason, message, generation)
     conditions = gate_condition(conditions, status.challenge, challenged, phase, generation)
     status.conditions = fairness_condition(conditions, status.fairness, fairness_gated, phase, generation)

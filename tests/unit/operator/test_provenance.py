@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kubeloop.api.data_sources import DataReference, Provenance
+from kubeloop.api.data_sources import POD_SCRATCH_DIRS, DataReference, Provenance
 from kubeloop.api.drift import TrainingJobTemplate
 from kubeloop.api.reproduce import pinned_manifest
 from kubeloop.api.summaries import TrainingSummary, encode
@@ -221,6 +221,16 @@ def test_a_feast_repository_config_map_is_mounted_read_only_at_its_repo() -> Non
         owner, TrainingJobSpec.model_validate({"dataset": {"feast": feast}}), OperatorSettings()
     )
     assert "feast-repo" not in str(plain)  # a repo in the image: nothing mounted over it
+
+
+def test_the_pods_own_mounts_are_the_scratch_dirs_the_api_keeps_feast_repositories_out_of() -> None:
+    owner = Owner("TrainingJob", "kubeloop.io/v1alpha1", "churn", "team-a", "u1")
+    spec = TrainingJobSpec.model_validate(
+        {"dataset": {"uri": "s3://b/train.parquet"}, "workers": 2, "builtin": {"algorithm": "mlp"}}
+    )
+    (job,) = [o for o in render_training(owner, spec, OperatorSettings()) if o["kind"] == "Job"]
+    mounts = job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {m["mountPath"] for m in mounts} == set(POD_SCRATCH_DIRS)
 
 
 def test_the_provenance_survives_a_summary_cut_to_fit_the_termination_message() -> None:

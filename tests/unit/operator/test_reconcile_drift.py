@@ -112,3 +112,28 @@ def test_ready_does_not_roll_back_a_drift_detected_written_meanwhile(world: Worl
         "DriftDetected": "True",
     }
     assert status["lastCheckJob"] == "check-1"
+
+
+def test_a_check_whose_pod_cannot_run_makes_the_monitor_not_ready_until_it_ends(world: World) -> None:
+    world.create("ModelDeployment", "serve", SERVED)
+    world.create("DriftMonitor", "watch", DRIFT)
+    metadata = {"name": "watch-check-1", "namespace": NS, "labels": {"kubeloop.io/driftmonitor": "watch"}}
+    world.api.put(
+        path("Job", NS, "watch-check-1"), {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata}
+    )
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "absent:v1"'}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "watch-check-1-xyz", "namespace": NS, "labels": {"job-name": "watch-check-1"}},
+        "status": {"phase": "Pending", "containerStatuses": [{"name": "check", "state": waiting}]},
+    }
+    world.api.put(path("Pod", NS, "watch-check-1-xyz"), pod)
+    reconcile_drift_monitor(world.ctx, NS, "watch")
+    ready = condition(world.status("DriftMonitor", "watch"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ImagePullBackOff")
+    assert "a check cannot run: pod watch-check-1-xyz" in ready["message"] and "absent:v1" in ready["message"]
+    finish_job(world, "watch-check-1", drift_summary())  # it ended (here: it ran after all)
+    reconcile_drift_monitor(world.ctx, NS, "watch")
+    ready = condition(world.status("DriftMonitor", "watch"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Scheduled")
