@@ -30,6 +30,7 @@ from tests.e2e.loop import (  # noqa: E402
     MONITOR,
     SERVER,
     Loop,
+    check_now,
     checks_line,
     infer_body,
     metrics_line,
@@ -98,15 +99,7 @@ def follow_rollout(platform: Platform, version: str) -> dict[str, Any]:
 def check_drift_now(platform: Platform, loop: Loop, gate: dict[str, Any]) -> dict[str, Any]:
     """Create the DriftMonitor, run its check at once, and wait for the retrain it starts."""
     platform.apply(loop.drift_monitor(challenge=gate), NAMESPACE)
-    cronjobs = wait_for(
-        lambda: platform.kubectl.items("cronjobs", NAMESPACE, f"kubeloop.io/driftmonitor={MONITOR}"),
-        120,
-        what="the check CronJob",
-    )
-    job = f"{MONITOR}-now-{int(time.time())}"
-    platform.kubectl.run(
-        "create", "job", "-n", NAMESPACE, job, f"--from=cronjob/{cronjobs[0]['metadata']['name']}"
-    )
+    check_now(platform, NAMESPACE, MONITOR, f"{MONITOR}-now-{int(time.time())}")
     return wait(
         platform,
         "driftmonitor",

@@ -13,6 +13,7 @@ import orjson
 
 from tests.e2e.platform import Platform
 from tests.fixtures.churn import TARGET, churn_data, feature_matrix
+from tests.fixtures.cluster import wait_for
 
 API = "kubeloop.io/v1alpha1"
 S3_ENV = [{"secretRef": {"name": "kubeloop-s3"}}]  # credentials and endpoint, by reference
@@ -89,6 +90,17 @@ class Loop:
                 "action": {"type": "Retrain", "cooldownSeconds": 0, "trainingJobTemplate": {"spec": retrain}},
             },
         }
+
+
+def check_now(platform: Platform, namespace: str, monitor: str, job: str) -> None:
+    """Run a DriftMonitor's check at once (its schedule is far off): the Job `job` from its CronJob."""
+    cronjobs = wait_for(
+        lambda: platform.kubectl.items("cronjobs", namespace, f"kubeloop.io/driftmonitor={monitor}"),
+        120,
+        what=f"the check CronJob of {monitor}",
+    )
+    name = cronjobs[0]["metadata"]["name"]
+    platform.kubectl.run("create", "job", "-n", namespace, job, f"--from=cronjob/{name}")
 
 
 def serving_versions(platform: Platform, namespace: str) -> set[str]:

@@ -15,6 +15,7 @@ from tests.e2e.loop import (
     MONITOR,
     SERVER,
     Loop,
+    check_now,
     infer_body,
     post,
     ready_with_version,
@@ -106,14 +107,7 @@ def test_drift_check_reports_retrains_and_the_alias_move_rolls_the_servers(
         lambda: len(payload_files(platform, loop)) > before, 60, interval=2, what="shifted payloads flushed"
     )
     platform.apply(loop.drift_monitor(), loop.namespace)
-    cronjob = wait_for(
-        lambda: platform.kubectl.items("cronjobs", loop.namespace, f"kubeloop.io/driftmonitor={MONITOR}"),
-        60,
-        what="the check CronJob",
-    )[0]["metadata"]["name"]
-    platform.kubectl.run(
-        "create", "job", "-n", loop.namespace, "churn-drift-now", f"--from=cronjob/{cronjob}"
-    )
+    check_now(platform, loop.namespace, MONITOR, "churn-drift-now")
     checked = platform.wait_status(
         "driftmonitor",
         MONITOR,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.loop import Loop
+from tests.e2e.loop import Loop, check_now
 from tests.e2e.platform import Platform
 from tests.fixtures.cluster import wait_for
 
@@ -67,12 +67,7 @@ def test_each_stuck_pod_is_named_with_its_reason_in_the_condition(
     bad_check["spec"] = {**monitor["spec"], "target": {"modelDeployment": "bad-model"}, "image": absent}
     for manifest in (no_secret, no_gpu, bad_model, bad_image, bad_check):
         platform.apply(manifest, e2e_namespace)
-    cronjob = wait_for(
-        lambda: platform.kubectl.items("cronjobs", e2e_namespace, "kubeloop.io/driftmonitor=bad-check"),
-        60,
-        what="the check CronJob",
-    )[0]["metadata"]["name"]
-    platform.kubectl.run("create", "job", "-n", e2e_namespace, "bad-check-now", f"--from=cronjob/{cronjob}")
+    check_now(platform, e2e_namespace, "bad-check", "bad-check-now")
 
     pulls = {"ErrImagePull", "ImagePullBackOff"}  # the kubelet alternates between the two
     waits: list[tuple[str, str, str, set[str], tuple[str, ...]]] = [

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.e2e.loop import SERVER, Loop, get, post, ready_with_version, succeeded
+from tests.e2e.loop import SERVER, Loop, check_now, get, post, ready_with_version, succeeded
 from tests.e2e.platform import Platform
 from tests.e2e.test_loop import record
 from tests.fixtures.churn import TARGET, churn_data, feature_matrix
@@ -198,12 +198,7 @@ def test_labels_posted_later_give_realized_performance_and_coverage(platform: Pl
         what="payload rows flushed",
     )
     platform.apply(monitor, loop.namespace)
-    cronjob = wait_for(
-        lambda: platform.kubectl.items("cronjobs", loop.namespace, "kubeloop.io/driftmonitor=churn-drift"),
-        60,
-        what="the check CronJob",
-    )[0]["metadata"]["name"]
-    platform.kubectl.run("create", "job", "-n", loop.namespace, "perf-now", f"--from=cronjob/{cronjob}")
+    check_now(platform, loop.namespace, "churn-drift", "perf-now")
     status = platform.wait_status(
         "driftmonitor",
         "churn-drift",
