@@ -25,6 +25,15 @@ def finished(job: dict[str, Any]) -> str | None:
     return None
 
 
+def job_failure(job: dict[str, Any]) -> str | None:
+    """The Job controller's word on a failed check (DeadlineExceeded: a pod that never ran, such as one
+    whose image could not be pulled, and is gone by then; BackoffLimitExceeded)."""
+    for condition in job.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            return f"{condition.get('reason') or 'Failed'}: {condition.get('message') or 'no message'}"
+    return None
+
+
 def termination_messages(pods: list[dict[str, Any]]) -> list[str]:
     return [
         message
@@ -94,7 +103,7 @@ def apply_check(
     else:
         status.checks_failed += 1
         reason, verdict = reasons.CHECK_FAILED, None
-        message = f"drift check {name} failed: {failure or 'no summary'}"[:1024]
+        message = f"drift check {name} failed: {failure or job_failure(job) or 'no summary'}"[:1024]
     status.conditions = set_condition(
         status.conditions, reasons.DRIFT_DETECTED, verdict, reason, message, generation
     )

@@ -194,6 +194,19 @@ def test_failed_check_counts_and_keeps_last_verdict() -> None:
     assert after.checks_failed == 1 and after.drift_share == 0.0
 
 
+def test_a_check_whose_pod_said_nothing_fails_with_the_job_controllers_reason() -> None:
+    deadline = "Job was active longer than specified deadline"
+    failed = job([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": deadline}])
+    after = apply_check(DRIFT, failed, None, 1)
+    condition = next(c for c in after.conditions if c.type == "DriftDetected")
+    assert condition.reason == "CheckFailed" and condition.status == "Unknown"
+    assert condition.message.endswith(f"failed: DeadlineExceeded: {deadline}")
+    said = apply_check(DRIFT, failed, None, 1, failure="reference data not found")
+    assert next(c for c in said.conditions if c.type == "DriftDetected").message.endswith(
+        "failed: reference data not found"
+    )
+
+
 def test_retrain_cooldown() -> None:
     drifted = DriftMonitorStatus(dataset_drift=True)
     assert should_retrain(drifted, T1, 3600)
