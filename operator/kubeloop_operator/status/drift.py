@@ -13,6 +13,7 @@ from kubeloop.api.performance import PerformanceResult
 from kubeloop.api.summaries import DriftSummary, decode
 from kubeloop_operator import reasons
 from kubeloop_operator.conditions import set_condition
+from kubeloop_operator.status.training import job_condition
 
 parse_time = TypeAdapter(datetime).validate_python
 
@@ -28,10 +29,10 @@ def finished(job: dict[str, Any]) -> str | None:
 def job_failure(job: dict[str, Any]) -> str | None:
     """The Job controller's word on a failed check (DeadlineExceeded: a pod that never ran, such as one
     whose image could not be pulled, and is gone by then; BackoffLimitExceeded)."""
-    for condition in job.get("status", {}).get("conditions") or []:
-        if condition.get("type") == "Failed" and condition.get("status") == "True":
-            return f"{condition.get('reason') or 'Failed'}: {condition.get('message') or 'no message'}"
-    return None
+    condition = job_condition(job, "Failed")
+    if condition is None:
+        return None
+    return f"{condition.get('reason') or 'Failed'}: {condition.get('message') or 'no message'}"
 
 
 def termination_messages(pods: list[dict[str, Any]]) -> list[str]:
