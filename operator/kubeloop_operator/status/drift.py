@@ -19,10 +19,10 @@ parse_time = TypeAdapter(datetime).validate_python
 
 
 def finished(job: dict[str, Any]) -> str | None:
-    """'Complete', 'Failed' or None for a running check."""
-    for condition in job.get("status", {}).get("conditions") or []:
-        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
-            return str(condition["type"])
+    """'Complete', 'Failed' or None for a running check (the Job controller never sets both)."""
+    for type_ in ("Complete", "Failed"):
+        if job_condition(job, type_) is not None:
+            return type_
     return None
 
 
