@@ -1,13 +1,13 @@
-"""What resumable gangs cost: epoch checkpoints in MLflow vs the same fit without them, as JSON.
+"""What resumable runs cost: epoch checkpoints in MLflow vs the same fit without them, as JSON.
 
     .venv/bin/python -m bench.resume [--epochs 20] [--rows 20000] [--hidden 256,256] [--repeats 3]
 
 The trainer's own PyTorch loop (``fit_torch``, one process, CPU, one thread) on synthetic blobs,
-with ``GangCheckpoints`` writing the checkpoint after every epoch to a real local MLflow server
+with ``RunCheckpoints`` writing checkpoints (at most their time share) to a real local MLflow server
 (SQLite, proxied artifacts: the upload goes over HTTP as from a pod), against the peer: the same
 fit without checkpoints. Reported: wall time of each (median of --repeats), the ratio ours / peer,
-the overhead per epoch, the checkpoint's size, and what taking one up costs a restarted gang
-(search + download + decode).
+the overhead per epoch, the checkpoint's size, and what taking one up costs a restarted gang or a
+replaced pod (search + download + decode).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pyarrow as pa
 import torch
 
 from kubeloop.api.training import TrainingJobSpec
-from kubeloop_trainer.checkpoints import GangCheckpoints
+from kubeloop_trainer.checkpoints import RunCheckpoints
 from kubeloop_trainer.context import JobIdentity, RunContext
 from kubeloop_trainer.features import build_features
 from kubeloop_trainer.model import Recipe
@@ -89,12 +89,12 @@ def main() -> None:
             plain.append(time.perf_counter() - started)
             uid = uuid.uuid4().hex
             first = recorder_for(uri, uid, spec)
-            checkpoints = GangCheckpoints(first.context, first, attempt=0)
+            checkpoints = RunCheckpoints(first.context, first, attempt=0)
             started = time.perf_counter()
             fit_torch(recipe, data.train, data.validation, checkpoints=checkpoints)
             checkpointed.append(time.perf_counter() - started)
         second = recorder_for(uri, uid, spec)
-        restarted = GangCheckpoints(second.context, second, attempt=1)
+        restarted = RunCheckpoints(second.context, second, attempt=1)
         started = time.perf_counter()
         found = restarted.load()
         assert found is not None, "the restarted gang finds the checkpoint"

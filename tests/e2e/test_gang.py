@@ -94,7 +94,7 @@ def test_a_killed_worker_restarts_the_whole_gang_which_resumes_and_succeeds(
     assert len(messages) == 1 and "rank 1 failed" in messages[0], messages
     run = platform.mlflow("runs/get", run_id=status["mlflowRunId"])["run"]
     params = {p["key"]: p["value"] for p in run["data"]["params"]}
-    assert int(params["resumed_from_epoch"]) >= 2, "the new gang resumed from the last checkpoint"
+    assert int(params["resumed_from_epoch"]) >= 1, "the new gang resumed from the last checkpoint"
     assert params["model.epochs_run"] == "60"
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {

@@ -19,8 +19,12 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 class EpochCheckpoints(Protocol):
-    """Where a distributed PyTorch fit leaves a checkpoint after every epoch, so that a restarted
-    gang resumes (checkpoints.py). Every rank calls every method, in the same order."""
+    """Where a PyTorch fit leaves a checkpoint after an epoch, so that a restarted gang or a replaced
+    pod resumes (checkpoints.py). Every rank calls ``load`` and ``resumed``, in the same order."""
+
+    def due(self) -> bool:
+        """Whether to take a checkpoint after this epoch (only the chief's answer matters)."""
+        ...
 
     def load(self) -> bytes | None:
         """The newest checkpoint of an earlier attempt, the same bytes on every rank; None: start afresh."""

@@ -21,7 +21,7 @@ from kubeloop.api.processes import TORCH_ALGORITHMS
 from kubeloop.api.summaries import TrainingSummary
 from kubeloop.api.training import RegisteredModel, TrainingJobSpec, Trial
 from kubeloop_trainer.challenge import GateReport, run_gate
-from kubeloop_trainer.checkpoints import gang_checkpoints
+from kubeloop_trainer.checkpoints import run_checkpoints
 from kubeloop_trainer.context import RunContext
 from kubeloop_trainer.dataset import DatasetFingerprint
 from kubeloop_trainer.errors import TrainerError
@@ -157,7 +157,7 @@ def train(context: RunContext, prepared: Prepared, recorder: Recorder) -> Outcom
         result = tune(spec.tuning, recipe, data, folds, recorder)
         recorder.tags({TRIALS_TAG: f"{result.completed} completed, {result.pruned} pruned"})
         return Outcome(result.best.model, result.best.metrics, result.best_trial)
-    checkpoints = gang_checkpoints(context, recorder)  # distributed: a restarted gang resumes
+    checkpoints = run_checkpoints(context, recorder)  # a replaced pod or a restarted gang resumes
     if spec.fine_tune is not None:
         from kubeloop_trainer.finetune import fetch_checkpoint, fine_tune_torch  # needs torch
 

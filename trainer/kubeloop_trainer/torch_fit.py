@@ -203,7 +203,7 @@ def fit_network(
                 epochs_without_improvement = 0
             else:
                 epochs_without_improvement += 1
-            if checkpoints is not None:
+            if checkpoints is not None and checkpoints.due():
                 state = snapshot(
                     index,
                     phase_epoch + 1,

@@ -43,6 +43,12 @@ GANG_FAILURE_POLICY: dict[str, Any] = {
         },
     ]
 }
+# A single worker's pod that was disrupted (evicted, preempted, its node drained) is replaced by the
+# Job controller without counting against backoffLimit; the new pod resumes from the run's last
+# epoch checkpoint (kubeloop_trainer.checkpoints). Any other failure counts, as without a policy.
+SINGLE_FAILURE_POLICY: dict[str, Any] = {
+    "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+}
 
 
 def job_name(owner: Owner) -> str:
@@ -158,6 +164,8 @@ def render_job(owner: Owner, spec: TrainingJobSpec, settings: OperatorSettings, 
             "podFailurePolicy": GANG_FAILURE_POLICY,
         }
         metadata["annotations"][ATTEMPT_ANNOTATION] = str(attempt)
+    else:
+        job_spec["podFailurePolicy"] = SINGLE_FAILURE_POLICY
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
 
 

@@ -26,12 +26,24 @@ def job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return None
 
 
+def disrupted(pod: dict[str, Any]) -> bool:
+    """Evicted, preempted or drained (the condition the Job's pod failure policy reads)."""
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in conditions)
+
+
 def pod_summary(pods: list[dict[str, Any]]) -> TrainingSummary | None:
-    """The summary in the termination message of rank 0 (or of the only pod), newest pod first."""
-    ordered = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
-    for pod in ordered:
-        annotations = pod["metadata"].get("annotations") or {}
-        if annotations.get("batch.kubernetes.io/job-completion-index", "0") != "0":
+    """The summary in the termination message of rank 0 (or of the only pod), newest pod first; a
+    disrupted pod's is not the run's once a newer pod took over from it (SINGLE_FAILURE_POLICY)."""
+    chiefs = [
+        pod
+        for pod in pods
+        if (pod["metadata"].get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "0")
+        == "0"
+    ]
+    chiefs.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
+    for position, pod in enumerate(chiefs):
+        if position > 0 and disrupted(pod):
             continue
         for status in pod.get("status", {}).get("containerStatuses") or []:
             message = (status.get("state", {}).get("terminated") or {}).get("message")

@@ -77,11 +77,18 @@ def test_a_distributed_job_fails_as_a_whole_when_any_worker_fails(settings: Oper
     assert {"name": "KUBELOOP_GANG_ATTEMPT", "value": "2"} in container["env"]
 
 
-def test_a_single_worker_job_keeps_its_backoff_limit(settings: OperatorSettings) -> None:
+def test_a_single_worker_job_keeps_its_backoff_limit_and_replaces_a_disrupted_pod_free(
+    settings: OperatorSettings,
+) -> None:
     spec = TrainingJobSpec.model_validate({**DDP, "workers": 1, "runPolicy": {"backoffLimit": 2}})
     job = render_training(owner_of("TrainingJob"), spec, settings)[0]
-    assert "podFailurePolicy" not in job["spec"] and job["spec"]["backoffLimit"] == 2
+    assert job_api_problems(job) == [] and job["spec"]["backoffLimit"] == 2
+    assert job["spec"]["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    ], "an evicted pod is replaced without spending a retry; every other failure counts"
     assert ATTEMPT_ANNOTATION not in job["metadata"]["annotations"]
+    env = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "KUBELOOP_GANG_ATTEMPT" not in env, "a single worker is not told which try it is"
 
 
 def test_restart_limit_defaults_to_three_and_is_bounded() -> None:

@@ -100,7 +100,8 @@ def test_each_pod_reads_its_place_from_what_the_operator_rendered(
 
 def test_without_storage_the_job_is_the_single_pod_one(settings: OperatorSettings) -> None:
     job = render_training(owner_of("TrainingJob"), spec(parallelism=1, storage=False), settings)[0]["spec"]
-    assert "completionMode" not in job and "podFailurePolicy" not in job and job["backoffLimit"] == 0
+    assert "completionMode" not in job and "backoffLimitPerIndex" not in job and job["backoffLimit"] == 0
+    assert [rule["action"] for rule in job["podFailurePolicy"]["rules"]] == ["Ignore"]  # a single pod's
     env = {e["name"] for e in job["template"]["spec"]["containers"][0]["env"]}
     assert "KUBELOOP_STUDY_STORAGE" not in env
     assert trial_worker_from_env({"KUBELOOP_TRAINING_SPEC": "{}"}) is None

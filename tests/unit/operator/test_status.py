@@ -86,6 +86,27 @@ def test_training_success_reads_the_summary() -> None:
     assert (succeeded["status"], succeeded["reason"]) == ("True", "Completed")
 
 
+def test_a_disrupted_pod_that_was_replaced_does_not_speak_for_the_run() -> None:
+    evicted = terminated_pod(
+        encode(TrainingSummary(mlflow_run_id="evicted", failure_reason="Terminated", message="SIGTERM")), 1
+    )
+    evicted["status"]["conditions"] = [
+        {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}
+    ]
+    replacement = {
+        "metadata": {"name": "p2", "creationTimestamp": "2026-01-01T00:05:00Z"},
+        "status": {"phase": "Running"},
+    }
+    running = derive_training(job(active=1), [evicted, replacement], 1, False, "http://m")
+    assert running["phase"] == "Running" and "mlflowRunId" not in running
+    resumed = terminated_pod(encode(TrainingSummary(mlflow_run_id="resumed")))
+    resumed["metadata"] = replacement["metadata"]
+    done = job([{"type": "Complete", "status": "True"}])
+    assert derive_training(done, [evicted, resumed], 1, False, "http://m")["mlflowRunId"] == "resumed"
+    # the newest pod, disrupted or not, is the run's: its summary says why it stopped
+    assert derive_training(job(active=1), [evicted], 1, False, "http://m")["mlflowRunId"] == "evicted"
+
+
 @pytest.mark.parametrize(
     ("pods", "job_reason", "reason"),
     [

@@ -1,6 +1,7 @@
 """``python -m tests.unit.trainer.crashing_worker EPOCH [kubeloop train args]``: the real
-``kubeloop train`` of one pod of a distributed TrainingJob, except that rank 1 dies abruptly
-(``os._exit(137)``, as a SIGKILL or an OOM kill ends it) as soon as it has trained epoch EPOCH.
+``kubeloop train`` of one pod of a TrainingJob, except that the last rank (rank 1 of two, the
+only pod of a single worker) dies abruptly (``os._exit(137)``, as a SIGKILL or an OOM kill ends it)
+as soon as it has trained epoch EPOCH.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ KILLED = 137
 
 
 def main(crash_epoch: int, argv: list[str]) -> int:
-    if topology_from_env().rank == 1:
+    topology = topology_from_env()
+    if topology.rank == topology.world_size - 1:
         report_epoch = Recorder.epoch
 
         def dies_after(recorder: Recorder, epoch: int, metrics: dict[str, Any]) -> None:

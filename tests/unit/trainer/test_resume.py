@@ -1,14 +1,17 @@
-"""Resuming a distributed PyTorch fit from the last epoch checkpoint of an earlier gang.
+"""Resuming a PyTorch fit from the last epoch checkpoint of an interrupted run.
 
 In process: the loop's checkpoint after epoch k, taken up by a fresh fit, lands on the very
 weights of an uninterrupted fit (plain and fine-tuning phases). With processes: two real gloo
 ranks of ``kubeloop train`` against a real MLflow server; rank 1 dies mid-run, the gang is run
 again as the operator's next attempt, resumes from the checkpoint in MLflow and ends with the
-same model as a run that was never interrupted.
+same model as a run that was never interrupted. A single worker's pod, killed mid-run and started
+again as the Job controller replaces it (nothing tells it so), does the same.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,18 +20,29 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from kubeloop_trainer.checkpoints import CHECKPOINT_EPOCH_TAG, RESUMED_FROM_EPOCH, RESUMED_FROM_RUN_TAG
+from kubeloop.api.training import TrainingJobSpec
+from kubeloop_trainer import stopping
+from kubeloop_trainer.checkpoints import (
+    CHECKPOINT_EPOCH_TAG,
+    RESUMED_FROM_EPOCH,
+    RESUMED_FROM_RUN_TAG,
+    RunCheckpoints,
+)
+from kubeloop_trainer.context import JobIdentity, RunContext
 from kubeloop_trainer.features import build_features
 from kubeloop_trainer.hyperparameters import network_hyperparameters
 from kubeloop_trainer.model import Recipe
+from kubeloop_trainer.progress import Progress
+from kubeloop_trainer.recording import Recorder
 from kubeloop_trainer.resume import decode
 from kubeloop_trainer.splits import split_rows, take
 from kubeloop_trainer.tags import UID_TAG
 from kubeloop_trainer.torch_fit import LoopSettings, Phase, fit_network
 from kubeloop_trainer.torch_models import new_network
+from kubeloop_trainer.tracking import Tracker
 from tests.unit.trainer.builders import blobs, spec_json, write_parquet
 from tests.unit.trainer.conftest import PodEnvironment
-from tests.unit.trainer.test_distributed import run_workers
+from tests.unit.trainer.test_distributed import REPO, run_workers
 
 pytestmark = pytest.mark.unit
 EPOCHS = 6
@@ -48,6 +62,9 @@ class MemoryCheckpoints:
 
     def resumed(self, epoch: int) -> None:
         self.resumed_after = epoch
+
+    def due(self) -> bool:
+        return True
 
     def save(self, epoch: int, data: bytes) -> None:
         self.saved[epoch] = data
@@ -150,7 +167,7 @@ def test_a_restarted_gang_resumes_from_the_checkpoint_in_mlflow(
     assert codes[1] == 137 and codes[0] != 0
     (cut,) = runs("uid-cut")
     saved = int(cut.data.tags[CHECKPOINT_EPOCH_TAG])
-    assert saved in (2, 3), "the last epoch both ranks finished, or the one rank 1 died in"
+    assert 1 <= saved <= 3, "the first epoch's, or a later one finished before rank 1 died"
 
     # The operator's next attempt: a fresh gang, resumed from that checkpoint.
     assert gang("uid-cut", 1, tmp_path / "resumed") == [0, 0]
@@ -161,6 +178,106 @@ def test_a_restarted_gang_resumes_from_the_checkpoint_in_mlflow(
     assert resumed.data.params["model.epochs_run"] == str(EPOCHS)
     assert same_weights(final_weights(tmp_path / "resumed"), final_weights(tmp_path / "whole"))
     assert not same_weights(final_weights(tmp_path / "resumed"), decode_network(tmp_path, cut, mlflow_client))
+
+
+@pytest.mark.mlflow
+def test_a_replaced_single_worker_pod_resumes_from_the_checkpoint_in_mlflow(
+    pod: PodEnvironment, mlflow_client: MlflowClient, tmp_path: Path
+) -> None:
+    dataset = write_parquet(blobs(n_rows=160), tmp_path / "blobs.parquet")
+    spec = spec_json(
+        dataset, builtin={"algorithm": "mlp", "earlyStoppingPatience": 3}, hyperparameters=HYPERPARAMETERS
+    )
+
+    def train(uid: str, out: Path, crash_after: int | None = None) -> int:
+        args = [f"--output-dir={out}", f"--termination-log={out}.log"]
+        command = [sys.executable, "-m", "kubeloop", "train", *args]
+        if crash_after is not None:
+            command = [sys.executable, "-m", "tests.unit.trainer.crashing_worker", str(crash_after), *args]
+        env = {**pod.env(), "KUBELOOP_TRAINING_SPEC": spec, "KUBELOOP_TRAININGJOB_UID": uid}
+        return run_pod(command, env).returncode
+
+    def runs(uid: str) -> list[Any]:
+        experiment = mlflow_client.get_experiment_by_name(pod.experiment)
+        assert experiment is not None
+        query = f"tags.`{UID_TAG}` = '{uid}'"
+        return list(
+            mlflow_client.search_runs(
+                [experiment.experiment_id], query, order_by=["attributes.start_time ASC"]
+            )
+        )
+
+    def final_weights(out: Path) -> dict[str, torch.Tensor]:
+        state: dict[str, torch.Tensor] = torch.load(out / "checkpoint.pt", weights_only=True)["state_dict"]
+        return state
+
+    assert train("uid-whole", tmp_path / "whole") == 0
+    assert train("uid-whole", tmp_path / "again") == 0, "the same job and spec once more"
+    whole, again = runs("uid-whole")
+    assert whole.info.status == "FINISHED" and CHECKPOINT_EPOCH_TAG in whole.data.tags
+    assert RESUMED_FROM_EPOCH not in again.data.params, "a finished run leaves nothing to resume"
+
+    assert train("uid-cut", tmp_path / "cut", crash_after=3) == 137
+    (cut,) = runs("uid-cut")
+    saved = int(cut.data.tags[CHECKPOINT_EPOCH_TAG])
+    assert 1 <= saved <= 3 and cut.info.status == "RUNNING", "killed: nobody ended its run"
+
+    assert train("uid-cut", tmp_path / "resumed") == 0  # the replacement pod: same env, no attempt
+    first, resumed = runs("uid-cut")
+    assert first.info.run_id == cut.info.run_id
+    assert resumed.data.params[RESUMED_FROM_EPOCH] == str(saved)
+    assert resumed.data.tags[RESUMED_FROM_RUN_TAG] == cut.info.run_id
+    assert resumed.data.params["model.epochs_run"] == str(EPOCHS)
+    assert same_weights(final_weights(tmp_path / "resumed"), final_weights(tmp_path / "whole"))
+
+
+@pytest.mark.mlflow
+def test_checkpoints_take_at_most_their_share_of_the_fit(
+    pod: PodEnvironment, mlflow_client: MlflowClient
+) -> None:
+    now = [0.0]
+    spec = TrainingJobSpec.model_validate(
+        {"dataset": {"uri": "s3://d/t.parquet"}, "builtin": {"algorithm": "mlp"}}
+    )
+    context = RunContext(
+        spec=spec, job=JobIdentity("tj", "team-a", "uid-share"), tracking_uri=pod.tracking_uri
+    )
+    recorder = Recorder(context, Tracker(pod.tracking_uri, pod.experiment), Progress(enabled=False))
+    recorder.start({})
+    checkpoints = RunCheckpoints(context, recorder, attempt=None, clock=lambda: now[0])
+
+    taken = []
+    for epoch in range(1, 101):  # epochs of 1 s; each checkpoint costs 2 s of the clock
+        if checkpoints.due():
+            now[0] += 2.0
+            checkpoints.save(epoch, f"after {epoch}".encode())
+            taken.append(epoch)
+        now[0] += 1.0
+    # 2 s spent, then 38 s (19 x 2) without: a 5 % share, 2 s of every 40
+    assert taken == [1, 39, 77]
+    run = mlflow_client.get_run(recorder.run_id or "")
+    assert run.data.tags[CHECKPOINT_EPOCH_TAG] == "77"
+    assert not checkpoints.due(), "epoch 101 is within the gap"
+    stopping.request_stop("SIGTERM")  # evicted: the epoch it is in is kept for its replacement
+    try:
+        assert checkpoints.due()
+    finally:
+        stopping.reset()
+
+
+def run_pod(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """One pod's process, with the test's environment (less any rank: a single worker)."""
+    ranks = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    base = {key: value for key, value in os.environ.items() if key not in ranks}
+    return subprocess.run(
+        command,
+        env={**base, **env, "OMP_NUM_THREADS": "1"},
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def decode_network(tmp_path: Path, run: Any, client: MlflowClient) -> dict[str, torch.Tensor]:
