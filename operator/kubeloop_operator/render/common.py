@@ -11,6 +11,12 @@ THREADS_ENV = "OMP_NUM_THREADS"
 Manifest = dict[str, Any]
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kubeloop"}
 RUN_AS_USER = 65532  # the images' non-root user
+# A Job's podFailurePolicy rule: a pod that was disrupted (evicted, preempted, its node drained) is
+# replaced without counting against the Job's retries.
+IGNORE_DISRUPTION: dict[str, Any] = {
+    "action": "Ignore",
+    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+}
 
 
 class Owner:

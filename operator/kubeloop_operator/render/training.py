@@ -8,6 +8,7 @@ from typing import Any
 from kubeloop.api.processes import processes_per_worker
 from kubeloop.api.training import TrainingJobSpec
 from kubeloop_operator.render.common import (
+    IGNORE_DISRUPTION,
     Manifest,
     Owner,
     container_env,
@@ -43,12 +44,10 @@ GANG_FAILURE_POLICY: dict[str, Any] = {
         },
     ]
 }
-# A single worker's pod that was disrupted (evicted, preempted, its node drained) is replaced by the
-# Job controller without counting against backoffLimit; the new pod resumes from the run's last
-# epoch checkpoint (kubeloop_trainer.checkpoints). Any other failure counts, as without a policy.
-SINGLE_FAILURE_POLICY: dict[str, Any] = {
-    "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
-}
+# A single worker's pod that was disrupted is replaced by the Job controller without counting
+# against backoffLimit; the new pod resumes from the run's last epoch checkpoint
+# (kubeloop_trainer.checkpoints). Any other failure counts, as without a policy.
+SINGLE_FAILURE_POLICY: dict[str, Any] = {"rules": [IGNORE_DISRUPTION]}
 
 
 def job_name(owner: Owner) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from kubeloop.api.training import TrainingJobSpec
 from kubeloop.contracts.trial_workers import COUNT_ENV, INDEX_ENV, STORAGE_ENV
-from kubeloop_operator.render.common import Manifest
+from kubeloop_operator.render.common import IGNORE_DISRUPTION, Manifest
 
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 WORKER_RETRIES = 3  # per index: a replaced worker loses only the trial it was running
@@ -38,7 +38,7 @@ def trial_worker_env(spec: TrainingJobSpec) -> list[dict[str, Any]]:
 def failure_policy() -> dict[str, Any]:
     return {
         "rules": [
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            IGNORE_DISRUPTION,
             {
                 "action": "FailIndex",
                 "onExitCodes": {

@@ -13,7 +13,7 @@ from kubeloop.api.performance import PerformanceResult
 from kubeloop.api.summaries import DriftSummary, decode
 from kubeloop_operator import reasons
 from kubeloop_operator.conditions import set_condition
-from kubeloop_operator.status.training import job_condition
+from kubeloop_operator.status.training import true_condition
 
 parse_time = TypeAdapter(datetime).validate_python
 
@@ -21,7 +21,7 @@ parse_time = TypeAdapter(datetime).validate_python
 def finished(job: dict[str, Any]) -> str | None:
     """'Complete', 'Failed' or None for a running check (the Job controller never sets both)."""
     for type_ in ("Complete", "Failed"):
-        if job_condition(job, type_) is not None:
+        if true_condition(job, type_) is not None:
             return type_
     return None
 
@@ -29,7 +29,7 @@ def finished(job: dict[str, Any]) -> str | None:
 def job_failure(job: dict[str, Any]) -> str | None:
     """The Job controller's word on a failed check (DeadlineExceeded: a pod that never ran, such as one
     whose image could not be pulled, and is gone by then; BackoffLimitExceeded)."""
-    condition = job_condition(job, "Failed")
+    condition = true_condition(job, "Failed")
     if condition is None:
         return None
     return f"{condition.get('reason') or 'Failed'}: {condition.get('message') or 'no message'}"

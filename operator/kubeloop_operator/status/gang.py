@@ -22,7 +22,7 @@ from kubeloop.api.training import TrainingJobStatus
 from kubeloop_operator import reasons
 from kubeloop_operator.conditions import find, safe_reason, set_condition
 from kubeloop_operator.render.training import ATTEMPT_ANNOTATION
-from kubeloop_operator.status.training import job_condition
+from kubeloop_operator.status.training import true_condition
 
 Obj = dict[str, Any]
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
@@ -101,11 +101,11 @@ def terminated_state(pod: Obj) -> Obj:
 def pod_failure(pod: Obj) -> WorkerFailure | None:
     """Why this pod failed, most specific first; None when it did not (yet)."""
     rank, status = rank_of(pod), pod.get("status", {})
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
-            reason = str(condition.get("reason") or "DisruptionTarget")
-            detail = f"disrupted ({reason}): {condition.get('message') or 'the pod was disrupted'}"
-            return WorkerFailure(rank, safe_reason(reason, "DisruptionTarget"), detail)
+    disruption = true_condition(pod, "DisruptionTarget")
+    if disruption is not None:
+        reason = str(disruption.get("reason") or "DisruptionTarget")
+        detail = f"disrupted ({reason}): {disruption.get('message') or 'the pod was disrupted'}"
+        return WorkerFailure(rank, safe_reason(reason, "DisruptionTarget"), detail)
     if status.get("reason") == "Evicted":
         return WorkerFailure(rank, "Evicted", f"evicted: {status.get('message') or 'by the kubelet'}")
     terminated = terminated_state(pod)
@@ -150,7 +150,7 @@ def failed_worker(job: Obj, pods: list[Obj]) -> WorkerFailure:
     FailJob rule: that one, even when its pod is gone already (deleted), unless it only lost its
     peer (then it is never the cause). Otherwise the failed pod that finished first (the survivors
     the controller stopped finish later), else the rank that has no pod (deleted)."""
-    condition = job_condition(job, "Failed") or job_condition(job, "FailureTarget") or {}
+    condition = true_condition(job, "Failed") or true_condition(job, "FailureTarget") or {}
     message = str(condition.get("message") or "")
     named = _POD_IN_MESSAGE.search(message)
     if named is not None:
@@ -170,7 +170,7 @@ def failed_worker(job: Obj, pods: list[Obj]) -> WorkerFailure:
 
 
 def gang_failed(job: Obj) -> bool:
-    failed = job_condition(job, "Failed")
+    failed = true_condition(job, "Failed")
     return failed is not None and failed.get("reason") in RESTARTABLE
 
 

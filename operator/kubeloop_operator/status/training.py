@@ -19,17 +19,13 @@ from kubeloop_operator.status.provenance import derive_provenance
 parse_time = TypeAdapter(datetime).validate_python
 
 
-def job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    for condition in job.get("status", {}).get("conditions") or []:
+def true_condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    """The object's condition of this type while it is True: a Job's Complete or Failed, a Pod's
+    DisruptionTarget (evicted, preempted, drained: what a Job's pod failure policy reads)."""
+    for condition in obj.get("status", {}).get("conditions") or []:
         if condition.get("type") == type_ and condition.get("status") == "True":
             return dict(condition)
     return None
-
-
-def disrupted(pod: dict[str, Any]) -> bool:
-    """Evicted, preempted or drained (the condition the Job's pod failure policy reads)."""
-    conditions = pod.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in conditions)
 
 
 def pod_summary(pods: list[dict[str, Any]]) -> TrainingSummary | None:
@@ -43,7 +39,7 @@ def pod_summary(pods: list[dict[str, Any]]) -> TrainingSummary | None:
     ]
     chiefs.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
     for position, pod in enumerate(chiefs):
-        if position > 0 and disrupted(pod):
+        if position > 0 and true_condition(pod, "DisruptionTarget") is not None:
             continue
         for status in pod.get("status", {}).get("containerStatuses") or []:
             message = (status.get("state", {}).get("terminated") or {}).get("message")
@@ -66,11 +62,11 @@ def pod_failure_reason(pods: list[dict[str, Any]]) -> str | None:
 def phase_of(job: dict[str, Any] | None, pods: list[dict[str, Any]], suspended: bool) -> TrainingPhase:
     if job is None:
         return "Pending"
-    if job_condition(job, "Complete"):  # not SuccessCriteriaMet: its pods may still be terminating
+    if true_condition(job, "Complete"):  # not SuccessCriteriaMet: its pods may still be terminating
         return "Succeeded"
-    if job_condition(job, "Failed"):
+    if true_condition(job, "Failed"):
         return "Failed"
-    if suspended or job_condition(job, "Suspended"):
+    if suspended or true_condition(job, "Suspended"):
         return "Suspended"
     running = any(p.get("status", {}).get("phase") == "Running" for p in pods)
     return "Running" if job.get("status", {}).get("active") and running else "Pending"
@@ -81,7 +77,7 @@ def failure(
 ) -> tuple[str, str]:
     """(reason, message) of a failed run, most specific first: the deadline (a trainer only sees a
     SIGTERM), the trainer's own verdict, the kubelet's (an OOM kill leaves no summary), the Job's."""
-    failed = job_condition(job, "Failed") or {}
+    failed = true_condition(job, "Failed") or {}
     if failed.get("reason") == reasons.DEADLINE_EXCEEDED:
         return reasons.DEADLINE_EXCEEDED, failed.get("message") or "activeDeadlineSeconds passed"
     if summary is not None and summary.failure_reason:
@@ -132,7 +128,7 @@ def derive_training_status(
         )
         verdict, reason = True, reasons.COMPLETED
     elif phase == "Failed" and job is not None:
-        failed_at = (job_condition(job, "Failed") or {}).get("lastTransitionTime")
+        failed_at = (true_condition(job, "Failed") or {}).get("lastTransitionTime")
         if failed_at and status.completion_time is None:  # the Job controller sets it only on success
             status.completion_time = parse_time(failed_at)
         reason, message = failure(job, pods, summary)
