@@ -133,27 +133,14 @@ def test_a_restarted_gang_resumes_from_the_checkpoint_in_mlflow(
     def gang(uid: str, attempt: int, out: Path, crash_after: int | None = None) -> list[int]:
         def command(rank: int) -> list[str]:
             args = [f"--output-dir={out}", f"--termination-log={tmp_path / f'{uid}-{attempt}-{rank}.log'}"]
-            if crash_after is None:
-                return [sys.executable, "-m", "kubeloop", "train", *args]
-            return [sys.executable, "-m", "tests.unit.trainer.crashing_worker", str(crash_after), *args]
+            return train_command(args, crash_after)
 
         env = {**pod.env(), "KUBELOOP_TRAINING_SPEC": spec, "KUBELOOP_TRAININGJOB_UID": uid}
         results = run_workers(command, {**env, "KUBELOOP_GANG_ATTEMPT": str(attempt)})
         return [result.returncode for result in results]
 
     def runs(uid: str) -> list[Any]:
-        experiment = mlflow_client.get_experiment_by_name(pod.experiment)
-        assert experiment is not None
-        found = mlflow_client.search_runs(
-            [experiment.experiment_id], f"tags.`{UID_TAG}` = '{uid}'", order_by=["attributes.start_time ASC"]
-        )
-        return list(found)
-
-    def final_weights(out: Path) -> dict[str, torch.Tensor]:
-        state: dict[str, torch.Tensor] = torch.load(out / "rank-0" / "checkpoint.pt", weights_only=True)[
-            "state_dict"
-        ]
-        return state
+        return job_runs(mlflow_client, pod.experiment, uid)
 
     # A gang that is never interrupted (an attempt > 0 without any checkpoint starts from scratch).
     assert gang("uid-whole", 1, tmp_path / "whole") == [0, 0]
@@ -176,8 +163,9 @@ def test_a_restarted_gang_resumes_from_the_checkpoint_in_mlflow(
     assert resumed.data.params[RESUMED_FROM_EPOCH] == str(saved)
     assert resumed.data.tags[RESUMED_FROM_RUN_TAG] == cut.info.run_id
     assert resumed.data.params["model.epochs_run"] == str(EPOCHS)
-    assert same_weights(final_weights(tmp_path / "resumed"), final_weights(tmp_path / "whole"))
-    assert not same_weights(final_weights(tmp_path / "resumed"), decode_network(tmp_path, cut, mlflow_client))
+    resumed_weights = final_weights(tmp_path / "resumed" / "rank-0")
+    assert same_weights(resumed_weights, final_weights(tmp_path / "whole" / "rank-0"))
+    assert not same_weights(resumed_weights, decode_network(tmp_path, cut, mlflow_client))
 
 
 @pytest.mark.mlflow
@@ -190,26 +178,12 @@ def test_a_replaced_single_worker_pod_resumes_from_the_checkpoint_in_mlflow(
     )
 
     def train(uid: str, out: Path, crash_after: int | None = None) -> int:
-        args = [f"--output-dir={out}", f"--termination-log={out}.log"]
-        command = [sys.executable, "-m", "kubeloop", "train", *args]
-        if crash_after is not None:
-            command = [sys.executable, "-m", "tests.unit.trainer.crashing_worker", str(crash_after), *args]
+        command = train_command([f"--output-dir={out}", f"--termination-log={out}.log"], crash_after)
         env = {**pod.env(), "KUBELOOP_TRAINING_SPEC": spec, "KUBELOOP_TRAININGJOB_UID": uid}
         return run_pod(command, env).returncode
 
     def runs(uid: str) -> list[Any]:
-        experiment = mlflow_client.get_experiment_by_name(pod.experiment)
-        assert experiment is not None
-        query = f"tags.`{UID_TAG}` = '{uid}'"
-        return list(
-            mlflow_client.search_runs(
-                [experiment.experiment_id], query, order_by=["attributes.start_time ASC"]
-            )
-        )
-
-    def final_weights(out: Path) -> dict[str, torch.Tensor]:
-        state: dict[str, torch.Tensor] = torch.load(out / "checkpoint.pt", weights_only=True)["state_dict"]
-        return state
+        return job_runs(mlflow_client, pod.experiment, uid)
 
     assert train("uid-whole", tmp_path / "whole") == 0
     assert train("uid-whole", tmp_path / "again") == 0, "the same job and spec once more"
@@ -265,13 +239,32 @@ def test_checkpoints_take_at_most_their_share_of_the_fit(
         stopping.reset()
 
 
+def train_command(args: list[str], crash_after: int | None) -> list[str]:
+    """``kubeloop train args``; with ``crash_after``, the same whose last rank dies after that epoch."""
+    if crash_after is None:
+        return [sys.executable, "-m", "kubeloop", "train", *args]
+    return [sys.executable, "-m", "tests.unit.trainer.crashing_worker", str(crash_after), *args]
+
+
+def job_runs(client: MlflowClient, experiment_name: str, uid: str) -> list[Any]:
+    """The MLflow runs of one TrainingJob (its uid tag), oldest first."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    assert experiment is not None
+    query = f"tags.`{UID_TAG}` = '{uid}'"
+    return list(client.search_runs([experiment.experiment_id], query, order_by=["attributes.start_time ASC"]))
+
+
+def final_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The network ``kubeloop train --output-dir`` left in ``folder`` (``rank-N`` for a gang's ranks)."""
+    state: dict[str, torch.Tensor] = torch.load(folder / "checkpoint.pt", weights_only=True)["state_dict"]
+    return state
+
+
 def run_pod(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """One pod's process, with the test's environment (less any rank: a single worker)."""
-    ranks = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-    base = {key: value for key, value in os.environ.items() if key not in ranks}
+    """One pod's process: the test's environment (the ``pod`` fixture has removed any rank) and ``env``."""
     return subprocess.run(
         command,
-        env={**base, **env, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
         check=False,
         cwd=REPO,
         capture_output=True,
