@@ -92,6 +92,13 @@ class Loop:
         }
 
 
+def churn_loop(platform: Platform, namespace: str) -> Loop:
+    """A Loop in ``namespace`` with its own model name and 4,000 churn rows to train on in S3."""
+    run = Loop(namespace, model=f"churn-{namespace}")
+    platform.put_table(run.train_uri, churn_data(4000, 0.0, seed=1))
+    return run
+
+
 def check_now(platform: Platform, namespace: str, monitor: str, job: str) -> None:
     """Run a DriftMonitor's check at once (its schedule is far off): the Job `job` from its CronJob."""
     cronjobs = wait_for(

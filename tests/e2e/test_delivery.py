@@ -26,7 +26,15 @@ from tests.e2e.delivery import (
     prometheus_sum,
     routes_on_every_stable_pod,
 )
-from tests.e2e.loop import SERVER, Loop, infer_body, ready_with_version, serving_versions, succeeded
+from tests.e2e.loop import (
+    SERVER,
+    Loop,
+    churn_loop,
+    infer_body,
+    ready_with_version,
+    serving_versions,
+    succeeded,
+)
 from tests.e2e.platform import Platform
 from tests.e2e.test_loop import record
 from tests.fixtures.churn import TARGET, churn_data
@@ -51,8 +59,7 @@ ROWS = 64
 
 @pytest.fixture(scope="module")
 def loop(platform: Platform, e2e_namespace: str) -> Loop:
-    run = Loop(e2e_namespace, model=f"churn-{e2e_namespace}")
-    platform.put_table(run.train_uri, churn_data(4000, 0.0, seed=1))
+    run = churn_loop(platform, e2e_namespace)
     platform.put_table(holdout(run), churn_data(2000, 0.0, seed=7))
     return run
 

@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.loop import Loop, succeeded
+from tests.e2e.loop import Loop, churn_loop, succeeded
 from tests.e2e.platform import ROOT, Platform
-from tests.fixtures.churn import churn_data
 from tests.fixtures.cluster import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
@@ -27,8 +26,7 @@ DDP = {
 
 @pytest.fixture(scope="module")
 def loop(platform: Platform, e2e_namespace: str) -> Loop:
-    run = Loop(e2e_namespace, model=f"churn-{e2e_namespace}")
-    platform.put_table(run.train_uri, churn_data(4000, 0.0, seed=1))
+    run = churn_loop(platform, e2e_namespace)
     return run
 
 

@@ -16,6 +16,7 @@ from tests.e2e.loop import (
     SERVER,
     Loop,
     check_now,
+    churn_loop,
     infer_body,
     post,
     ready_with_version,
@@ -40,8 +41,7 @@ def record(name: str, data: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def loop(platform: Platform, e2e_namespace: str) -> Loop:
-    run = Loop(e2e_namespace, model=f"churn-{e2e_namespace}")  # versions start at 1 on every run
-    platform.put_table(run.train_uri, churn_data(4000, 0.0, seed=1))
+    run = churn_loop(platform, e2e_namespace)  # versions start at 1 on every run
     platform.put_table(run.latest_uri, churn_data(4000, 1.0, seed=4))
     return run
 
