@@ -18,6 +18,16 @@ $(VENV)/.installed: pyproject.toml hack/install-python.sh hack/constraints.txt t
 .PHONY: venv
 venv: $(VENV)/.installed  ## Python environment with every extra (.venv)
 
+CARGO ?= $(shell command -v cargo 2>/dev/null || echo $$HOME/.cargo/bin/cargo)
+
+.PHONY: dataplane
+dataplane:  ## build the native data plane (dataplane/: kubeloop-dataplane, Rust) with cargo
+	cd dataplane && $(CARGO) build --release --locked --quiet
+
+.PHONY: dataplane-test
+dataplane-test: dataplane  ## the native data plane's own (Rust) tests; its tests against the Python server are in the unit tier
+	cd dataplane && $(CARGO) test --release --locked --quiet
+
 .PHONY: k8s-bins
 k8s-bins:  ## build (or find cached) kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok, helm
 	@hack/build-k8s.sh >/dev/null
@@ -49,10 +59,11 @@ grpc-stubs: venv  ## regenerate the OIP v2 gRPC stubs (checked in) from $(GRPC_D
 	sed -i 's/_descriptor_pool.Default()/_descriptor_pool.DescriptorPool()/' $(GRPC_DIR)/grpc_predict_v2_pb2.py
 
 .PHONY: lint
-lint: venv  ## ruff and mypy --strict
+lint: venv  ## ruff and mypy --strict; rustfmt and clippy for dataplane/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	cd dataplane && $(CARGO) fmt --check && $(CARGO) clippy --release --locked --quiet --all-targets -- -D warnings
 
 .PHONY: cluster-up
 cluster-up: k8s-bins  ## start the local control plane; writes .run/kubeconfig
@@ -85,11 +96,11 @@ images-start:  ## start building the images in the background (hack/e2e-deps.sh 
 	@hack/images.sh start
 
 .PHONY: test
-test: trim-caches images-start venv k8s-bins prometheus-bin system-deps lint e2e-deps-start  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
+test: trim-caches images-start venv k8s-bins prometheus-bin system-deps lint dataplane-test e2e-deps-start  ## lint, then every tier: unit, cluster (kwok) and e2e (real pods)
 	$(VENV)/bin/pytest --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-fast
-test-fast: venv k8s-bins prometheus-bin system-deps  ## unit and cluster tiers only (no images, no real node)
+test-fast: venv k8s-bins prometheus-bin system-deps dataplane-test  ## unit and cluster tiers only (no images, no real node)
 	$(VENV)/bin/pytest -m "not e2e" --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-e2e
@@ -97,7 +108,7 @@ test-e2e: venv e2e-deps  ## the e2e tier only: kubeloop installed with Helm on a
 	$(VENV)/bin/pytest -m e2e --fail-on-skip $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: venv helm-bin prometheus-bin system-deps  ## unit tier only (seconds, no cluster)
+test-unit: venv helm-bin prometheus-bin system-deps dataplane-test  ## unit tier only (seconds, no cluster)
 	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
 
 .PHONY: demo

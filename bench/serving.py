@@ -31,10 +31,14 @@ from bench import serving_args
 from bench.serving_models import BenchModel, request_body, small_cnn, tabular_mlp
 from bench.serving_peers import PeerPythons, peer_python, peer_version
 from bench.serving_report import goals, ratios
-from bench.serving_servers import ServerSpec, cpu_per_call, cpu_seconds, running_servers
+from bench.serving_servers import ServerSpec, cpu_per_call, running_servers, tree_cpu_seconds
+from tests.fixtures.dataplane import dataplane_binary
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ("kubeloop", "kubeloop_batching", "kserve", "mlserver", "mlserver_batching", "http_floor")
+SERVERS = (
+    "kubeloop", "kubeloop_batching", "kubeloop_native",
+    "kserve", "mlserver", "mlserver_batching", "http_floor",
+)  # fmt: skip
 #: Not run by default: kubeloop with every model run in its worker thread (INLINE_RUN_MICROS=0), and
 #: with batches of up to 32 rows whatever their run takes (MAX_BATCH_RUN_MS=0).
 OPTIONAL_SERVERS = ("kubeloop_threaded", "kubeloop_batching_unbudgeted")
@@ -56,6 +60,16 @@ def server_specs(model: BenchModel, threads: int, peers: PeerPythons) -> list[Se
     return [
         ServerSpec(
             "kubeloop", kubeloop, {**kubeloop_env, "KUBELOOP_SERVING_MAX_BATCH_SIZE": "1"}, "PORT_ENV"
+        ),
+        ServerSpec(
+            "kubeloop_native",
+            kubeloop,
+            {
+                **kubeloop_env,
+                "KUBELOOP_SERVING_DATAPLANE": "native",
+                "KUBELOOP_SERVING_DATAPLANE_BINARY": str(dataplane_binary()),
+            },
+            "PORT_ENV",
         ),
         ServerSpec(
             "kubeloop_batching",
@@ -189,7 +203,7 @@ def measure_model(
             for concurrency in args.concurrency:
                 for spec in specs[rotation:] + specs[:rotation]:
                     url = f"{urls[spec.label]}/v2/models/{model.name}/infer"
-                    cpu_before = cpu_seconds(pids[spec.label])
+                    cpu_before = tree_cpu_seconds(pids[spec.label])
                     run = load(
                         url,
                         body_file,
@@ -198,7 +212,7 @@ def measure_model(
                         warmup=args.warmup,
                         duration=args.duration,
                     )
-                    cpu = cpu_seconds(pids[spec.label]) - cpu_before
+                    cpu = tree_cpu_seconds(pids[spec.label]) - cpu_before
                     run["cpu_us_per_request"] = cpu_per_call(cpu, run["requests"], args.warmup, args.duration)
                     runs.setdefault((spec.label, concurrency), []).append(run)
                     print(f"{model.name} {spec.label} c={concurrency}: {run}", file=sys.stderr)

@@ -33,7 +33,7 @@ from bench import serving_args
 from bench.serving import load, summarise
 from bench.serving_floors import FIXED_BODY
 from bench.serving_models import BenchModel, request_body, small_cnn, tabular_mlp
-from bench.serving_servers import ServerSpec, cpu_seconds, running_servers
+from bench.serving_servers import ServerSpec, running_servers, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 GRANIAN_VERSION = "2.8.9"
@@ -102,13 +102,6 @@ def specs(model: BenchModel, granian: Path) -> list[ServerSpec]:
             "PORT_ARG",
         ),
     ]
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its children (granian's worker is a child of its supervisor)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    kids = [int(p) for p in children.read_text().split()] if children.exists() else []
-    return cpu_seconds(pid) + sum(tree_cpu_seconds(kid) for kid in kids)
 
 
 def measure(

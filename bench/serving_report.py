@@ -11,7 +11,7 @@ from typing import Any
 
 Point = dict[str, Any]
 VARIANTS = {
-    "kubeloop": ("kubeloop", "kubeloop_batching", "kubeloop_threaded"),
+    "kubeloop": ("kubeloop", "kubeloop_batching", "kubeloop_native", "kubeloop_threaded"),
     "kserve": ("kserve",),
     "mlserver": ("mlserver", "mlserver_batching"),
     "http_floor": ("http_floor",),

@@ -50,6 +50,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (granian's worker is a child of its supervisor, the
+    native data plane a child of kubeloop's server)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return cpu_seconds(pid) + sum(tree_cpu_seconds(kid) for kid in kids)
+
+
 def cpu_per_call(cpu_s: float, requests: int, warmup_s: float, duration_s: float) -> float:
     """A server's CPU µs per answered request over one load run of ``requests`` measured requests:
     it also worked through the warm-up, assumed at the same rate; NaN when none was answered."""

@@ -71,6 +71,7 @@ inputs() {
     *) paths=(pyproject.toml README.md hack/constraints.txt images/pip.sh images/requirements.py "images/$1"
               kubeloop operator serving drift trainer .dockerignore) ;;
   esac
+  [ "$1" != kubeloop ] || paths+=(dataplane/Cargo.toml dataplane/Cargo.lock dataplane/src)
   git ls-files -co --exclude-standard -- "${paths[@]}" | grep -vE '(__pycache__|\.py[co]$|\.egg-info/)' | sort \
     | while read -r f; do [ -f "$f" ] && printf '%s %s\n' "$(sha256sum <"$f" | cut -c1-64)" "$f"; done
 }
@@ -124,9 +125,17 @@ for n in "${images[@]}"; do
     continue
   fi
   log "$n: building ${ref[$n]}"
+  if [ "$n" = kubeloop ]; then
+    # No Rust image is reachable here: the Dockerfile's dataplane stage takes the binary built on this
+    # host (the same Debian release as the base) from the context instead of running cargo itself.
+    make -s dataplane >&2
+    mkdir -p dataplane/prebuilt
+    install -m 0755 dataplane/target/release/kubeloop-dataplane dataplane/prebuilt/kubeloop-dataplane
+  fi
   "${B[@]}" build --isolation chroot --layers --pull=never --network host \
     -f "images/$n/Dockerfile" -t "${ref[$n]}" \
-    --build-arg "BASE_IMAGE=$base_image" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+    --build-arg "BASE_IMAGE=$base_image" --build-arg "RUST_IMAGE=$base_image" \
+    --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
     "${secret[@]}" . >"$cache/$n.build.log" 2>&1 \
     || { tail -40 "$cache/$n.build.log" >&2; log "$n: build failed, full log: $cache/$n.build.log"; exit 1; }
   log "$n: built in $((SECONDS - t)) s; exporting"

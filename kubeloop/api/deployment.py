@@ -349,6 +349,13 @@ class ModelDeploymentSpec(PodEnvironment):
     resources: Resources = Field(default_factory=Resources)
     batching: Batching = Field(default_factory=Batching)
     grpc: Grpc = Field(default_factory=Grpc)
+    data_plane: Literal["python", "native"] = Field(
+        "python",
+        description="native: kubeloop-dataplane (Rust) answers REST JSON inference for numeric models "
+        "in front of the Python server, which answers everything else (errors, the binary extension, "
+        "explanations, metadata, gRPC) and keeps the metrics whole. Served by Python on servers with a "
+        "payload log or routes (stable with a canary, shadow or A/B test).",
+    )
     payload_logging: PayloadLogging | None = None
     explain: Explain | None = None
     canary: Canary | None = None

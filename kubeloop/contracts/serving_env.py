@@ -42,6 +42,7 @@ class ServerEnv:
     explain_budget: int | None = None
     grpc_port: int | None = None  # 0: no gRPC
     max_batch_run_ms: float | None = None
+    dataplane: str | None = None
 
     def to_env(self) -> dict[str, str]:
         """The variables, by name, in field order."""

@@ -73,7 +73,9 @@ class DataPlane:
         # counted on the event loop (every protocol's compute runs there), read at scrape time:
         # two locked Gauge updates per request cost more than the plain integer they keep
         self._inflight = 0
-        metrics.inflight.labels(self.name).set_function(lambda: self._inflight)
+        #: In-flight requests counted elsewhere (the native data plane in front), read at scrape time.
+        self.extra_inflight: Callable[[], int] = lambda: 0
+        metrics.inflight.labels(self.name).set_function(lambda: self._inflight + self.extra_inflight())
         self._request_counters: dict[tuple[str, int], Any] = {}
         self._durations: dict[str, Any] = {}
         self._output_names: list[str] = []
@@ -168,6 +170,11 @@ class DataPlane:
             return decode()
         with self.arriving():
             return await asyncio.to_thread(decode)
+
+    @property
+    def distribution(self) -> OutputDistribution:
+        """The counts of the first output's values or classes."""
+        return self._distribution
 
     @property
     def loaded(self) -> LoadedModel | None:

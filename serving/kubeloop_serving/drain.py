@@ -51,7 +51,8 @@ class ConnectionGate:
 
 
 class Companion(Protocol):
-    """Another server in uvicorn's event loop (gRPC): started after it, drained alongside it."""
+    """Another server in uvicorn's event loop (gRPC): started after it, drained alongside it; or the
+    server in front of it (the native data plane): started after it, drained before it."""
 
     async def start(self) -> None: ...
 
@@ -67,24 +68,32 @@ class DrainingServer(uvicorn.Server):
         gate: ConnectionGate,
         companion: Companion | None = None,
         on_companion_failed: Callable[[BaseException], None] | None = None,
+        front: Companion | None = None,
     ) -> None:
         super().__init__(config)
         self.gate = gate
         self.companion = companion
         self.on_companion_failed = on_companion_failed
+        self.front = front
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.companion is None or self.should_exit:
+        if self.should_exit:
             return
         try:
-            await self.companion.start()
+            for started in (self.companion, self.front):
+                if started is not None:
+                    await started.start()
         except Exception as error:
             if self.on_companion_failed is not None:
                 self.on_companion_failed(error)
             self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.front is not None:
+            # The server in front (the native data plane) drains its clients first, forwarding
+            # to this one meanwhile: only then does this one stop answering.
+            await self.front.stop()
         stopping = asyncio.create_task(self.companion.stop()) if self.companion is not None else None
         for server in self.servers:
             server.close()  # no new connections; the Service sends those elsewhere

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -26,6 +27,8 @@ class ServingMetrics:
     """Every metric the server exports, registered in its own registry."""
 
     registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+    #: Called before each exposition (the native data plane's counts are added then).
+    before_exposition: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.requests = Counter(
@@ -196,4 +199,6 @@ class ServingMetrics:
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
+        for refresh in self.before_exposition:
+            refresh()
         return generate_latest(self.registry)

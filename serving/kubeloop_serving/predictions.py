@@ -64,6 +64,19 @@ class ArrayHistogram(Collector):
                 return
         self._count_pending()
 
+    def add(self, labels: tuple[str, ...], counts: Sequence[int], total: float) -> None:
+        """Add counts already made per bucket (not cumulative, the last +Inf) and their values' sum."""
+        if len(counts) != len(self.bounds) + 1:
+            raise ValueError(f"{len(counts)} counts for {len(self.bounds)} buckets and +Inf")
+        added = np.asarray(counts, np.int64)
+        with self._lock:
+            if labels in self._counts:
+                self._counts[labels] += added
+                self._sums[labels] += total
+            else:
+                self._counts[labels] = added
+                self._sums[labels] = total
+
     def _count_pending(self) -> None:
         """Count every queued array, grouped by labels (one ``searchsorted`` per label set)."""
         with self._lock:
@@ -131,6 +144,12 @@ class OutputDistribution:
                 return
             labels, counts = np.unique(output.reshape(-1), return_counts=True)
             for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
+                self._counter(version, track, self._class_name(label)).inc(count)
+
+    def add_classes(self, version: str, track: str, counts: dict[str, int]) -> None:
+        """Add rows already counted by class label (as ``str`` of the label)."""
+        for label, count in counts.items():
+            if count:
                 self._counter(version, track, self._class_name(label)).inc(count)
 
     def _class_name(self, label: object) -> str:

@@ -16,6 +16,7 @@ from kubeloop_serving.app import create_app
 from kubeloop_serving.connections import ConnectionAges
 from kubeloop_serving.drain import ConnectionGate, DrainingServer
 from kubeloop_serving.infer_route import InferenceEndpoint
+from kubeloop_serving.native import NativeFront, loopback_port, native_wanted
 from kubeloop_serving.oip_grpc.endpoint import GrpcEndpoint
 from kubeloop_serving.settings import ServingSettings
 
@@ -30,12 +31,15 @@ def fastest_available(preferred: str, fallback: str) -> str:
     return preferred if importlib.util.find_spec(preferred) is not None else fallback
 
 
-def uvicorn_config(settings: ServingSettings, app: InferenceEndpoint | ConnectionGate) -> uvicorn.Config:
-    """uvicorn settings for serving: one worker, no access log, graceful drain of DRAIN_SECONDS."""
+def uvicorn_config(
+    settings: ServingSettings, app: InferenceEndpoint | ConnectionGate, behind_port: int | None = None
+) -> uvicorn.Config:
+    """uvicorn settings for serving: one worker, no access log, graceful drain of DRAIN_SECONDS; on
+    127.0.0.1:``behind_port`` behind the native data plane."""
     return uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=settings.host if behind_port is None else "127.0.0.1",
+        port=settings.port if behind_port is None else behind_port,
         loop=fastest_available("uvloop", "asyncio"),
         http=fastest_available("httptools", "h11"),
         workers=1,
@@ -75,12 +79,22 @@ class ServingServer:
         self.settings = settings
         self.fatal: BaseException | None = None
         self.app = create_app(settings, on_fatal=self._stop_on_fatal)
-        age = settings.max_connection_age_seconds
-        gate = ConnectionGate(self.app, ConnectionAges(age) if age else None)
         self.grpc = (
             GrpcEndpoint(settings, self.app.dataplane, self.app.router) if settings.grpc_port else None
         )
-        self.uvicorn = DrainingServer(uvicorn_config(settings, gate), gate, self.grpc, self._grpc_failed)
+        not_native = native_wanted(settings)
+        if settings.dataplane == "native" and not_native is not None:
+            log.warning("serving with the Python data plane: %s", not_native)
+        self.native: NativeFront | None = None
+        behind_port = None
+        if not_native is None:
+            behind_port = loopback_port()
+            self.native = NativeFront(settings, self.app.dataplane, behind_port, self._stop_on_fatal)
+        # Behind the native data plane, connections come from its pool: it ages its clients' own.
+        age = settings.max_connection_age_seconds if self.native is None else 0
+        gate = ConnectionGate(self.app, ConnectionAges(age) if age else None)
+        config = uvicorn_config(settings, gate, behind_port)
+        self.uvicorn = DrainingServer(config, gate, self.grpc, self._grpc_failed, self.native)
 
     def _stop_on_fatal(self, error: BaseException) -> None:
         self.fatal = error

@@ -150,6 +150,15 @@ class ServingSettings(BaseSettings):
     shadow_concurrency: int = Field(
         8, ge=1, le=1024, description="Shadow copies in flight at once; the rest wait in the shadow queue."
     )
+    dataplane: Literal["python", "native"] = Field(
+        "python",
+        description="native: kubeloop-dataplane (Rust) listens on PORT in front of this server and answers "
+        "JSON inference requests for numeric models itself, forwarding everything else here (on a "
+        "loopback port); not with a routes file or the payload log (then python is used).",
+    )
+    dataplane_binary: str = Field(
+        "kubeloop-dataplane", description="The native data plane's executable (a path, or a name on PATH)."
+    )
     explain_enabled: bool = Field(
         False,
         description="Serve POST /v2/models/{name}[/versions/{v}]/explain (and KServe v1 :explain); "

@@ -114,6 +114,7 @@ def server_env(
         explain_background_rows=explain.background_rows if explain else None,
         explain_budget=explain.budget if explain else None,
         grpc_port=GRPC_PORT if spec.grpc.enabled else 0,
+        dataplane=spec.data_plane if spec.data_plane != "python" else None,
     ).to_env()
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bench.serving_http_stack import stack_ratios, tree_cpu_seconds
-from bench.serving_servers import cpu_seconds
+from bench.serving_http_stack import stack_ratios
+from bench.serving_servers import cpu_seconds, tree_cpu_seconds
 from tests.fixtures.cluster import wait_for
 
 pytestmark = pytest.mark.unit

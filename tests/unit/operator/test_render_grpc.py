@@ -90,3 +90,15 @@ def test_a_variant_cannot_take_the_headless_services_name() -> None:
                 },
             }
         )
+
+
+def test_the_native_data_plane_is_asked_of_the_server_through_its_settings(
+    settings: OperatorSettings,
+) -> None:
+    default = {e["name"]: e.get("value") for e in server(children(settings))["env"]}
+    assert "KUBELOOP_SERVING_DATAPLANE" not in default  # the server's own default: python
+    env = {e["name"]: e.get("value") for e in server(children(settings, dataPlane="native"))["env"]}
+    assert (
+        ServingSettings(model_uri="/m.onnx", dataplane=env["KUBELOOP_SERVING_DATAPLANE"]).dataplane
+        == "native"
+    )

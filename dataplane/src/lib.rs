@@ -1,0 +1,8 @@
+//! kubeloop-dataplane: a native front for the Python inference server (see main.rs and README.md).
+
+pub mod answer;
+pub mod config;
+pub mod model;
+pub mod proxy;
+pub mod request;
+pub mod stats;
