@@ -19,6 +19,9 @@ pub struct Config {
     pub body_timeout_seconds: f64,
     /// Close a keep-alive connection after its first answer past this age (0: never).
     pub max_connection_age_seconds: f64,
+    /// Whether to answer inference at start; the Python server turns it off while it routes
+    /// (`PUT ANSWERING_PATH`), since routing (canary, shadow, A/B) is its own.
+    pub answering: bool,
 }
 
 const PREFIX: &str = "KUBELOOP_DATAPLANE_";
@@ -40,6 +43,7 @@ impl Config {
             drain_seconds: number("DRAIN_SECONDS", 20.0)?,
             body_timeout_seconds: number("BODY_TIMEOUT_SECONDS", 30.0)?,
             max_connection_age_seconds: number("MAX_CONNECTION_AGE_SECONDS", 30.0)?,
+            answering: number("ANSWERING", true)?,
         })
     }
 }

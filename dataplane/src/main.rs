@@ -25,8 +25,9 @@ use kubeloop_dataplane::stats::Stats;
 use kubeloop_dataplane::{answer, request};
 
 const MAX_REQUEST_ID_LENGTH: usize = 256;
-/// The contract's document: `kubeloop.contracts.dataplane`.
+/// The contract's paths (`kubeloop.contracts.dataplane`): counts, and whether to answer inference.
 const STATS_PATH: &str = "/dataplane/stats";
+const ANSWERING_PATH: &str = "/dataplane/answering";
 /// Each connection's age limit is the configured one times a factor in [1 - JITTER, 1 + JITTER]
 /// (as `kubeloop_serving.connections`), so clients that connected together reconnect apart.
 const JITTER: f64 = 0.1;
@@ -45,6 +46,7 @@ struct State {
     forwarded: AtomicU64,
     draining: AtomicBool,
     connections: AtomicUsize,
+    answering: AtomicBool,
 }
 
 fn main() {
@@ -103,6 +105,7 @@ async fn serve(config: Config) -> Result<(), String> {
         track: HeaderValue::from_str(&config.track)
             .map_err(|_| "the track is not a header value".to_owned())?,
         upstream: Upstream::new(&config.upstream)?,
+        answering: AtomicBool::new(config.answering),
         model,
         native,
         config,
@@ -117,7 +120,8 @@ async fn serve(config: Config) -> Result<(), String> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
+                let local = peer.ip().is_loopback();
                 let _ = stream.set_nodelay(true);
                 let counted = Arc::clone(&state);
                 let state = Arc::clone(&state);
@@ -125,7 +129,7 @@ async fn serve(config: Config) -> Result<(), String> {
                 let service = service_fn(move |request| {
                     let state = Arc::clone(&state);
                     async move {
-                        let mut response = handle(Arc::clone(&state), request).await?;
+                        let mut response = handle(Arc::clone(&state), request, local).await?;
                         let draining = state.draining.load(Ordering::Relaxed);
                         if draining || ends.is_some_and(|end| std::time::Instant::now() >= end) {
                             response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
@@ -184,7 +188,11 @@ fn connection_end(max_age_seconds: f64) -> Option<std::time::Instant> {
 async fn handle(
     state: Arc<State>,
     request: Request<Incoming>,
+    local: bool,
 ) -> Result<Response<Body>, Infallible> {
+    if request.method() == Method::PUT && request.uri().path() == ANSWERING_PATH && local {
+        return Ok(set_answering(&state, request).await);
+    }
     if request.method() == Method::GET && request.uri().path() == STATS_PATH {
         return Ok(json_answer(
             StatusCode::OK,
@@ -194,7 +202,8 @@ async fn handle(
     }
     let ours = infer_version(request.uri().path(), &state.config.model_name)
         .is_some_and(|version| version.is_none_or(|version| version == state.config.model_version));
-    if state.native && request.method() == Method::POST && ours {
+    let answering = state.native && state.answering.load(Ordering::Relaxed);
+    if answering && request.method() == Method::POST && ours {
         return Ok(infer(&state, request).await);
     }
     state.forwarded.fetch_add(1, Ordering::Relaxed);
@@ -203,6 +212,24 @@ async fn handle(
         .upstream
         .forward(Request::from_parts(head, body.boxed()))
         .await)
+}
+
+/// `true` or `false` from the Python server (a loopback peer): whether to answer inference here.
+async fn set_answering(state: &State, request: Request<Incoming>) -> Response<Body> {
+    let body = match request.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let answering = match body.as_ref() {
+        b"true" => true,
+        b"false" => false,
+        _ => {
+            let refusal = "{\"error\":\"the body must be true or false\"}";
+            return json_answer(StatusCode::BAD_REQUEST, &state.track, refusal.into());
+        }
+    };
+    state.answering.store(answering, Ordering::Relaxed);
+    json_answer(StatusCode::OK, &state.track, body)
 }
 
 /// For `/v2/models/{model}[/versions/{v}]/infer`: Some(the version, if named), else None.

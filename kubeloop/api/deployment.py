@@ -353,8 +353,8 @@ class ModelDeploymentSpec(PodEnvironment):
         "python",
         description="native: kubeloop-dataplane (Rust) answers REST JSON inference for numeric models "
         "in front of the Python server, which answers everything else (errors, the binary extension, "
-        "explanations, metadata, gRPC) and keeps the metrics whole. Served by Python on servers with a "
-        "payload log or routes (stable with a canary, shadow or A/B test).",
+        "explanations, metadata, gRPC) and keeps the metrics whole. Inference goes through Python while "
+        "a canary, shadow or A/B test is routed; not used with payloadLogging.",
     )
     payload_logging: PayloadLogging | None = None
     explain: Explain | None = None

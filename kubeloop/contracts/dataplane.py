@@ -12,8 +12,13 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from kubeloop.contracts.serving_env import env_value
+
 ENV_PREFIX = "KUBELOOP_DATAPLANE_"
 STATS_PATH = "/dataplane/stats"
+#: PUT ``true`` or ``false`` (from a loopback peer only): whether the binary answers inference or
+#: forwards all of it, as while the Python server routes (a canary, shadow or A/B test).
+ANSWERING_PATH = "/dataplane/answering"
 BINARY = "kubeloop-dataplane"
 
 
@@ -34,9 +39,10 @@ class DataPlaneEnv:
     drain_seconds: float
     body_timeout_seconds: float
     max_connection_age_seconds: float
+    answering: bool  # at start; then as told at ANSWERING_PATH
 
     def to_env(self) -> dict[str, str]:
-        return {ENV_PREFIX + name.upper(): str(value) for name, value in asdict(self).items()}
+        return {ENV_PREFIX + name.upper(): env_value(value) for name, value in asdict(self).items()}
 
 
 class StatsError(ValueError):

@@ -4,7 +4,8 @@
 inference requests for numeric models without Python per request: HTTP, JSON and onnxruntime in one
 native process. Whatever it cannot answer exactly as this server would (every error, the binary
 extension, parameters, BYTES, explanations, feedback, health, metadata, /metrics) it forwards,
-unchanged, to this server, which then listens on a loopback port of its own.
+unchanged, to this server, which then listens on a loopback port of its own. While this server
+routes (its routes file has a canary share, a shadow or an A/B test), inference is forwarded too.
 
 It starts once the model is loaded (the startup probe fails until then, as it does while loading),
 with the session options this server uses, and stops first on SIGTERM: it drains its clients while
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import shutil
 import signal
@@ -25,12 +27,14 @@ from pathlib import Path
 
 import onnxruntime
 
-from kubeloop.contracts.dataplane import BINARY, STATS_PATH, DataPlaneEnv, DataPlaneStats
+from kubeloop.contracts.dataplane import ANSWERING_PATH, BINARY, STATS_PATH, DataPlaneEnv, DataPlaneStats
 from kubeloop_serving.dataplane import DataPlane, FatalHandler
 from kubeloop_serving.errors import ServingError
 from kubeloop_serving.loading import LoadedModel
 from kubeloop_serving.metrics import LATENCY_BUCKETS, PREDICTION_BUCKETS, ServingMetrics
 from kubeloop_serving.predictions import OutputDistribution
+from kubeloop_serving.routing import Router
+from kubeloop_serving.routing.table import RouteTable
 from kubeloop_serving.runtime import CPU_PROVIDER
 from kubeloop_serving.settings import ServingSettings
 
@@ -48,8 +52,6 @@ def native_wanted(settings: ServingSettings) -> str | None:
     """Why the native data plane is not used with these settings (None: it is)."""
     if settings.dataplane != "native":
         return "DATAPLANE is python"
-    if settings.routes_file is not None:
-        return "a routes file is set (routing is done by the Python data plane)"
     if settings.payload_log_uri is not None:
         return "the payload log is on (it is written by the Python data plane)"
     return None
@@ -82,7 +84,12 @@ class NativeFront:
     """The ``kubeloop-dataplane`` process: started once the model is loaded, stopped first."""
 
     def __init__(
-        self, settings: ServingSettings, dataplane: DataPlane, upstream_port: int, on_fatal: FatalHandler
+        self,
+        settings: ServingSettings,
+        dataplane: DataPlane,
+        upstream_port: int,
+        on_fatal: FatalHandler,
+        router: Router | None = None,
     ) -> None:
         self.settings = settings
         self.dataplane = dataplane
@@ -94,6 +101,28 @@ class NativeFront:
         self._stopping = False
         dataplane.metrics.before_exposition.append(self.refresh_counts)
         dataplane.extra_inflight = lambda: self.counts.inflight
+        # While this server routes (a canary share, a shadow, an A/B test), inference is forwarded
+        # to it: the routes are its own, read from the routes file it watches.
+        self.answering = True
+        if router is not None:
+            router.table_listeners.append(self._routes_changed)
+
+    def _routes_changed(self, table: RouteTable) -> None:
+        self.answering = table.idle
+        self._tell_answering()
+
+    def _tell_answering(self) -> None:
+        """PUT the wanted state (loopback, a millisecond: a blocking call on the rare table change);
+        nothing before the process listens (it starts with the state then wanted)."""
+        if self.counts.address is None:
+            return
+        body = json.dumps(self.answering).encode()
+        request = urllib.request.Request(self.counts.address + ANSWERING_PATH, body, method="PUT")
+        try:
+            with urllib.request.urlopen(request, timeout=STATS_TIMEOUT_SECONDS):
+                log.info("native data plane %s inference", "answers" if self.answering else "forwards all")
+        except OSError as error:  # it is gone: _run stops this server
+            log.error("cannot tell the native data plane to %s: %s", body.decode(), error)
 
     async def start(self) -> None:
         """Start the process in the background once the model is loaded (the Companion protocol)."""
@@ -107,6 +136,7 @@ class NativeFront:
             self.counts.version = loaded.version
             self._process = await self._spawn(loaded)
             await self._wait_listening(self._process)
+            self._tell_answering()  # the routes may have changed while it started
             log.info("native data plane serving on port %d", self.settings.port)
             code = await self._process.wait()
             if not self._stopping:
@@ -142,6 +172,7 @@ class NativeFront:
             drain_seconds=settings.drain_seconds,
             body_timeout_seconds=settings.body_timeout_seconds,
             max_connection_age_seconds=settings.max_connection_age_seconds,
+            answering=self.answering,
         )
 
     async def _spawn(self, loaded: LoadedModel) -> asyncio.subprocess.Process:

@@ -89,7 +89,9 @@ class ServingServer:
         behind_port = None
         if not_native is None:
             behind_port = loopback_port()
-            self.native = NativeFront(settings, self.app.dataplane, behind_port, self._stop_on_fatal)
+            self.native = NativeFront(
+                settings, self.app.dataplane, behind_port, self._stop_on_fatal, self.app.router
+            )
         # Behind the native data plane, connections come from its pool: it ages its clients' own.
         age = settings.max_connection_age_seconds if self.native is None else 0
         gate = ConnectionGate(self.app, ConnectionAges(age) if age else None)

@@ -154,7 +154,8 @@ class ServingSettings(BaseSettings):
         "python",
         description="native: kubeloop-dataplane (Rust) listens on PORT in front of this server and answers "
         "JSON inference requests for numeric models itself, forwarding everything else here (on a "
-        "loopback port); not with a routes file or the payload log (then python is used).",
+        "loopback port), but while the routes file routes anything; not with the payload log (then "
+        "python is used).",
     )
     dataplane_binary: str = Field(
         "kubeloop-dataplane", description="The native data plane's executable (a path, or a name on PATH)."

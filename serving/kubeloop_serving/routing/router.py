@@ -82,6 +82,8 @@ class Router:
         )
         self._watch: asyncio.Task[None] | None = None
         self._labels: dict[tuple[str, ...], Any] = {}
+        #: Called with each table put in effect (the native data plane forwards while one routes).
+        self.table_listeners: list[Callable[[RouteTable], None]] = []
         metrics.routes_generation.labels(self.model).set(-1)
 
     async def start(self) -> None:
@@ -109,6 +111,8 @@ class Router:
         for variant in routes.ab.variants if routes.ab is not None else ():
             weight.labels(self.model, variant.name).set(variant.weight_percent)
         self.metrics.routes_generation.labels(self.model).set(routes.generation)
+        for listener in self.table_listeners:
+            listener(table)
 
     async def infer(
         self, scope: Scope, model: str, version: str | None, body: bytes, header_length: int | None

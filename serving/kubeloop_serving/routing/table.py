@@ -36,6 +36,11 @@ class RouteTable:
     ab_local: str = ""
     """The variant this server is (its track for the requests it answers during an A/B test)."""
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is split off or mirrored: every request is answered here, under this server's track."""
+        return self.canary is None and self.shadow is None and self.ab_counter is None
+
 
 def compile_routes(routes: Routes) -> RouteTable:
     """Counters for each split with something to split."""

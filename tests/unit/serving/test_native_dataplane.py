@@ -25,10 +25,12 @@ from onnx import TensorProto, helper, numpy_helper
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubeloop.contracts.dataplane import STATS_PATH, DataPlaneStats
+from kubeloop.contracts.routing import Canary, Routes
 from kubeloop_serving.metrics import LATENCY_BUCKETS, PREDICTION_BUCKETS
 from tests.fixtures.dataplane import dataplane_binary
 from tests.fixtures.serve import ServerProcess
-from tests.unit.serving.conftest import OPSET, TABULAR_BIAS, TABULAR_WEIGHTS, tabular_model
+from tests.unit.serving.conftest import OPSET, TABULAR_BIAS, TABULAR_WEIGHTS, tabular_model, wait_for
+from tests.unit.serving.routing_helpers import publish_routes
 
 pytestmark = pytest.mark.unit
 
@@ -241,26 +243,37 @@ def test_metrics_count_what_either_process_answered(pair: Pair) -> None:
     assert any(name == "kubeloop_serving_requests_total" and value > 0 for (name, _), value in ours.items())
 
 
-def test_sigterm_drains_the_front_then_the_server(
+def native_server(start: Callable[..., ServerProcess], model: Path) -> ServerProcess:
+    binary = str(dataplane_binary())
+    return start(
+        model_uri=str(model), model_name=model.stem, dataplane="native", dataplane_binary=binary
+    ).start()
+
+
+def test_sigterm_drains_the_front_first_and_loses_no_request(
     module_process: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    model = str(tabular_model(tmp_path / "tab.onnx"))
-    server = module_process(
-        model_uri=model, model_name="tab", dataplane="native", dataplane_binary=str(dataplane_binary())
-    ).start()
-    with httpx.Client(base_url=server.url) as client:
-        assert client.post("/v2/models/tab/infer", content=document(ROW, [1, 4])).status_code == 200
-    assert server.terminate() == 0
+    """Keep-alive clients' requests after SIGTERM are still answered, the front's own and those it
+    forwards (the server behind it serves until the front has drained), and told to close."""
+    server = native_server(module_process, tabular_model(tmp_path / "tab.onnx"))
+    body = document(ROW, [1, 4])
+    with httpx.Client(base_url=server.url) as inferring, httpx.Client(base_url=server.url) as reading:
+        assert inferring.post("/v2/models/tab/infer", content=body).status_code == 200
+        assert reading.get("/v2/models/tab").status_code == 200
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the front has stopped accepting; these two connections are still open
+        for answer in (inferring.post("/v2/models/tab/infer", content=body), reading.get("/v2/models/tab")):
+            assert answer.status_code == 200 and answer.headers["connection"] == "close", answer.text
+        with pytest.raises(httpx.ConnectError):  # a new connection is refused: a Service moves on
+            inferring.get("/v2/models/tab")
+    assert server.wait_exit() == 0, server.log_tail()
     assert "kubeloop-dataplane: stopped" in server.output
 
 
 def test_the_server_stops_when_its_front_dies(
     module_process: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    model = str(tabular_model(tmp_path / "tab.onnx"))
-    server = module_process(
-        model_uri=model, model_name="tab", dataplane="native", dataplane_binary=str(dataplane_binary())
-    ).start()
+    server = native_server(module_process, tabular_model(tmp_path / "tab.onnx"))
     children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
     os.kill(int(children[0]), signal.SIGKILL)  # the front, the server's only child
     assert server.wait_exit() == 1
@@ -280,12 +293,7 @@ def test_without_native_types_every_request_is_forwarded(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "text.onnx"))
-    server = module_process(
-        model_uri=str(tmp_path / "text.onnx"),
-        model_name="text",
-        dataplane="native",
-        dataplane_binary=str(dataplane_binary()),
-    ).start()
+    server = native_server(module_process, tmp_path / "text.onnx")
     body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["hi"]}]}
     answer = httpx.post(server.url + "/v2/models/text/infer", json=body)
     assert answer.status_code == 200 and answer.json()["outputs"][0]["data"] == ["hi"]
@@ -294,3 +302,34 @@ def test_without_native_types_every_request_is_forwarded(
     while "every request forwarded" not in server.output and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "every request forwarded" in server.output
+
+
+def test_while_the_server_routes_its_front_forwards_inference_to_it(
+    module_process: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """Routing is the Python server's: with a canary share in the routes file every inference goes
+    through it (and to the canary at weight 100); with none, the front answers again."""
+    model = tabular_model(tmp_path / "tab.onnx")
+    canary = module_process(model_uri=str(model), model_name="tab", track="canary").start()
+    routes = tmp_path / "routes"
+    link = publish_routes(routes, Routes(canary=Canary(url=canary.url, weight_percent=0)))
+    binary = str(dataplane_binary())
+    stable = module_process(
+        model_uri=str(model), model_name="tab", routes_file=str(link), routes_poll_seconds="0.1",
+        dataplane="native", dataplane_binary=binary,
+    ).start()  # fmt: skip
+    body = document(ROW, [1, 4])
+
+    def track() -> str:
+        answer = httpx.post(f"{stable.url}/v2/models/tab/infer", content=body)
+        assert answer.status_code == 200, answer.text
+        return answer.headers["x-kubeloop-track"]
+
+    answered = stats(stable).requests
+    assert track() == "stable" and stats(stable).requests == answered + 1
+    publish_routes(routes, Routes(generation=1, canary=Canary(url=canary.url, weight_percent=100)))
+    wait_for(lambda: track() == "canary", "the canary at weight 100")
+    answered = stats(stable).requests
+    assert [track() for _ in range(5)] == ["canary"] * 5 and stats(stable).requests == answered
+    publish_routes(routes, Routes(generation=2, canary=Canary(url=canary.url, weight_percent=0)))
+    wait_for(lambda: track() == "stable" and stats(stable).requests > answered, "the front answering again")
