@@ -104,11 +104,12 @@ class NativeFront:
         # While this server routes (a canary share, a shadow, an A/B test), inference is forwarded
         # to it: the routes are its own, read from the routes file it watches.
         self.answering = True
+        self._forward_only = False  # a model on an accelerator: onnxruntime's CPU session is not it
         if router is not None:
             router.table_listeners.append(self._routes_changed)
 
     def _routes_changed(self, table: RouteTable) -> None:
-        self.answering = table.idle
+        self.answering = table.idle and not self._forward_only
         self._tell_answering()
 
     def _tell_answering(self) -> None:
@@ -151,9 +152,10 @@ class NativeFront:
                 return None
             await asyncio.sleep(READY_POLL_SECONDS)
         if loaded.model.providers != [CPU_PROVIDER]:
-            raise NativeDataPlaneError(
-                f"the native data plane runs on CPU only; providers {loaded.model.providers}"
+            log.warning(
+                "the native data plane forwards every request: the model runs on %s", loaded.model.providers
             )
+            self._forward_only, self.answering = True, False
         return loaded
 
     def environment(self, loaded: LoadedModel) -> DataPlaneEnv:
