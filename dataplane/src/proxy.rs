@@ -7,9 +7,10 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
+const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Upstream {
     client: Client<HttpConnector, Body>,
@@ -27,10 +28,13 @@ impl Upstream {
             .ok_or_else(|| format!("upstream {address:?} has no host"))?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            authority,
-        })
+        let client = Client::builder(TokioExecutor::new())
+            // Shorter than the Python server's keep-alive timeout (75 s): a pooled connection is never
+            // picked just as that server closes it.
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector);
+        Ok(Self { client, authority })
     }
 
     pub async fn forward(&self, mut request: Request<Body>) -> Response<Body> {
