@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 
 use kubeloop_dataplane::config::Config;
 use kubeloop_dataplane::model::Model;
-use kubeloop_dataplane::proxy::{Body, Upstream};
+use kubeloop_dataplane::proxy::{Body, Upstream, full};
 use kubeloop_dataplane::stats::Stats;
 use kubeloop_dataplane::{answer, request};
 
@@ -206,12 +206,17 @@ async fn handle(
     if answering && request.method() == Method::POST && ours {
         return Ok(infer(&state, request).await);
     }
-    state.forwarded.fetch_add(1, Ordering::Relaxed);
     let (head, body) = request.into_parts();
-    Ok(state
+    Ok(forward(&state, head, body.boxed()).await)
+}
+
+/// The Python server's answer to the request, counted as forwarded.
+async fn forward(state: &State, head: hyper::http::request::Parts, body: Body) -> Response<Body> {
+    state.forwarded.fetch_add(1, Ordering::Relaxed);
+    state
         .upstream
-        .forward(Request::from_parts(head, body.boxed()))
-        .await)
+        .forward(Request::from_parts(head, body))
+        .await
 }
 
 /// `true` or `false` from the Python server (a loopback peer): whether to answer inference here.
@@ -224,8 +229,8 @@ async fn set_answering(state: &State, request: Request<Incoming>) -> Response<Bo
         b"true" => true,
         b"false" => false,
         _ => {
-            let refusal = "{\"error\":\"the body must be true or false\"}";
-            return json_answer(StatusCode::BAD_REQUEST, &state.track, refusal.into());
+            let message = "the body must be true or false";
+            return error_answer(StatusCode::BAD_REQUEST, &state.track, message);
         }
     };
     state.answering.store(answering, Ordering::Relaxed);
@@ -250,51 +255,29 @@ async fn infer(state: &State, request: Request<Incoming>) -> Response<Body> {
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
         .is_some_and(|length| length > limit as u64);
     if declared_over || head.headers.contains_key("inference-header-content-length") {
-        state.forwarded.fetch_add(1, Ordering::Relaxed);
-        return state
-            .upstream
-            .forward(Request::from_parts(head, body.boxed()))
-            .await;
+        return forward(state, head, body.boxed()).await;
     }
     let timeout = std::time::Duration::from_secs_f64(state.config.body_timeout_seconds);
     let Ok(collected) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await
     else {
-        let message = format!(
-            "the request body did not arrive within {} s",
-            state.config.body_timeout_seconds
-        );
-        let mut document = b"{\"error\":".to_vec();
-        answer::string(&mut document, &message);
-        document.push(b'}');
-        return json_answer(StatusCode::REQUEST_TIMEOUT, &state.track, document.into());
+        let seconds = state.config.body_timeout_seconds;
+        let message = format!("the request body did not arrive within {seconds} s");
+        return error_answer(StatusCode::REQUEST_TIMEOUT, &state.track, &message);
     };
     let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            return json_answer(
-                StatusCode::BAD_REQUEST,
-                &state.track,
-                format!("{{\"error\":\"request body exceeds the limit of {limit} bytes\"}}").into(),
-            );
+            let message = format!("request body exceeds the limit of {limit} bytes");
+            return error_answer(StatusCode::BAD_REQUEST, &state.track, &message);
         }
         Err(_) => {
-            return json_answer(
-                StatusCode::BAD_REQUEST,
-                &state.track,
-                "{\"error\":\"the request body was cut off\"}".into(),
-            );
+            let message = "the request body was cut off";
+            return error_answer(StatusCode::BAD_REQUEST, &state.track, message);
         }
     };
     match answer_here(state, &head, &bytes) {
         Some(response) => response,
-        None => {
-            state.forwarded.fetch_add(1, Ordering::Relaxed);
-            let body = Full::new(bytes).map_err(|never| match never {}).boxed();
-            state
-                .upstream
-                .forward(Request::from_parts(head, body))
-                .await
-        }
+        None => forward(state, head, full(bytes)).await,
     }
 }
 
@@ -344,8 +327,16 @@ fn answer_here(
     Some(response)
 }
 
+/// `{"error": message}`, as the Python server's errors.
+fn error_answer(status: StatusCode, track: &HeaderValue, message: &str) -> Response<Body> {
+    let mut document = b"{\"error\":".to_vec();
+    answer::string(&mut document, message);
+    document.push(b'}');
+    json_answer(status, track, document.into())
+}
+
 fn json_answer(status: StatusCode, track: &HeaderValue, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Full::new(body).map_err(|never| match never {}).boxed());
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

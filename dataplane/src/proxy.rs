@@ -10,6 +10,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// A body of bytes already in hand.
+pub fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
 const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Upstream {
@@ -65,10 +70,8 @@ impl Upstream {
 
 /// 503 as the Python server answers while it cannot serve: a client retries another pod.
 fn unavailable() -> Response<Body> {
-    let body = Full::new(Bytes::from_static(
-        b"{\"error\":\"the inference server is not reachable\"}",
-    ));
-    let mut response = Response::new(body.map_err(|never| match never {}).boxed());
+    let body = Bytes::from_static(b"{\"error\":\"the inference server is not reachable\"}");
+    let mut response = Response::new(full(body));
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     response
         .headers_mut()
