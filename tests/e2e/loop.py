@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -155,6 +156,37 @@ def ready_with_version(version: str) -> Any:
         return ready and (status.get("model") or {}).get("version") == version
 
     return check
+
+
+def ready_replicas(count: int) -> Any:
+    """A status check for ModelDeployments: Ready, with `count` ready stable pods."""
+
+    def check(status: dict[str, Any]) -> bool:
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+        return ready and status.get("readyReplicas") == count
+
+    return check
+
+
+def deploy_model(
+    platform: Platform, namespace: str, name: str, model: Path, replicas: int, **spec: Any
+) -> None:
+    """`model` uploaded to S3 and served by a ModelDeployment `name` (250m, 512Mi, fixed `replicas`,
+    other `spec` fields as given), once its `replicas` pods are ready."""
+    uri = f"s3://kubeloop/models/{namespace}/{name}.onnx"
+    with platform.s3().open(uri, "wb") as sink:
+        sink.write(model.read_bytes())
+    spec = {
+        "model": {"uri": uri},
+        "replicas": {"min": replicas, "max": replicas},
+        "resources": {"cpu": "250m", "memory": "512Mi"},
+        "envFrom": S3_ENV,
+        **spec,
+    }
+    manifest = {"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": name}, "spec": spec}
+    platform.apply(manifest, namespace)
+    ready = ready_replicas(replicas)
+    platform.wait_status("ModelDeployment", name, namespace, ready, 600, f"{replicas} ready pods")
 
 
 def succeeded(status: dict[str, Any]) -> bool:

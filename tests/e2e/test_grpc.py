@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as triton
 
-from tests.e2e.loop import API, S3_ENV
+from tests.e2e.loop import deploy_model
 from tests.e2e.platform import Platform
 from tests.fixtures.cluster import wait_for
 from tests.unit.serving.conftest import tabular_model, tabular_reference
@@ -27,31 +27,10 @@ NAME = "tab"
 REPLICAS = 2
 
 
-def ready_replicas(count: int) -> Any:
-    def check(status: dict[str, Any]) -> bool:
-        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
-        return ready and status.get("readyReplicas") == count
-
-    return check
-
-
 @pytest.fixture(scope="module")
 def deployed(platform: Platform, e2e_namespace: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     model = tabular_model(tmp_path_factory.mktemp("grpc") / "tab.onnx")
-    uri = f"s3://kubeloop/models/{e2e_namespace}/tab.onnx"
-    with platform.s3().open(uri, "wb") as sink:
-        sink.write(Path(model).read_bytes())
-    spec = {
-        "model": {"uri": uri},
-        "replicas": {"min": REPLICAS, "max": REPLICAS},
-        "resources": {"cpu": "250m", "memory": "512Mi"},
-        "envFrom": S3_ENV,
-    }
-    manifest = {"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": NAME}, "spec": spec}
-    platform.apply(manifest, e2e_namespace)
-    platform.wait_status(
-        "ModelDeployment", NAME, e2e_namespace, ready_replicas(REPLICAS), 600, "2 ready pods"
-    )
+    deploy_model(platform, e2e_namespace, NAME, Path(model), REPLICAS)
     return e2e_namespace
 
 

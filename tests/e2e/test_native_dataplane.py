@@ -7,14 +7,13 @@ answered by the Python server behind it, word for word; the pod's /metrics count
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
 from kubeloop.contracts.dataplane import STATS_PATH, DataPlaneStats
-from tests.e2e.loop import API, S3_ENV
+from tests.e2e.loop import deploy_model
 from tests.e2e.platform import Platform
 from tests.unit.serving.conftest import metric_value, tabular_model, tabular_reference
 
@@ -22,30 +21,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 NAME = "native"
 
 
-def ready(status: dict[str, Any]) -> bool:
-    conditions = status.get("conditions", [])
-    return (
-        any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-        and status.get("readyReplicas") == 1
-    )
-
-
 @pytest.fixture(scope="module")
 def url(platform: Platform, e2e_namespace: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     model = tabular_model(tmp_path_factory.mktemp("native") / "tab.onnx")
-    uri = f"s3://kubeloop/models/{e2e_namespace}/native.onnx"
-    with platform.s3().open(uri, "wb") as sink:
-        sink.write(Path(model).read_bytes())
-    spec = {
-        "model": {"uri": uri},
-        "dataPlane": "native",
-        "replicas": {"min": 1, "max": 1},
-        "resources": {"cpu": "250m", "memory": "512Mi"},
-        "envFrom": S3_ENV,
-    }
-    manifest = {"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": NAME}, "spec": spec}
-    platform.apply(manifest, e2e_namespace)
-    platform.wait_status("ModelDeployment", NAME, e2e_namespace, ready, 600, "a ready pod")
+    deploy_model(platform, e2e_namespace, NAME, Path(model), 1, dataPlane="native")
     return platform.service_url(NAME, e2e_namespace)
 
 
