@@ -96,6 +96,7 @@ class NativeFront:
         self.upstream_port = upstream_port
         self.on_fatal = on_fatal
         self.counts = NativeCounts(dataplane.metrics, dataplane.distribution, dataplane.name, settings.track)
+        self._address: str | None = None  # set once the process listens
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -115,10 +116,10 @@ class NativeFront:
     def _tell_answering(self) -> None:
         """PUT the wanted state (loopback, a millisecond: a blocking call on the rare table change);
         nothing before the process listens (it starts with the state then wanted)."""
-        if self.counts.address is None:
+        if self._address is None:
             return
         body = json.dumps(self.answering).encode()
-        request = urllib.request.Request(self.counts.address + ANSWERING_PATH, body, method="PUT")
+        request = urllib.request.Request(self._address + ANSWERING_PATH, body, method="PUT")
         try:
             with urllib.request.urlopen(request, timeout=STATS_TIMEOUT_SECONDS):
                 log.info("native data plane %s inference", "answers" if self.answering else "forwards all")
@@ -189,7 +190,7 @@ class NativeFront:
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection(host, self.settings.port)
                 writer.close()
-                self.counts.address = f"http://{host}:{self.settings.port}"
+                self._address = f"http://{host}:{self.settings.port}"
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise NativeDataPlaneError(f"{BINARY} did not listen on port {self.settings.port}")
@@ -212,12 +213,10 @@ class NativeFront:
 
     def refresh_counts(self) -> None:
         """Add what the process answered since the last scrape to this server's metrics."""
-        if self.counts.address is None:
+        if self._address is None:
             return
         try:
-            with urllib.request.urlopen(
-                self.counts.address + STATS_PATH, timeout=STATS_TIMEOUT_SECONDS
-            ) as answer:
+            with urllib.request.urlopen(self._address + STATS_PATH, timeout=STATS_TIMEOUT_SECONDS) as answer:
                 self.counts.add(DataPlaneStats.from_json(answer.read()))
         except (OSError, ValueError) as error:
             log.warning("cannot read the native data plane's counts: %s", error)
@@ -233,19 +232,16 @@ class NativeCounts:
         self.distribution = distribution
         self.model = model
         self.track = track
-        self.address: str | None = None  # set once the process listens
         self.version = ""  # the loaded model's, set before the process starts
         self.inflight = 0
         self._last = DataPlaneStats.zero(LATENCY_BUCKETS, PREDICTION_BUCKETS)
 
     def add(self, stats: DataPlaneStats) -> None:
-        """Add the growth since the last ``stats`` (all of it when the process restarted)."""
+        """Add the growth since the last ``stats`` (one process, whose counts only grow: when it
+        exits, this server stops)."""
         if stats.duration.bounds != LATENCY_BUCKETS or stats.prediction.bounds != PREDICTION_BUCKETS:
             raise ValueError("the native data plane's buckets are not this server's")
-        last = self._last
-        if stats.requests < last.requests:
-            last = DataPlaneStats.zero(LATENCY_BUCKETS, PREDICTION_BUCKETS)
-        self._last, self.inflight = stats, stats.inflight
+        last, self._last, self.inflight = self._last, stats, stats.inflight
         if stats.requests == last.requests:
             return
         labels = (self.model, self.version, self.track)
