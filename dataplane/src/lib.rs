@@ -3,6 +3,7 @@
 pub mod answer;
 pub mod config;
 pub mod model;
+mod numbers;
 pub mod proxy;
 pub mod request;
 pub mod stats;

@@ -6,6 +6,7 @@
 //! (its errors included) as it always has; so this module never phrases an error of its own.
 
 use crate::model::{Datatype, Signature};
+use crate::numbers::{Kind, Number, Numbers, flat_array, number};
 
 /// One input's values, in the element type its model input takes.
 #[derive(Debug)]
@@ -43,51 +44,6 @@ pub fn read(body: &[u8], signature: &Signature) -> Option<Request> {
     checked(request, signature)
 }
 
-/// A JSON number: its f64 value (correctly rounded) and what kind of literal it was.
-#[derive(Clone, Copy)]
-struct Number {
-    value: f64,
-    kind: Kind,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// An integer of at most 15 digits: exact in an f64.
-    Integer(i64),
-    /// An integer of more digits (NumPy would take it as an int64 and cast that once), or `-0`
-    /// (an int 0 or a float -0.0, depending on which of the Python server's JSON decoders reads it).
-    UnsureInteger,
-    Fraction,
-}
-
-/// The numbers of one input's `data`: values, and whether each was an exact integer literal.
-#[derive(Default)]
-struct Numbers {
-    values: Vec<f64>,
-    /// Set when the input said FP32 before its data: the values, cast as read (one pass, half the
-    /// memory of `values`, which then stays empty).
-    singles: Option<Vec<f32>>,
-    /// Some number was a fraction (or had an exponent).
-    fraction: bool,
-    /// Some number was an integer literal read differently by NumPy or the Python decoders.
-    unsure_integer: bool,
-}
-
-impl Numbers {
-    fn count(&self) -> usize {
-        self.singles.as_ref().map_or(self.values.len(), Vec::len)
-    }
-
-    fn push(&mut self, number: Number) {
-        match &mut self.singles {
-            Some(singles) => singles.push(number.value as f32),
-            None => self.values.push(number.value),
-        }
-        self.fraction |= number.kind == Kind::Fraction;
-        self.unsure_integer |= number.kind == Kind::UnsureInteger;
-    }
-}
-
 /// Shape of nested `data`: each level's length (by depth), and the depth of the values.
 struct Nesting {
     lengths: Vec<usize>,
@@ -107,11 +63,6 @@ struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
-
-const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-];
 
 impl Reader<'_> {
     fn peek(&self) -> Option<u8> {
@@ -315,27 +266,9 @@ impl Reader<'_> {
             if *nesting.leaf_depth.get_or_insert(depth) != depth {
                 return None;
             }
-            // The hot loop of a large request: numbers and commas, nothing else.
-            let bytes = self.bytes;
-            let mut at = self.at;
-            loop {
-                let (number, end) = number(bytes, at)?;
-                numbers.push(number);
-                length += 1;
-                at = end;
-                while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
-                    at += 1;
-                }
-                match bytes.get(at) {
-                    Some(b',') => at += 1,
-                    Some(b']') => break,
-                    _ => return None,
-                }
-                while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
-                    at += 1;
-                }
-            }
-            self.at = at + 1;
+            let (count, end) = flat_array(self.bytes, self.at, numbers)?;
+            length = count;
+            self.at = end + 1;
         }
         // Inner arrays end first: each level's length goes to its own index (0 until seen).
         if nesting.lengths.len() <= depth {
@@ -461,224 +394,9 @@ fn checked(request: Request, signature: &Signature) -> Option<Request> {
     Some(request)
 }
 
-/// The JSON number at `at` and where it ends.
-#[inline(always)]
-fn number(bytes: &[u8], start: usize) -> Option<(Number, usize)> {
-    let mut at = start;
-    let negative = bytes.get(at) == Some(&b'-');
-    at += usize::from(negative);
-    let mut mantissa: u64 = 0;
-    let integer_start = at;
-    at = decimal_digits(bytes, at, &mut mantissa);
-    // Digits counted from the first one, leading zeros of a fraction included: a bound, not a count
-    // of significant digits, so a few exact values take the complete algorithm below.
-    let mut digits = at - integer_start;
-    if digits == 0 || (digits > 1 && bytes[integer_start] == b'0') {
-        return None; // no digit, or a leading zero
-    }
-    let mut exponent: i64 = 0;
-    let mut integer = true;
-    if bytes.get(at) == Some(&b'.') {
-        integer = false;
-        at += 1;
-        let fraction_start = at;
-        at = decimal_digits(bytes, at, &mut mantissa);
-        let fraction = at - fraction_start;
-        if fraction == 0 {
-            return None;
-        }
-        digits += fraction;
-        exponent = -(fraction as i64);
-    }
-    if let Some(b'e' | b'E') = bytes.get(at) {
-        integer = false;
-        at += 1;
-        let sign = match bytes.get(at) {
-            Some(b'-') => {
-                at += 1;
-                -1
-            }
-            Some(b'+') => {
-                at += 1;
-                1
-            }
-            _ => 1,
-        };
-        let exponent_start = at;
-        let mut given: i64 = 0;
-        while let Some(&byte @ b'0'..=b'9') = bytes.get(at) {
-            given = (given * 10 + i64::from(byte - b'0')).min(1 << 20);
-            at += 1;
-        }
-        if at == exponent_start {
-            return None;
-        }
-        exponent += sign * given;
-    }
-    // Clinger's fast path: an exact mantissa and an exact power of ten make one correctly rounded
-    // IEEE operation; everything else goes to a complete algorithm (fast-float2).
-    let value = if digits <= 15 && (-22..=22).contains(&exponent) {
-        let magnitude = mantissa as f64;
-        let scaled = if exponent < 0 {
-            magnitude / POW10[(-exponent) as usize]
-        } else {
-            magnitude * POW10[exponent as usize]
-        };
-        // The sign without a branch: signs of data are as good as random, so a branch mispredicts.
-        f64::from_bits(scaled.to_bits() | (u64::from(negative) << 63))
-    } else {
-        let value = fast_float2::parse::<f64, _>(&bytes[start..at]).ok()?;
-        if !value.is_finite() {
-            return None;
-        }
-        value
-    };
-    let kind = match (integer, digits <= 15 && !(negative && mantissa == 0)) {
-        (false, _) => Kind::Fraction,
-        (true, false) => Kind::UnsureInteger,
-        (true, true) => Kind::Integer(if negative {
-            -(mantissa as i64)
-        } else {
-            mantissa as i64
-        }),
-    };
-    Some((Number { value, kind }, at))
-}
-
-/// The decimal digits from `at` accumulated into `mantissa` (wrapping past 19 digits, when the
-/// caller no longer uses it), eight at a time where the body has eight bytes left; where they end.
-#[inline(always)]
-fn decimal_digits(bytes: &[u8], mut at: usize, mantissa: &mut u64) -> usize {
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        // The high bit of each byte that is not an ASCII digit (bytes above the first such may be
-        // flagged wrongly by a carry; only the first counts).
-        let not_digit = (word.wrapping_add(0x4646_4646_4646_4646) | word.wrapping_sub(ZEROS))
-            & 0x8080_8080_8080_8080;
-        let count = (not_digit.trailing_zeros() / 8) as usize;
-        if count == 0 {
-            return at;
-        }
-        let value = if count == 8 {
-            word
-        } else {
-            (word << (8 * (8 - count))) | (ZEROS >> (8 * count))
-        };
-        *mantissa = mantissa
-            .wrapping_mul(POW10_U64[count])
-            .wrapping_add(eight_digits(value));
-        at += count;
-        if count < 8 {
-            return at;
-        }
-    }
-    while let Some(&byte) = bytes.get(at) {
-        let digit = byte.wrapping_sub(b'0');
-        if digit > 9 {
-            break;
-        }
-        *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
-        at += 1;
-    }
-    at
-}
-
-const POW10_U64: [u64; 9] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-];
-
-/// The value of eight ASCII digits, the first in the lowest byte (fast_float's SWAR conversion).
-#[inline(always)]
-fn eight_digits(word: u64) -> u64 {
-    const MASK: u64 = 0x0000_00FF_0000_00FF;
-    const MUL1: u64 = 0x000F_4240_0000_0064;
-    const MUL2: u64 = 0x0000_2710_0000_0001;
-    let value = word.wrapping_sub(0x3030_3030_3030_3030);
-    let value = value.wrapping_mul(10).wrapping_add(value >> 8);
-    ((value & MASK)
-        .wrapping_mul(MUL1)
-        .wrapping_add(((value >> 16) & MASK).wrapping_mul(MUL2)))
-        >> 32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parsed(text: &str) -> Option<(f64, Kind)> {
-        let (number, end) = number(text.as_bytes(), 0)?;
-        (end == text.len()).then_some((number.value, number.kind))
-    }
-
-    #[test]
-    fn numbers_are_correctly_rounded_as_std_parses_them() {
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..200_000 {
-            let digits = 1 + (next() % 25) as usize;
-            let mut text = String::new();
-            if next() % 2 == 0 {
-                text.push('-');
-            }
-            let integer_digits = 1 + (next() % digits as u64) as usize;
-            for position in 0..digits {
-                if position == integer_digits {
-                    text.push('.');
-                }
-                let digit = (next() % 10) as u8;
-                let digit = if position == 0 && integer_digits > 1 {
-                    1 + digit % 9
-                } else {
-                    digit
-                };
-                text.push(char::from(b'0' + digit));
-            }
-            if next() % 3 == 0 {
-                text.push_str(&format!("e{}", (next() % 80) as i64 - 40));
-            }
-            let expected: f64 = text.parse().unwrap();
-            let (value, _) = parsed(&text).unwrap_or_else(|| panic!("{text} refused"));
-            assert_eq!(value.to_bits(), expected.to_bits(), "{text}");
-        }
-    }
-
-    #[test]
-    fn only_json_numbers_are_read() {
-        for refused in [
-            "01", "-01", "1.", ".5", "+1", "1e", "1e+", "-", "", "inf", "NaN", "1.e3", "0x10",
-        ] {
-            assert!(parsed(refused).is_none(), "{refused:?} was read");
-        }
-        assert!(parsed("1e999").is_none(), "an infinity was read");
-    }
-
-    #[test]
-    fn integer_literals_are_told_apart() {
-        assert!(matches!(parsed("42"), Some((42.0, Kind::Integer(42)))));
-        assert!(matches!(parsed("-7"), Some((-7.0, Kind::Integer(-7)))));
-        assert!(matches!(parsed("0"), Some((0.0, Kind::Integer(0)))));
-        assert!(matches!(parsed("-0"), Some((_, Kind::UnsureInteger))));
-        assert!(matches!(
-            parsed("1234567890123456"),
-            Some((_, Kind::UnsureInteger))
-        ));
-        assert!(matches!(parsed("4.0"), Some((4.0, Kind::Fraction))));
-        assert!(matches!(parsed("4e0"), Some((4.0, Kind::Fraction))));
-    }
 
     fn signature() -> Signature {
         use crate::model::Port;
