@@ -52,7 +52,7 @@ impl Numbers {
     }
 }
 
-pub(crate) const POW10: [f64; 23] = [
+const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
@@ -79,7 +79,7 @@ pub(crate) fn flat_array(
 /// positions: reading one does not wait for the end of the one before, and `short` can read a
 /// whole number from one load with no loop.
 #[inline(always)]
-pub(crate) fn flat_array_with(
+fn flat_array_with(
     bytes: &[u8],
     start: usize,
     numbers: &mut Numbers,
@@ -216,17 +216,9 @@ pub(crate) fn number(bytes: &[u8], start: usize) -> Option<(Number, usize)> {
         }
         exponent += sign * given;
     }
-    // Clinger's fast path: an exact mantissa and an exact power of ten make one correctly rounded
-    // IEEE operation; everything else goes to a complete algorithm (fast-float2).
+    // Clinger's fast path where it applies; everything else goes to a complete algorithm.
     let value = if digits <= 15 && (-22..=22).contains(&exponent) {
-        let magnitude = mantissa as f64;
-        let scaled = if exponent < 0 {
-            magnitude / POW10[(-exponent) as usize]
-        } else {
-            magnitude * POW10[exponent as usize]
-        };
-        // The sign without a branch: signs of data are as good as random, so a branch mispredicts.
-        f64::from_bits(scaled.to_bits() | (u64::from(negative) << 63))
+        exact(mantissa, exponent, negative)
     } else {
         let value = fast_float2::parse::<f64, _>(&bytes[start..at]).ok()?;
         if !value.is_finite() {
@@ -244,6 +236,21 @@ pub(crate) fn number(bytes: &[u8], start: usize) -> Option<(Number, usize)> {
         }),
     };
     Some((Number { value, kind }, at))
+}
+
+/// Clinger's fast path: `mantissa` × 10^`exponent`, signed, for a mantissa of at most 15 digits (so
+/// exact in an f64) and an exponent within ±22 (an exact power of ten): one correctly rounded IEEE
+/// operation.
+#[inline(always)]
+fn exact(mantissa: u64, exponent: i64, negative: bool) -> f64 {
+    let magnitude = mantissa as f64;
+    let scaled = if exponent < 0 {
+        magnitude / POW10[(-exponent) as usize]
+    } else {
+        magnitude * POW10[exponent as usize]
+    };
+    // The sign without a branch: signs of data are as good as random, so a branch mispredicts.
+    f64::from_bits(scaled.to_bits() | (u64::from(negative) << 63))
 }
 
 /// The decimal digits from `at` accumulated into `mantissa` (wrapping past 19 digits, when the

@@ -7,7 +7,7 @@ use std::arch::x86_64::{
     _mm_set1_epi8, _mm_set1_epi16, _mm_set1_epi32, _mm_shuffle_epi8, _mm_srli_si128, _mm_sub_epi8,
 };
 
-use super::{Kind, Number, Numbers, POW10, flat_array_with};
+use super::{Kind, Number, Numbers, exact, flat_array_with};
 
 /// `super::flat_array` with `short_fraction` tried first on each number.
 ///
@@ -51,7 +51,7 @@ fn load(bytes: &[u8; 16]) -> __m128i {
 ///
 /// The digits are checked and gathered in vector lanes: the dot is shuffled out, the digits are
 /// shuffled to the right of a 16-lane register, and two multiply-adds make two 8-digit halves.
-/// The value is then Clinger's exact path, as `super::number` computes it.
+/// The value is then Clinger's exact path, as `super::number` takes it.
 #[target_feature(enable = "ssse3")]
 fn short_fraction(bytes: &[u8], from: usize, to: usize) -> Option<Number> {
     let length = to - from;
@@ -89,9 +89,9 @@ fn short_fraction(bytes: &[u8], from: usize, to: usize) -> Option<Number> {
     let high = u64::from(_mm_cvtsi128_si32(eights) as u32);
     let low = u64::from(_mm_cvtsi128_si32(_mm_srli_si128::<4>(eights)) as u32);
     let mantissa = high * 100_000_000 + low;
-    let scaled = mantissa as f64 / POW10[(length as u32 - 1 - dot) as usize];
+    let decimals = i64::from(length as u32 - 1 - dot);
     Some(Number {
-        value: f64::from_bits(scaled.to_bits() | (u64::from(negative) << 63)),
+        value: exact(mantissa, -decimals, negative),
         kind: Kind::Fraction,
     })
 }
