@@ -243,10 +243,11 @@ def test_metrics_count_what_either_process_answered(pair: Pair) -> None:
     assert any(name == "kubeloop_serving_requests_total" and value > 0 for (name, _), value in ours.items())
 
 
-def native_server(start: Callable[..., ServerProcess], model: Path) -> ServerProcess:
+def native_server(start: Callable[..., ServerProcess], model: Path, **settings: str) -> ServerProcess:
+    """A started server for `model` (named after its file) with the native front, and `settings`."""
     binary = str(dataplane_binary())
     return start(
-        model_uri=str(model), model_name=model.stem, dataplane="native", dataplane_binary=binary
+        model_uri=str(model), model_name=model.stem, dataplane="native", dataplane_binary=binary, **settings
     ).start()
 
 
@@ -313,11 +314,7 @@ def test_while_the_server_routes_its_front_forwards_inference_to_it(
     canary = module_process(model_uri=str(model), model_name="tab", track="canary").start()
     routes = tmp_path / "routes"
     link = publish_routes(routes, Routes(canary=Canary(url=canary.url, weight_percent=0)))
-    binary = str(dataplane_binary())
-    stable = module_process(
-        model_uri=str(model), model_name="tab", routes_file=str(link), routes_poll_seconds="0.1",
-        dataplane="native", dataplane_binary=binary,
-    ).start()  # fmt: skip
+    stable = native_server(module_process, model, routes_file=str(link), routes_poll_seconds="0.1")
     body = document(ROW, [1, 4])
 
     def track() -> str:
